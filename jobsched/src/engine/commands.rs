@@ -1,0 +1,239 @@
+//! Requests from `Scheduler` handles: run now, cancel, re-read storage.
+
+use tracing::{info, warn};
+
+use super::core::{Command, Engine};
+use super::timers::TimerKind;
+use super::{CancelOutcome, Event};
+use crate::error::{Error, Result};
+use crate::model::{CancelReason, Control, ExecutionRecord, JobId, TaskId, TaskStatus, Trigger};
+use crate::storage::{ExecutionUpdate, Expect, InsertOutcome, UpdateOutcome};
+
+impl Engine {
+    pub async fn on_commands(&mut self, cmds: Vec<Command>) {
+        let mut executes = Vec::new();
+        if cmds.iter().any(|c| matches!(c, Command::Sync)) {
+            // Apply changes before the requests that may follow them in this batch.
+            if let Err(e) = self.sync().await {
+                self.sync_dirty = true;
+                self.storage_failed("reading changes from storage", e);
+            }
+        }
+        for c in cmds {
+            match c {
+                Command::Sync => {}
+                Command::Execute {
+                    job_id,
+                    task_id,
+                    params,
+                    reply,
+                } => executes.push((job_id, task_id, params, reply)),
+                Command::Cancel { task_id, reply } => {
+                    let r = self.cancel_task(&task_id, CancelReason::User).await;
+                    let _ = reply.send(r);
+                }
+                Command::CancelJob { job_id, reply } => {
+                    let r = self.cancel_job(&job_id).await;
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        if !executes.is_empty() {
+            self.execute_batch(executes).await;
+        }
+    }
+
+    /// Records manual runs (one write for the batch) and dispatches what it can at once. A manual run
+    /// always runs: the overlap policy applies to scheduled fires only.
+    async fn execute_batch(
+        &mut self,
+        reqs: Vec<(
+            JobId,
+            TaskId,
+            Option<crate::model::Params>,
+            tokio::sync::oneshot::Sender<Result<()>>,
+        )>,
+    ) {
+        if reqs
+            .iter()
+            .any(|(job_id, ..)| self.jobs.get(job_id).is_none())
+        {
+            // Created elsewhere and not seen yet?
+            if let Err(e) = self.sync_jobs(None).await {
+                self.storage_failed("reading job changes", e);
+            }
+        }
+        let now = self.now();
+        let direct = self.ready.is_empty();
+        let mut recs = Vec::with_capacity(reqs.len());
+        let mut replies = Vec::with_capacity(reqs.len());
+        for (job_id, task_id, params, reply) in reqs {
+            let Some(js) = self.jobs.get(&job_id) else {
+                let _ = reply.send(Err(Error::not_found("job", job_id.as_str())));
+                continue;
+            };
+            let job = js.job.clone();
+            let mut rec = ExecutionRecord::first_attempt(&job, task_id, Trigger::Manual, now, now);
+            if let Some(p) = params {
+                rec.params.extend(p);
+            }
+            if direct {
+                if let Some((e, epoch)) = self.execs.pick(Some(&job), &rec.task_type) {
+                    rec.status = TaskStatus::Dispatched;
+                    rec.executor_id = Some(e);
+                    rec.executor_epoch = epoch;
+                }
+            }
+            recs.push(rec);
+            replies.push(reply);
+        }
+        if recs.is_empty() {
+            return;
+        }
+        match self
+            .sh
+            .storage
+            .insert_executions(&recs, Some(&self.fence))
+            .await
+        {
+            Ok(outcomes) => {
+                self.storage_ok();
+                let mut sends = Vec::new();
+                for ((mut rec, reply), outcome) in recs.into_iter().zip(replies).zip(outcomes) {
+                    if let InsertOutcome::Inserted { id } = outcome {
+                        rec.id = id;
+                        self.active_cursor = self.active_cursor.max(id);
+                        self.emit(Event::Fired {
+                            job_id: rec.job_id.clone(),
+                            task_id: rec.task_id.clone(),
+                            scheduled_time: rec.scheduled_time,
+                            trigger: rec.trigger,
+                        });
+                        self.register_new(rec, false, &mut sends);
+                        let _ = reply.send(Ok(()));
+                    } else {
+                        let _ = reply.send(Err(Error::conflict("the task id was already used")));
+                    }
+                }
+                self.send_tasks(sends).await;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let retryable = e.is_retryable();
+                for rec in &recs {
+                    if let Some(exec) = &rec.executor_id {
+                        self.execs.release(exec, rec.executor_epoch);
+                    }
+                }
+                for reply in replies {
+                    let err = if retryable {
+                        Error::unavailable("storage", msg.clone())
+                    } else {
+                        Error::conflict(msg.clone())
+                    };
+                    let _ = reply.send(Err(err));
+                }
+                self.storage_failed("recording manual runs", e);
+            }
+        }
+    }
+
+    /// Cancels one task: a queued attempt is recorded cancelled at once; one on an executor is told to stop
+    /// (and recorded cancelled when the executor confirms, or after the cancel grace).
+    pub async fn cancel_task(
+        &mut self,
+        task_id: &TaskId,
+        reason: CancelReason,
+    ) -> Result<CancelOutcome> {
+        let now = self.now();
+        let cancel_at = now + self.grace(self.sys.cancel_grace_secs);
+        let Some(t) = self.tasks.get_mut(task_id) else {
+            let attempts = self.sh.storage.task_attempts(task_id).await?;
+            let last = attempts.last().expect("task_attempts returns at least one");
+            if last.status.is_terminal() {
+                return Ok(CancelOutcome::AlreadyFinished {
+                    status: last.status,
+                });
+            }
+            // Active in storage but not known here yet: take it in, then cancel it.
+            let rec = last.clone();
+            self.adopt(rec);
+            return Box::pin(self.cancel_task(task_id, reason)).await;
+        };
+        if let Some((exec, _)) = t.phase.executor() {
+            let exec = exec.clone();
+            let attempt = t.rec.attempt;
+            t.cancel.get_or_insert(reason);
+            let generation = t.generation;
+            let control = Control::Cancel {
+                task_id: task_id.clone(),
+                attempt,
+                reason,
+            };
+            info!(task_id = %task_id, attempt, executor_id = %exec, ?reason, "cancelling a task on its executor");
+            if let Err(e) = self.sh.dispatcher.send_control(&exec, &control).await {
+                warn!(task_id = %task_id, error = %e, "sending the cancel failed; the cancel grace will record it");
+            }
+            self.timers.set(
+                task_id.clone(),
+                generation,
+                TimerKind::CancelGrace,
+                cancel_at,
+            );
+            return Ok(CancelOutcome::Cancelling { executor_id: exec });
+        }
+        let mut u = ExecutionUpdate::new(
+            task_id.clone(),
+            t.rec.attempt,
+            Expect::Queued,
+            TaskStatus::Cancelled,
+        );
+        u.end_time = Some(now);
+        u.error = Some(match reason {
+            CancelReason::Replaced => {
+                "cancelled: replaced by a newer fire (overlap_policy = replace)".into()
+            }
+            _ => "cancelled before it started".into(),
+        });
+        let attempt = t.rec.attempt;
+        let outcomes = self
+            .sh
+            .storage
+            .update_executions(std::slice::from_ref(&u), Some(&self.fence))
+            .await?;
+        match outcomes.into_iter().next() {
+            Some(UpdateOutcome::Applied { next_id }) => {
+                self.finish(task_id, &u, next_id);
+                Ok(CancelOutcome::Cancelled)
+            }
+            Some(other) => {
+                self.reconcile_stale(task_id, attempt, &other).await;
+                match other {
+                    UpdateOutcome::Stale { status, .. } if status.is_terminal() => {
+                        Ok(CancelOutcome::AlreadyFinished { status })
+                    }
+                    _ => Box::pin(self.cancel_task(task_id, reason)).await,
+                }
+            }
+            None => Err(Error::backend("storage", "no outcome for the cancel")),
+        }
+    }
+
+    /// Cancels every active task of a job; returns how many were cancelled or told to stop.
+    pub async fn cancel_job(&mut self, job_id: &JobId) -> Result<usize> {
+        let ids: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.rec.job_id == *job_id)
+            .map(|t| t.rec.task_id.clone())
+            .collect();
+        let mut n = 0;
+        for id in ids {
+            match self.cancel_task(&id, CancelReason::User).await? {
+                CancelOutcome::AlreadyFinished { .. } => {}
+                _ => n += 1,
+            }
+        }
+        Ok(n)
+    }
+}

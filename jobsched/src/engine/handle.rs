@@ -1,0 +1,513 @@
+//! [`Scheduler`]: the handle through which applications and the HTTP API manage jobs and tasks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::core::{Command, Shared};
+use super::supervisor::{EngineSlot, supervise};
+use super::{CancelOutcome, Event, OutcomeCounts, SchedulerConfig, SystemStatus};
+use crate::Backends;
+use crate::clock::{SharedClock, SystemClock};
+use crate::coord::{CONFIG_KEY, Coordinator, CoordinatorExt, EXECUTORS, SCHEDULER_LEADER};
+use crate::dispatch::Dispatcher;
+use crate::error::{Error, Result};
+use crate::model::{
+    CancelReason, Control, ExecutionQuery, ExecutionRecord, ExecutorId, ExecutorRecord, Job, JobId,
+    JobQuery, JobSpec, Page, PageRequest, Params, SystemConfig, TaskId, TaskStatus, Trigger,
+};
+use crate::storage::{ExecutionUpdate, Expect, Storage, StorageExt, UpdateOutcome, Versioned};
+
+/// A running scheduler: campaigns for leadership in the background and, while it leads, runs the engine.
+/// Cheap to clone; every clone talks to the same scheduler.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> jobsched::Result<()> {
+/// use jobsched::{Backends, JobSpec, Scheduler};
+///
+/// let backends = Backends::in_memory();
+/// let scheduler = Scheduler::builder(backends.clone()).start();
+/// let job = scheduler
+///     .create_job(JobSpec::cron("tick", "*/5 * * * * *", "echo tick"))
+///     .await?;
+/// let fires = scheduler.next_fires(&job.job_id, 3).await?;
+/// assert_eq!(fires.len(), 3);
+/// scheduler.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sh: Arc<Shared>,
+    slot: EngineSlot,
+    active: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+    started: Instant,
+}
+
+/// Builds a [`Scheduler`].
+#[derive(Debug)]
+pub struct SchedulerBuilder {
+    storage: Arc<dyn Storage>,
+    dispatcher: Arc<dyn Dispatcher>,
+    coordinator: Arc<dyn Coordinator>,
+    config: SchedulerConfig,
+    clock: SharedClock,
+}
+
+impl SchedulerBuilder {
+    /// Replaces the process settings.
+    pub fn with_config(mut self, config: SchedulerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses another clock (tests use [`TokioClock`](crate::clock::TokioClock)).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts campaigning; the engine runs as soon as this process leads. Must be called inside a tokio
+    /// runtime.
+    pub fn start(self) -> Scheduler {
+        let (events, _) = broadcast::channel(self.config.event_capacity.max(16));
+        let sh = Arc::new(Shared {
+            storage: self.storage,
+            dispatcher: self.dispatcher,
+            coordinator: self.coordinator,
+            clock: self.clock,
+            config: self.config,
+            events,
+        });
+        let slot: EngineSlot = Arc::new(Mutex::new(None));
+        let (active_tx, active) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(supervise(
+            sh.clone(),
+            slot.clone(),
+            active_tx,
+            shutdown.clone(),
+        ));
+        Scheduler {
+            inner: Arc::new(Inner {
+                sh,
+                slot,
+                active,
+                shutdown,
+                task: Mutex::new(Some(task)),
+                started: Instant::now(),
+            }),
+        }
+    }
+}
+
+impl Scheduler {
+    /// A builder over the given backends.
+    pub fn builder(backends: Backends) -> SchedulerBuilder {
+        SchedulerBuilder {
+            storage: backends.storage,
+            dispatcher: backends.dispatcher,
+            coordinator: backends.coordinator,
+            config: SchedulerConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn sh(&self) -> &Shared {
+        &self.inner.sh
+    }
+
+    /// The storage this scheduler uses.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.sh.storage
+    }
+
+    /// The clock this scheduler uses.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.sh.clock
+    }
+
+    fn engine(&self) -> Option<mpsc::Sender<Command>> {
+        self.inner
+            .slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Tells whoever runs the engine that storage changed: this process's engine directly, another
+    /// process's through a coordinator nudge.
+    async fn changed(&self) {
+        match self.engine() {
+            Some(tx) => {
+                let _ = tx.send(Command::Sync).await;
+            }
+            None => {
+                if let Err(e) = self.sh().coordinator.nudge().await {
+                    tracing::warn!(error = %e, "nudging the active scheduler failed; it will notice at its next poll");
+                }
+            }
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Option<Result<T>> {
+        let tx = self.engine()?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(make(reply)).await.ok()?;
+        Some(rx.await.unwrap_or_else(|_| {
+            Err(Error::unavailable(
+                "scheduler",
+                "the engine stopped before answering (leadership changed); retry",
+            ))
+        }))
+    }
+
+    /// True while this process is the active scheduler.
+    pub fn is_active(&self) -> bool {
+        *self.inner.active.borrow()
+    }
+
+    /// Waits until this process is the active scheduler.
+    pub async fn wait_active(&self) {
+        let mut rx = self.inner.active.clone();
+        let _ = rx.wait_for(|a| *a).await;
+    }
+
+    /// Events from the engine (fires, dispatches, starts, ends) while this process is active. A subscriber
+    /// that falls behind by more than `event_capacity` events misses some (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sh().events.subscribe()
+    }
+
+    /// Creates a job.
+    pub async fn create_job(&self, spec: JobSpec) -> Result<Job> {
+        Ok(self.create_jobs(vec![spec]).await?.remove(0))
+    }
+
+    /// Creates several jobs at once (all or none).
+    pub async fn create_jobs(&self, specs: Vec<JobSpec>) -> Result<Vec<Job>> {
+        let now = self.sh().clock.now();
+        let jobs = specs
+            .into_iter()
+            .map(|s| s.build(now))
+            .collect::<Result<Vec<_>>>()?;
+        let created = self.sh().storage.create_jobs(&jobs).await?;
+        self.changed().await;
+        Ok(created)
+    }
+
+    /// One job.
+    pub async fn get_job(&self, id: &JobId) -> Result<Job> {
+        self.sh().storage.get_job(id).await
+    }
+
+    /// A page of jobs.
+    pub async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
+        self.sh().storage.list_jobs(query).await
+    }
+
+    /// Changes a job: the fields given in `spec` (and only those). With `spec.version`, fails with a
+    /// conflict if the job changed since. Takes effect from the job's next fire.
+    pub async fn update_job(&self, id: &JobId, spec: JobSpec) -> Result<Job> {
+        let current = self.sh().storage.get_job(id).await?;
+        let changed = spec.apply(&current, self.sh().clock.now())?;
+        let stored = self.sh().storage.update_job(&changed).await?;
+        self.changed().await;
+        Ok(stored)
+    }
+
+    /// Deletes a job: it fires no more, and its queued tasks are cancelled; running ones finish. Its
+    /// history is kept.
+    pub async fn delete_job(&self, id: &JobId) -> Result<()> {
+        self.sh().storage.delete_job(id, None).await?;
+        self.changed().await;
+        Ok(())
+    }
+
+    /// The next `count` fire times of a job from now.
+    pub async fn next_fires(&self, id: &JobId, count: usize) -> Result<Vec<DateTime<Utc>>> {
+        let job = self.sh().storage.get_job(id).await?;
+        if !job.enabled {
+            return Ok(Vec::new());
+        }
+        Ok(job
+            .schedule()?
+            .upcoming(self.sh().clock.now(), count.min(1000)))
+    }
+
+    /// Runs a job now, with `params` merged over the job's; returns the new task's id once it is recorded.
+    pub async fn execute(&self, id: &JobId, params: Option<Params>) -> Result<TaskId> {
+        let task_id = TaskId::generate();
+        let local = self
+            .ask(|reply| Command::Execute {
+                job_id: id.clone(),
+                task_id: task_id.clone(),
+                params: params.clone(),
+                reply,
+            })
+            .await;
+        match local {
+            Some(r) => r.map(|()| task_id),
+            None => {
+                // Not the active scheduler: record it queued; the active one dispatches it.
+                let job = self.sh().storage.get_job(id).await?;
+                let now = self.sh().clock.now();
+                let mut rec = ExecutionRecord::first_attempt(
+                    &job,
+                    task_id.clone(),
+                    Trigger::Manual,
+                    now,
+                    now,
+                );
+                if let Some(p) = params {
+                    rec.params.extend(p);
+                }
+                self.sh().storage.insert_executions(&[rec], None).await?;
+                self.changed().await;
+                Ok(task_id)
+            }
+        }
+    }
+
+    /// Cancels a task (its active attempt).
+    pub async fn cancel_task(&self, task_id: &TaskId) -> Result<CancelOutcome> {
+        if let Some(r) = self
+            .ask(|reply| Command::Cancel {
+                task_id: task_id.clone(),
+                reply,
+            })
+            .await
+        {
+            return r;
+        }
+        self.cancel_via_storage(task_id).await
+    }
+
+    async fn cancel_via_storage(&self, task_id: &TaskId) -> Result<CancelOutcome> {
+        let attempts = self.sh().storage.task_attempts(task_id).await?;
+        let last = attempts.last().expect("at least one attempt");
+        match last.status {
+            s if s.is_terminal() => Ok(CancelOutcome::AlreadyFinished { status: s }),
+            TaskStatus::Queued => {
+                let mut u = ExecutionUpdate::new(
+                    task_id.clone(),
+                    last.attempt,
+                    Expect::Queued,
+                    TaskStatus::Cancelled,
+                );
+                u.end_time = Some(self.sh().clock.now());
+                u.error = Some("cancelled before it started".into());
+                match self
+                    .sh()
+                    .storage
+                    .update_executions(&[u], None)
+                    .await?
+                    .remove(0)
+                {
+                    UpdateOutcome::Applied { .. } => {
+                        self.changed().await;
+                        Ok(CancelOutcome::Cancelled)
+                    }
+                    _ => Box::pin(self.cancel_via_storage(task_id)).await,
+                }
+            }
+            _ => {
+                let exec = last
+                    .executor_id
+                    .clone()
+                    .ok_or_else(|| Error::conflict("the task is dispatched but has no executor"))?;
+                self.sh()
+                    .dispatcher
+                    .send_control(
+                        &exec,
+                        &Control::Cancel {
+                            task_id: task_id.clone(),
+                            attempt: last.attempt,
+                            reason: CancelReason::User,
+                        },
+                    )
+                    .await?;
+                Ok(CancelOutcome::Cancelling { executor_id: exec })
+            }
+        }
+    }
+
+    /// Cancels every queued and running task of a job; returns how many.
+    pub async fn cancel_job(&self, id: &JobId) -> Result<usize> {
+        self.sh().storage.get_job(id).await?;
+        if let Some(r) = self
+            .ask(|reply| Command::CancelJob {
+                job_id: id.clone(),
+                reply,
+            })
+            .await
+        {
+            return r;
+        }
+        let active = self
+            .sh()
+            .storage
+            .list_executions(&ExecutionQuery {
+                job_id: Some(id.clone()),
+                statuses: TaskStatus::ACTIVE.to_vec(),
+                page: PageRequest::new(1, 1000)?,
+                ..ExecutionQuery::default()
+            })
+            .await?;
+        let mut n = 0;
+        for rec in active.items {
+            if !matches!(
+                self.cancel_via_storage(&rec.task_id).await?,
+                CancelOutcome::AlreadyFinished { .. }
+            ) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Every attempt of a task, oldest first.
+    pub async fn task(&self, task_id: &TaskId) -> Result<Vec<ExecutionRecord>> {
+        self.sh().storage.task_attempts(task_id).await
+    }
+
+    /// A page of execution records, newest first.
+    pub async fn history(&self, query: &ExecutionQuery) -> Result<Page<ExecutionRecord>> {
+        self.sh().storage.list_executions(query).await
+    }
+
+    /// Every executor known (online or not).
+    pub async fn executors(&self) -> Result<Vec<ExecutorRecord>> {
+        self.sh().storage.list_executors().await
+    }
+
+    /// One executor.
+    pub async fn executor(&self, id: &ExecutorId) -> Result<ExecutorRecord> {
+        self.sh().storage.get_executor(id).await
+    }
+
+    /// Enables or disables an executor (a disabled one gets no new tasks; its running ones finish).
+    pub async fn set_executor_enabled(
+        &self,
+        id: &ExecutorId,
+        enabled: bool,
+    ) -> Result<ExecutorRecord> {
+        let rec = self.sh().storage.set_executor_enabled(id, enabled).await?;
+        self.changed().await;
+        Ok(rec)
+    }
+
+    /// The system configuration and its version.
+    pub async fn config(&self) -> Result<Versioned<SystemConfig>> {
+        self.sh().storage.system_config().await
+    }
+
+    /// Replaces the system configuration (with `expected_version`, only if unchanged since) and
+    /// publishes it to every scheduler and executor through the coordinator.
+    pub async fn update_config(
+        &self,
+        config: SystemConfig,
+        expected_version: Option<u64>,
+    ) -> Result<u64> {
+        let version = self
+            .sh()
+            .storage
+            .put_system_config(&config, expected_version)
+            .await?;
+        let json = serde_json::to_vec(&config).expect("config serialises");
+        self.sh().coordinator.put(CONFIG_KEY, &json, None).await?;
+        Ok(version)
+    }
+
+    /// A snapshot of the system.
+    pub async fn status(&self) -> Result<SystemStatus> {
+        let st = &self.sh().storage;
+        let one = PageRequest::new(1, 1)?;
+        let count = |statuses: Vec<TaskStatus>, from: Option<DateTime<Utc>>| {
+            let q = ExecutionQuery {
+                statuses,
+                from,
+                page: one,
+                ..ExecutionQuery::default()
+            };
+            async move { st.list_executions(&q).await.map(|p| p.total) }
+        };
+        let jobs = st
+            .list_jobs(&JobQuery {
+                page: one,
+                ..JobQuery::default()
+            })
+            .await?
+            .total;
+        let running = count(vec![TaskStatus::Dispatched, TaskStatus::Running], None).await?;
+        let queued = count(vec![TaskStatus::Queued], None).await?;
+        let hour_ago = Some(self.sh().clock.now() - TimeDelta::hours(1));
+        let succeeded = count(vec![TaskStatus::Succeeded], hour_ago).await?;
+        let failed = count(
+            vec![TaskStatus::Failed, TaskStatus::TimedOut, TaskStatus::Lost],
+            hour_ago,
+        )
+        .await?;
+        let cancelled = count(vec![TaskStatus::Cancelled, TaskStatus::Skipped], hour_ago).await?;
+        let members = self.sh().coordinator.members(EXECUTORS).await?;
+        let executors_online = members.borrow().len() as u64;
+        let leader = self.sh().coordinator.leader(SCHEDULER_LEADER).await?;
+        Ok(SystemStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: self.inner.started.elapsed().as_secs(),
+            scheduler_id: self.sh().config.scheduler_id.clone(),
+            active: self.is_active(),
+            leader,
+            jobs,
+            executors_online,
+            running,
+            queued,
+            last_hour: OutcomeCounts {
+                succeeded,
+                failed,
+                cancelled,
+                success_rate: if succeeded + failed == 0 {
+                    1.0
+                } else {
+                    succeeded as f64 / (succeeded + failed) as f64
+                },
+            },
+        })
+    }
+
+    /// Checks every backend (for `/readyz`).
+    pub async fn ready(&self) -> Result<()> {
+        self.sh().storage.ping().await?;
+        self.sh().dispatcher.ping().await?;
+        self.sh().coordinator.ping().await
+    }
+
+    /// Stops the engine (if running) and gives up leadership. Running tasks are not affected: they belong to
+    /// executors, and the next active scheduler takes them over.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The scheduling engine and the [`Scheduler`] handle applications and the HTTP API use.
+//!
+//! One engine runs per cluster at a time: every scheduler process campaigns for [`SCHEDULER_LEADER`]
+//! and the winner runs the engine with the election's fencing token; the others are hot standbys that
+//! serve the API (they write to storage and nudge the leader). The engine keeps jobs, timers and the ready
+//! queue in memory and makes every state change as a fenced, conditional write to storage, so a new leader
+//! rebuilds the same state from storage.
+//!
+//! [`SCHEDULER_LEADER`]: crate::coord::SCHEDULER_LEADER
+
+mod commands;
+mod core;
+mod dispatching;
+mod executors;
+mod fire;
+mod handle;
+mod jobs;
+mod results;
+mod supervisor;
+mod tasks;
+mod timers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub(crate) use core::decode_config;
+pub use handle::{Scheduler, SchedulerBuilder};
+
+use crate::model::{ExecutionRecord, ExecutorId, JobId, TaskId, TaskStatus, Trigger};
+
+/// Settings of one scheduler process (the cluster-wide ones are in [`SystemConfig`](crate::SystemConfig)).
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// This scheduler's name in the leader election and in logs.
+    pub scheduler_id: String,
+    /// Most records written to storage in one call.
+    pub batch_size: usize,
+    /// How often the active scheduler re-reads storage for changes made by other processes (a nudge
+    /// through the coordinator makes it look at once; this is the fallback).
+    pub poll_interval: Duration,
+    /// How often executor liveness is written to storage.
+    pub heartbeat_interval: Duration,
+    /// How often the fire watermark (the time up to which every fire is recorded) is written.
+    pub watermark_interval: Duration,
+    /// A task's `running` state is written this long after it starts, unless it has ended by then (short
+    /// tasks then cost one write for their whole run instead of two).
+    pub running_write_delay: Duration,
+    /// How often ended records older than the retention are purged.
+    pub purge_interval: Duration,
+    /// Events buffered per subscriber before a slow one misses some.
+    pub event_capacity: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            scheduler_id: format!("scheduler-{}", std::process::id()),
+            batch_size: 512,
+            poll_interval: Duration::from_secs(2),
+            heartbeat_interval: Duration::from_secs(5),
+            watermark_interval: Duration::from_secs(1),
+            running_write_delay: Duration::from_millis(250),
+            purge_interval: Duration::from_secs(600),
+            event_capacity: 4096,
+        }
+    }
+}
+
+/// Something that happened in the engine, for subscribers ([`Scheduler::subscribe`]).
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// This process became the active scheduler (`true`) or stopped being it.
+    Leadership {
+        /// Active now?
+        active: bool,
+        /// The fencing token of the leadership.
+        token: u64,
+    },
+    /// A job fired: a task was recorded.
+    Fired {
+        /// The job.
+        job_id: JobId,
+        /// The new task.
+        task_id: TaskId,
+        /// The fire time.
+        scheduled_time: DateTime<Utc>,
+        /// Why.
+        trigger: Trigger,
+    },
+    /// An attempt was given to an executor.
+    Dispatched {
+        /// The task.
+        task_id: TaskId,
+        /// The attempt.
+        attempt: u32,
+        /// The executor.
+        executor_id: ExecutorId,
+    },
+    /// An attempt started.
+    Started {
+        /// The task.
+        task_id: TaskId,
+        /// The attempt.
+        attempt: u32,
+        /// The executor.
+        executor_id: ExecutorId,
+    },
+    /// An attempt ended; the record as stored.
+    Finished(Arc<ExecutionRecord>),
+}
+
+/// What [`Scheduler::cancel_task`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CancelOutcome {
+    /// It was queued and is now recorded cancelled.
+    Cancelled,
+    /// It is on an executor, which was told to kill it; it will be recorded cancelled.
+    Cancelling {
+        /// The executor running it.
+        executor_id: ExecutorId,
+    },
+    /// It had already ended.
+    AlreadyFinished {
+        /// How it ended.
+        status: TaskStatus,
+    },
+}
+
+/// A snapshot of the system for `GET /api/system/status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    /// jobsched version.
+    pub version: String,
+    /// Seconds since this scheduler started.
+    pub uptime_secs: u64,
+    /// This scheduler's id.
+    pub scheduler_id: String,
+    /// Is this process the active scheduler?
+    pub active: bool,
+    /// The active scheduler's id, if any.
+    pub leader: Option<String>,
+    /// Jobs defined.
+    pub jobs: u64,
+    /// Executors online.
+    pub executors_online: u64,
+    /// Attempts dispatched or running.
+    pub running: u64,
+    /// Attempts queued (waiting for an executor or a retry).
+    pub queued: u64,
+    /// Attempts that ended in the last hour, and how.
+    pub last_hour: OutcomeCounts,
+}
+
+/// Ended attempts by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Failed, timed out or lost.
+    pub failed: u64,
+    /// Cancelled or skipped.
+    pub cancelled: u64,
+    /// `succeeded / (succeeded + failed)`, 1 when nothing ended.
+    pub success_rate: f64,
+}

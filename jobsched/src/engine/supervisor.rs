@@ -1,0 +1,113 @@
+//! The leadership loop: campaign, run the engine while leading, step down when leadership is lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::Event;
+use super::core::{Command, Engine, Exit, Shared};
+use crate::coord::SCHEDULER_LEADER;
+use crate::storage::Fence;
+
+/// Where the handle finds the running engine of this process (if it leads).
+pub(crate) type EngineSlot = Arc<Mutex<Option<mpsc::Sender<Command>>>>;
+
+async fn pause(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+/// Campaigns for leadership and runs the engine while leading, until `shutdown`.
+pub(crate) async fn supervise(
+    sh: Arc<Shared>,
+    slot: EngineSlot,
+    active: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let id = sh.config.scheduler_id.clone();
+    let span = info_span!("scheduler", scheduler_id = %id);
+    async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let campaign = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = sh.coordinator.campaign(SCHEDULER_LEADER, &id) => r,
+            };
+            let leadership = match campaign {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(error = %e, "campaigning for leadership failed; retrying");
+                    if !pause(&shutdown, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let token = leadership.token();
+            let lost = leadership.lost();
+            info!(
+                token,
+                "elected: loading state to become the active scheduler"
+            );
+            let fence = Fence {
+                scope: SCHEDULER_LEADER.to_owned(),
+                token,
+            };
+            let engine = tokio::select! {
+                _ = shutdown.cancelled() => { let _ = leadership.resign().await; return; }
+                _ = lost.cancelled() => { warn!("leadership lost while loading"); continue; }
+                r = Engine::load(sh.clone(), fence) => r,
+            };
+            let engine = match engine {
+                Ok(e) => e,
+                Err(e) => {
+                    warn!(error = %e, "loading state failed; resigning and retrying");
+                    let _ = leadership.resign().await;
+                    if !pause(&shutdown, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(200);
+            let (tx, rx) = mpsc::channel(65_536);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            active.send_replace(true);
+            let _ = sh.events.send(Event::Leadership {
+                active: true,
+                token,
+            });
+            info!(token, "active scheduler");
+            let exit = engine.run(rx, shutdown.clone(), lost).await;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            active.send_replace(false);
+            let _ = sh.events.send(Event::Leadership {
+                active: false,
+                token,
+            });
+            match exit {
+                Exit::Shutdown => {
+                    let _ = leadership.resign().await;
+                    info!("scheduler stopped");
+                    return;
+                }
+                Exit::Lost(reason) => {
+                    warn!(%reason, "no longer the active scheduler; campaigning again");
+                    let _ = leadership.resign().await;
+                    if !pause(&shutdown, backoff).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}

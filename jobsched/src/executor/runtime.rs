@@ -1,0 +1,599 @@
+//! The executor's event loop.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::Backends;
+use crate::clock::{SharedClock, secs};
+use crate::coord::{CONFIG_KEY, CoordinatorExt, Registration};
+use crate::dispatch::{AckTag, Delivery, Inbox};
+use crate::error::{Error, Result};
+use crate::handler::{CappedBuffer, ExecError, HandlerRegistry, TaskContext};
+use crate::model::{
+    CancelReason, Control, ExecutorInfo, SystemConfig, Task, TaskId, TaskResult, TaskStatus,
+};
+use crate::storage::Versioned;
+
+/// Attempts remembered to drop redelivered copies.
+const SEEN_LIMIT: usize = 100_000;
+
+/// Counters shared with the [`Executor`](super::Executor) handle.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    running: AtomicUsize,
+    epoch: AtomicU64,
+}
+
+impl State {
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+}
+
+type Key = (TaskId, u32);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    priority: i32,
+    seq: Reverse<u64>,
+    #[allow(clippy::struct_field_names)]
+    key: Key,
+}
+
+struct Running {
+    ctx: TaskContext,
+}
+
+pub(crate) struct Runtime {
+    info: ExecutorInfo,
+    backends: Backends,
+    handlers: HandlerRegistry,
+    clock: SharedClock,
+    sys: SystemConfig,
+    shutdown_grace: Duration,
+    state: Arc<State>,
+    registration: Box<dyn Registration>,
+    lost: CancellationToken,
+    epoch: u64,
+    tasks: Box<dyn Inbox<Task>>,
+    controls: Box<dyn Inbox<Control>>,
+    config_rx: watch::Receiver<Option<Versioned<Vec<u8>>>>,
+    queue: BinaryHeap<Queued>,
+    queued: HashMap<Key, (Task, AckTag)>,
+    running: HashMap<Key, Running>,
+    seen: HashSet<Key>,
+    seen_order: VecDeque<Key>,
+    join: JoinSet<(Key, TaskResult)>,
+    outbox: Vec<TaskResult>,
+    seq: u64,
+    backoff_until: Option<tokio::time::Instant>,
+    shutdown: CancellationToken,
+}
+
+async fn register(
+    backends: &Backends,
+    info: &ExecutorInfo,
+    shutdown: Option<&CancellationToken>,
+) -> Result<Box<dyn Registration>> {
+    let mut waited = false;
+    loop {
+        match backends.coordinator.register_executor(info).await {
+            Ok(r) => return Ok(r),
+            Err(Error::AlreadyExists { .. }) | Err(Error::Unavailable { .. }) => {
+                if !waited {
+                    info!(executor_id = %info.executor_id,
+                        "waiting to register: a previous session of this executor has not expired yet, or the coordinator is unreachable");
+                    waited = true;
+                }
+                let pause = tokio::time::sleep(Duration::from_millis(500));
+                match shutdown {
+                    Some(s) => tokio::select! {
+                        _ = s.cancelled() => return Err(Error::Closed { component: "executor" }),
+                        _ = pause => {}
+                    },
+                    None => pause.await,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Runtime {
+    pub async fn start(
+        info: ExecutorInfo,
+        backends: Backends,
+        handlers: HandlerRegistry,
+        clock: SharedClock,
+        sys: SystemConfig,
+        shutdown_grace: Duration,
+        state: Arc<State>,
+    ) -> Result<Runtime> {
+        let tasks = backends.dispatcher.task_inbox(&info.executor_id).await?;
+        let controls = backends.dispatcher.control_inbox(&info.executor_id).await?;
+        let config_rx = backends.coordinator.watch(CONFIG_KEY).await?;
+        let sys = config_rx
+            .borrow()
+            .as_ref()
+            .and_then(crate::engine::decode_config)
+            .unwrap_or(sys);
+        let registration = register(&backends, &info, None).await?;
+        let epoch = registration.epoch();
+        state.epoch.store(epoch, Ordering::Relaxed);
+        info!(executor_id = %info.executor_id, epoch, capacity = info.capacity, handlers = ?info.handlers, "executor registered");
+        Ok(Runtime {
+            lost: registration.lost(),
+            registration,
+            epoch,
+            info,
+            backends,
+            handlers,
+            clock,
+            sys,
+            shutdown_grace,
+            state,
+            tasks,
+            controls,
+            config_rx,
+            queue: BinaryHeap::new(),
+            queued: HashMap::new(),
+            running: HashMap::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            join: JoinSet::new(),
+            outbox: Vec::new(),
+            seq: 0,
+            backoff_until: None,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    fn remember(&mut self, key: Key) -> bool {
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.seen_order.push_back(key);
+        if self.seen_order.len() > SEEN_LIMIT {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn result(&self, task: &Task, status: TaskStatus) -> TaskResult {
+        TaskResult {
+            task_id: task.task_id.clone(),
+            job_id: task.job_id.clone(),
+            executor_id: self.info.executor_id.clone(),
+            status,
+            start_time: self.clock.now(),
+            end_time: status.is_terminal().then(|| self.clock.now()),
+            output: String::new(),
+            error: String::new(),
+            exit_code: 0,
+            attempt: task.attempt,
+            executor_epoch: self.epoch,
+            no_retry: false,
+            retry_after_ms: None,
+        }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        self.shutdown = shutdown.clone();
+        let span = info_span!("executor", executor_id = %self.info.executor_id);
+        async move {
+            loop {
+                let room = self.queued.len() < (self.info.capacity as usize).max(64);
+                let healthy = self.backoff_until.is_none_or(|t| tokio::time::Instant::now() >= t);
+                let wake = self
+                    .backoff_until
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    _ = self.lost.cancelled() => self.session_lost().await,
+                    Some(done) = self.join.join_next(), if !self.join.is_empty() => self.finished(done),
+                    r = self.controls.recv(64) => self.on_controls(r).await,
+                    r = self.tasks.recv(256), if room => self.on_tasks(r).await,
+                    r = self.config_rx.changed() => {
+                        if r.is_ok() {
+                            let c = self.config_rx.borrow_and_update().as_ref().and_then(crate::engine::decode_config);
+                            if let Some(c) = c { self.sys = c; }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(wake), if !healthy => {}
+                }
+                if self.backoff_until.is_none_or(|t| tokio::time::Instant::now() >= t) {
+                    self.backoff_until = None;
+                    self.flush_outbox().await;
+                    self.start_ready().await;
+                }
+            }
+            self.drain().await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn on_tasks(&mut self, r: Result<Vec<Delivery<Task>>>) {
+        let deliveries = match r {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "receiving tasks failed");
+                self.backoff();
+                return;
+            }
+        };
+        let mut drop_tags = Vec::new();
+        for d in deliveries {
+            let task = d.message;
+            let key = (task.task_id.clone(), task.attempt);
+            if task.executor_epoch != 0 && task.executor_epoch != self.epoch {
+                debug!(task_id = %task.task_id, attempt = task.attempt, task_epoch = task.executor_epoch,
+                    epoch = self.epoch, "dropping a task sent to an earlier registration");
+                drop_tags.push(d.tag);
+                continue;
+            }
+            if self.running.contains_key(&key)
+                || self.queued.contains_key(&key)
+                || !self.remember(key.clone())
+            {
+                debug!(task_id = %task.task_id, attempt = task.attempt, "dropping a copy of an attempt already taken");
+                drop_tags.push(d.tag);
+                continue;
+            }
+            self.seq += 1;
+            self.queue.push(Queued {
+                priority: task.priority,
+                seq: Reverse(self.seq),
+                key: key.clone(),
+            });
+            self.queued.insert(key, (task, d.tag));
+        }
+        if !drop_tags.is_empty() {
+            let _ = self.tasks.ack(&drop_tags).await;
+        }
+    }
+
+    async fn on_controls(&mut self, r: Result<Vec<Delivery<Control>>>) {
+        let deliveries = match r {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "receiving control messages failed");
+                self.backoff();
+                return;
+            }
+        };
+        let mut tags = Vec::new();
+        for d in deliveries {
+            tags.push(d.tag);
+            match d.message {
+                Control::Cancel {
+                    task_id,
+                    attempt,
+                    reason,
+                } => {
+                    let key = (task_id, attempt);
+                    if let Some(r) = self.running.get(&key) {
+                        info!(task_id = %key.0, attempt, ?reason, "stopping a running task");
+                        r.ctx.cancel(reason);
+                    } else if let Some((task, tag)) = self.queued.remove(&key) {
+                        info!(task_id = %key.0, attempt, ?reason, "cancelled before it started");
+                        let mut res = self.result(&task, reason.status());
+                        res.error = "cancelled before it started on the executor".into();
+                        self.outbox.push(res);
+                        let _ = self.tasks.ack(&[tag]).await;
+                    }
+                }
+            }
+        }
+        let _ = self.controls.ack(&tags).await;
+    }
+
+    /// Starts queued tasks while there is room: reports them `running`, then acknowledges and runs them.
+    async fn start_ready(&mut self) {
+        let mut starting = Vec::new();
+        while self.running.len() + starting.len() < self.info.capacity as usize {
+            let Some(q) = self.queue.pop() else { break };
+            if let Some(entry) = self.queued.remove(&q.key) {
+                starting.push(entry);
+            }
+        }
+        if starting.is_empty() {
+            return;
+        }
+        let notices: Vec<TaskResult> = starting
+            .iter()
+            .map(|(t, _)| self.result(t, TaskStatus::Running))
+            .collect();
+        if let Err(e) = self.backends.dispatcher.send_results(&notices).await {
+            warn!(error = %e, "reporting started tasks failed; they wait");
+            for (task, tag) in starting {
+                let key = (task.task_id.clone(), task.attempt);
+                self.seq += 1;
+                self.queue.push(Queued {
+                    priority: task.priority,
+                    seq: Reverse(self.seq),
+                    key: key.clone(),
+                });
+                self.queued.insert(key, (task, tag));
+            }
+            self.backoff();
+            return;
+        }
+        let tags: Vec<AckTag> = starting.iter().map(|(_, tag)| *tag).collect();
+        for ((task, _), notice) in starting.into_iter().zip(notices) {
+            self.spawn(task, notice.start_time);
+        }
+        if let Err(e) = self.tasks.ack(&tags).await {
+            warn!(error = %e, "acknowledging started tasks failed (a redelivered copy is dropped)");
+        }
+    }
+
+    fn spawn(&mut self, task: Task, start_time: chrono::DateTime<chrono::Utc>) {
+        let key = (task.task_id.clone(), task.attempt);
+        let ctx = TaskContext::new(
+            self.info.executor_id.clone(),
+            self.sys.max_output_bytes as usize,
+            secs(self.sys.kill_grace_secs),
+        );
+        self.running
+            .insert(key.clone(), Running { ctx: ctx.clone() });
+        self.state
+            .running
+            .store(self.running.len(), Ordering::Relaxed);
+        let handler = self.handlers.get(&task.task_type).cloned();
+        let clock = self.clock.clone();
+        let mut base = self.result(&task, TaskStatus::Running);
+        base.start_time = start_time;
+        let known = self.handlers.names();
+        let span = info_span!("task", job_id = %task.job_id, task_id = %task.task_id, attempt = task.attempt,
+            executor_id = %self.info.executor_id);
+        self.join.spawn(
+            async move {
+                let result = match handler {
+                    None => {
+                        let mut r = base;
+                        r.status = TaskStatus::Failed;
+                        r.exit_code = 127;
+                        r.end_time = Some(clock.now());
+                        r.error = format!(
+                            "no handler for type '{}' on executor '{}' (it has: {})",
+                            task.task_type,
+                            r.executor_id,
+                            known.join(", ")
+                        );
+                        r
+                    }
+                    Some(h) => run_one(h.as_ref(), &ctx, &task, base, &clock).await,
+                };
+                debug!(status = %result.status, exit_code = result.exit_code, "task ended");
+                (key, result)
+            }
+            .instrument(span),
+        );
+    }
+
+    fn finished(&mut self, done: std::result::Result<(Key, TaskResult), tokio::task::JoinError>) {
+        match done {
+            Ok((key, result)) => {
+                self.running.remove(&key);
+                self.outbox.push(result);
+            }
+            Err(e) => warn!(error = %e, "a task runner ended abnormally"),
+        }
+        self.state
+            .running
+            .store(self.running.len(), Ordering::Relaxed);
+    }
+
+    async fn flush_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.outbox);
+        if let Err(e) = self.backends.dispatcher.send_results(&batch).await {
+            warn!(error = %e, results = batch.len(), "reporting results failed; will retry");
+            self.outbox = batch;
+            self.backoff();
+        }
+    }
+
+    fn backoff(&mut self) {
+        self.backoff_until = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+    }
+
+    /// The session ended: everything this executor holds now belongs to the scheduler's failover. Stop it
+    /// all, forget the queue, and register again with a new epoch.
+    async fn session_lost(&mut self) {
+        warn!(
+            epoch = self.epoch,
+            running = self.running.len(),
+            queued = self.queued.len(),
+            "coordination session lost: stopping all tasks and registering again"
+        );
+        for r in self.running.values() {
+            r.ctx.cancel(CancelReason::Shutdown);
+        }
+        while let Some(done) = self.join.join_next().await {
+            if let Ok((key, _)) = done {
+                self.running.remove(&key);
+            }
+        }
+        self.state.running.store(0, Ordering::Relaxed);
+        let tags: Vec<AckTag> = self.queued.drain().map(|(_, (_, tag))| tag).collect();
+        self.queue.clear();
+        let _ = self.tasks.ack(&tags).await;
+        // Results of the old epoch are stale for the scheduler; sending them is harmless but pointless.
+        self.outbox.clear();
+        match register(&self.backends, &self.info, Some(&self.shutdown)).await {
+            Ok(reg) => {
+                self.epoch = reg.epoch();
+                self.lost = reg.lost();
+                self.registration = reg;
+                self.state.epoch.store(self.epoch, Ordering::Relaxed);
+                info!(epoch = self.epoch, "registered again");
+            }
+            Err(e) => {
+                warn!(error = %e, "registering again failed");
+                self.lost = CancellationToken::new();
+                self.backoff();
+            }
+        }
+    }
+
+    /// Shutdown: take no more tasks, let running ones finish within the grace, stop the rest (reported
+    /// `lost` so they run elsewhere), report, deregister.
+    async fn drain(mut self) {
+        info!(
+            running = self.running.len(),
+            grace_secs = self.shutdown_grace.as_secs(),
+            "executor shutting down"
+        );
+        let deadline = tokio::time::sleep(self.shutdown_grace);
+        tokio::pin!(deadline);
+        let mut stopping = false;
+        while !self.join.is_empty() {
+            tokio::select! {
+                Some(done) = self.join.join_next() => self.finished(done),
+                _ = &mut deadline, if !stopping => {
+                    stopping = true;
+                    for r in self.running.values() {
+                        r.ctx.cancel(CancelReason::Shutdown);
+                    }
+                }
+            }
+        }
+        for _ in 0..3 {
+            self.flush_outbox().await;
+            if self.outbox.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Tasks queued here but not started stay unacknowledged: the scheduler fails them over when this
+        // executor's registration goes.
+        let _ = self.registration.deregister().await;
+        info!("executor stopped");
+    }
+}
+
+/// Runs one attempt with its timeout, and turns the handler's answer into a result.
+async fn run_one(
+    handler: &dyn crate::handler::TaskHandler,
+    ctx: &TaskContext,
+    task: &Task,
+    mut r: TaskResult,
+    clock: &SharedClock,
+) -> TaskResult {
+    let fut = handler.execute(ctx, task);
+    tokio::pin!(fut);
+    let outcome = if task.timeout > 0 {
+        tokio::select! {
+            o = &mut fut => o,
+            _ = tokio::time::sleep(secs(task.timeout)) => {
+                ctx.cancel(CancelReason::Timeout);
+                match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(1), &mut fut).await {
+                    Ok(o) => o,
+                    Err(_) => Err(ExecError::Cancelled {
+                        output: String::new(),
+                        stderr: "the handler did not stop within the kill grace and was abandoned".into(),
+                        exit_code: 137,
+                    }),
+                }
+            }
+        }
+    } else {
+        fut.await
+    };
+    let cap = ctx.max_output_bytes;
+    let capped = |s: String| {
+        if s.len() <= cap {
+            s
+        } else {
+            let mut b = CappedBuffer::new(cap);
+            b.push(s.as_bytes());
+            b.into_text()
+        }
+    };
+    let join = |stderr: String, message: String| {
+        if stderr.is_empty() {
+            message
+        } else if stderr.ends_with('\n') {
+            format!("{stderr}{message}")
+        } else {
+            format!("{stderr}\n{message}")
+        }
+    };
+    r.end_time = Some(clock.now());
+    match outcome {
+        Ok(o) => {
+            r.status = TaskStatus::Succeeded;
+            r.output = capped(o.output);
+            r.error = capped(o.stderr);
+            r.exit_code = o.exit_code;
+        }
+        Err(ExecError::Failed {
+            message,
+            output,
+            stderr,
+            exit_code,
+        }) => {
+            r.status = TaskStatus::Failed;
+            r.output = capped(output);
+            r.error = capped(join(stderr, message));
+            r.exit_code = exit_code;
+        }
+        Err(ExecError::RetryAfter { delay, message }) => {
+            r.status = TaskStatus::Failed;
+            r.error = capped(message);
+            r.exit_code = 1;
+            r.retry_after_ms = Some(delay.as_millis() as u64);
+        }
+        Err(ExecError::Abort { message }) => {
+            r.status = TaskStatus::Failed;
+            r.error = capped(message);
+            r.exit_code = 1;
+            r.no_retry = true;
+        }
+        Err(ExecError::Cancelled {
+            output,
+            stderr,
+            exit_code,
+        }) => {
+            let reason = ctx.cancel_reason();
+            let (status, why) = match reason {
+                Some(CancelReason::Timeout) => (
+                    TaskStatus::TimedOut,
+                    format!("timed out after {}s; process group killed", task.timeout),
+                ),
+                Some(CancelReason::Shutdown) => (
+                    TaskStatus::Lost,
+                    "interrupted: the executor shut down; it will run elsewhere".to_owned(),
+                ),
+                Some(CancelReason::Replaced) => (
+                    TaskStatus::Cancelled,
+                    "cancelled: replaced by a newer fire".to_owned(),
+                ),
+                _ => (TaskStatus::Cancelled, "cancelled".to_owned()),
+            };
+            r.status = status;
+            r.output = capped(output);
+            r.error = capped(join(stderr, why));
+            r.exit_code = exit_code;
+        }
+    }
+    r
+}

@@ -1,0 +1,344 @@
+//! The built-in `shell` handler: `sh -c command` in its own process group.
+//!
+//! * The task runs as the leader of a new process group, so it and everything it starts can be signalled
+//!   together. On cancel or timeout the group gets SIGTERM, then SIGKILL after the kill grace. When the
+//!   shell exits, whatever it left running in its group is killed too: no orphans survive a task.
+//! * stdout becomes the result's `output`, stderr its `error`, each capped to its tail.
+//! * The environment carries `JOBSCHED_JOB_ID`, `JOBSCHED_TASK_ID`, `JOBSCHED_ATTEMPT`,
+//!   `JOBSCHED_SCHEDULED_TIME`, `JOBSCHED_EXECUTOR_ID`, `JOBSCHED_PARAMS` (the params as JSON) and one
+//!   `JOBSCHED_PARAM_<NAME>` per param (name upper-cased, other characters as `_`; strings as is, other
+//!   values as JSON).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use super::{CappedBuffer, ExecError, Outcome, TaskContext, TaskHandler};
+use crate::model::Task;
+
+/// How long pipes are drained after the task's process group is gone (a process that escaped the group
+/// with `setsid` may hold them open forever).
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Runs tasks with `sh -c`.
+#[derive(Clone, Debug)]
+pub struct ShellHandler {
+    shell: PathBuf,
+    workdir: Option<PathBuf>,
+}
+
+impl Default for ShellHandler {
+    fn default() -> Self {
+        ShellHandler {
+            shell: PathBuf::from("/bin/sh"),
+            workdir: None,
+        }
+    }
+}
+
+impl ShellHandler {
+    /// Runs commands in `dir` instead of the executor's working directory.
+    pub fn with_workdir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Uses another shell (it must accept `-c command`).
+    pub fn with_shell(mut self, shell: impl Into<PathBuf>) -> Self {
+        self.shell = shell.into();
+        self
+    }
+}
+
+/// Kills the process group when dropped, so an abandoned task leaves nothing behind.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn signal(&self, sig: Signal) {
+        if let Some(pgid) = self.0 {
+            // ESRCH (the group is gone already) is the expected, harmless case.
+            let _ = killpg(Pid::from_raw(pgid), sig);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+fn env_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+async fn pump(mut from: impl AsyncRead + Unpin, into: &mut CappedBuffer) {
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => into.push(&chunk[..n]),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskHandler for ShellHandler {
+    async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
+        let mut cmd = Command::new(&self.shell);
+        cmd.arg("-c")
+            .arg(&task.command)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .env("JOBSCHED_JOB_ID", task.job_id.as_str())
+            .env("JOBSCHED_TASK_ID", task.task_id.as_str())
+            .env("JOBSCHED_ATTEMPT", task.attempt.to_string())
+            .env("JOBSCHED_SCHEDULED_TIME", task.scheduled_time.to_rfc3339())
+            .env("JOBSCHED_EXECUTOR_ID", ctx.executor_id.as_str())
+            .env(
+                "JOBSCHED_PARAMS",
+                serde_json::to_string(&task.params).unwrap_or_default(),
+            );
+        for (k, v) in &task.params {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            cmd.env(format!("JOBSCHED_PARAM_{}", env_name(k)), value);
+        }
+        if let Some(dir) = &self.workdir {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd.spawn().map_err(|e| ExecError::Failed {
+            message: format!("could not start {}: {e}", self.shell.display()),
+            output: String::new(),
+            stderr: String::new(),
+            exit_code: 127,
+        })?;
+        let group = GroupGuard(child.id().map(|p| p as i32));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut out = CappedBuffer::new(ctx.max_output_bytes);
+        let mut err = CappedBuffer::new(ctx.max_output_bytes);
+
+        let run = async {
+            let mut stopped = false;
+            let status = tokio::select! {
+                s = child.wait() => s,
+                _ = ctx.cancelled() => {
+                    stopped = true;
+                    group.signal(Signal::SIGTERM);
+                    tokio::select! {
+                        s = child.wait() => s,
+                        _ = tokio::time::sleep(ctx.kill_grace) => {
+                            group.signal(Signal::SIGKILL);
+                            child.wait().await
+                        }
+                    }
+                }
+            };
+            // Whatever the shell left behind in its group goes with it.
+            group.signal(Signal::SIGKILL);
+            (status, stopped)
+        };
+        let (status, stopped) = {
+            let mut out_pump = std::pin::pin!(pump(stdout, &mut out));
+            let mut err_pump = std::pin::pin!(pump(stderr, &mut err));
+            let mut run = std::pin::pin!(run);
+            let (mut out_done, mut err_done) = (false, false);
+            let mut finished = None;
+            let drain = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+            tokio::pin!(drain);
+            while finished.is_none() || !(out_done && err_done) {
+                tokio::select! {
+                    r = &mut run, if finished.is_none() => {
+                        finished = Some(r);
+                        drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                    }
+                    _ = &mut out_pump, if !out_done => out_done = true,
+                    _ = &mut err_pump, if !err_done => err_done = true,
+                    _ = &mut drain, if finished.is_some() => break,
+                }
+            }
+            finished.expect("the loop ends only after the run")
+        };
+        let status =
+            status.map_err(|e| ExecError::failed(format!("waiting for the shell failed: {e}")))?;
+        let code = exit_code(status);
+        let (output, stderr) = (out.into_text(), err.into_text());
+        if stopped {
+            return Err(ExecError::Cancelled {
+                output,
+                stderr,
+                exit_code: code,
+            });
+        }
+        if status.success() {
+            Ok(Outcome {
+                output,
+                stderr,
+                exit_code: 0,
+            })
+        } else {
+            let message = match status.signal() {
+                Some(sig) => format!("killed by signal {sig}"),
+                None => format!("exited with status {code}"),
+            };
+            Err(ExecError::Failed {
+                message,
+                output,
+                stderr,
+                exit_code: code,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExecutorId, JobId, Params, TaskId, Trigger};
+    use chrono::Utc;
+
+    fn task(cmd: &str) -> Task {
+        let mut params = Params::new();
+        params.insert("region".into(), "eu-west".into());
+        params.insert("max-items".into(), 5.into());
+        Task {
+            task_id: TaskId::new("t-1").unwrap(),
+            job_id: JobId::new("j-1").unwrap(),
+            command: cmd.into(),
+            timeout: 0,
+            retry_count: 0,
+            retry_interval: 0,
+            priority: 0,
+            create_time: Utc::now(),
+            attempt: 2,
+            scheduled_time: Utc::now(),
+            task_type: "shell".into(),
+            params,
+            trigger: Trigger::Manual,
+            executor_id: None,
+            executor_epoch: 0,
+        }
+    }
+
+    fn ctx(cap: usize) -> TaskContext {
+        TaskContext::new(
+            ExecutorId::new("e1").unwrap(),
+            cap,
+            Duration::from_millis(200),
+        )
+    }
+
+    #[tokio::test]
+    async fn captures_output_exit_code_and_environment() {
+        let out = ShellHandler::default()
+            .execute(
+                &ctx(1024),
+                &task("echo \"$JOBSCHED_TASK_ID $JOBSCHED_ATTEMPT $JOBSCHED_PARAM_REGION $JOBSCHED_PARAM_MAX_ITEMS\"; echo oops >&2"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.output, "t-1 2 eu-west 5\n");
+        assert_eq!(out.stderr, "oops\n");
+        match ShellHandler::default()
+            .execute(&ctx(1024), &task("exit 3"))
+            .await
+        {
+            Err(ExecError::Failed {
+                exit_code, message, ..
+            }) => {
+                assert_eq!(exit_code, 3);
+                assert_eq!(message, "exited with status 3");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_to_its_tail() {
+        let out = ShellHandler::default()
+            .execute(
+                &ctx(300),
+                &task("head -c 100000 /dev/zero | tr '\\0' a; echo END"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            out.output
+                .starts_with("[jobsched: 99704 earlier bytes truncated]\n"),
+            "{}",
+            &out.output[..60]
+        );
+        assert!(out.output.ends_with("aaaEND\n"));
+    }
+
+    #[tokio::test]
+    async fn cancel_kills_the_whole_group() {
+        let dir = std::env::temp_dir().join(format!("jobsched-shell-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("child.pid");
+        let c = ctx(1024);
+        let canceller = c.clone();
+        let cmd = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let handle =
+            tokio::spawn(async move { ShellHandler::default().execute(&c, &task(&cmd)).await });
+        while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let child: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        canceller.cancel(crate::model::CancelReason::User);
+        match handle.await.unwrap() {
+            Err(ExecError::Cancelled { exit_code, .. }) => assert!(exit_code > 128, "{exit_code}"),
+            other => panic!("{other:?}"),
+        }
+        // The background `sleep` was in the task's group: it must be gone (or a zombie being reaped).
+        let alive = nix::sys::signal::kill(Pid::from_raw(child), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true);
+        assert!(!alive, "background child {child} survived the cancel");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_shell_that_leaves_a_background_process_returns_promptly() {
+        let started = std::time::Instant::now();
+        let out = ShellHandler::default()
+            .execute(&ctx(1024), &task("sleep 30 & echo done"))
+            .await
+            .unwrap();
+        assert_eq!(out.output, "done\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

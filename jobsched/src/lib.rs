@@ -1,0 +1,57 @@
+//! # jobsched
+//!
+//! A distributed job scheduler as a library: the model ([`Job`], [`Task`], [`TaskResult`], execution and
+//! executor records), the traits every backend implements ([`Storage`](storage::Storage),
+//! [`Dispatcher`](dispatch::Dispatcher), [`Coordinator`](coord::Coordinator)), the scheduling engine
+//! ([`Scheduler`]), the executor runtime ([`Executor`]) and the trait custom executors implement
+//! ([`TaskHandler`](handler::TaskHandler)).
+//!
+//! The crate depends on no server: [`Backends::in_memory`] gives in-process implementations of every trait,
+//! so an application embeds the whole scheduler. Production backends live in other crates
+//! (`jobsched-mysql`, `jobsched-kafka`, `jobsched-zk`) and implement the same traits.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> jobsched::Result<()> {
+//! use jobsched::{Backends, Event, Executor, ExecutorId, JobSpec, Scheduler, TaskStatus};
+//!
+//! let backends = Backends::in_memory();
+//! let scheduler = Scheduler::builder(backends.clone()).start();
+//! let executor = Executor::builder(ExecutorId::new("worker-1")?, backends.clone()).start().await?;
+//! scheduler.wait_active().await;
+//!
+//! let mut events = scheduler.subscribe();
+//! let job = scheduler.create_job(JobSpec::manual("greet", "echo hello")).await?;
+//! let task_id = scheduler.execute(&job.job_id, None).await?;
+//! let record = loop {
+//!     if let Event::Finished(rec) = events.recv().await.unwrap() {
+//!         if rec.task_id == task_id { break rec; }
+//!     }
+//! };
+//! assert_eq!(record.status, TaskStatus::Succeeded);
+//! assert_eq!(record.output, "hello\n");
+//!
+//! executor.shutdown().await;
+//! scheduler.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod backends;
+pub mod clock;
+pub mod coord;
+pub mod dispatch;
+pub mod engine;
+pub mod error;
+pub mod executor;
+pub mod handler;
+pub mod model;
+pub mod schedule;
+pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use backends::Backends;
+pub use engine::{CancelOutcome, Event, Scheduler, SchedulerConfig, SystemStatus};
+pub use error::{Error, Result};
+pub use executor::{Executor, ExecutorBuilder};
+pub use model::*;

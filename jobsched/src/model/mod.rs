@@ -1,0 +1,23 @@
+//! The data model: jobs, tasks, results, execution and executor records, statuses and policies.
+
+pub mod config;
+pub mod execution;
+pub mod executor;
+pub mod ids;
+pub mod job;
+pub mod policy;
+pub mod query;
+pub mod spec;
+pub mod status;
+pub mod task;
+
+pub use config::SystemConfig;
+pub use execution::ExecutionRecord;
+pub use executor::{ExecutorHeartbeat, ExecutorInfo, ExecutorRecord};
+pub use ids::{ExecutorId, JobId, TaskId};
+pub use job::{Job, Params, SHELL, limits};
+pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, ScheduleType};
+pub use query::{ExecutionQuery, JobQuery, Page, PageRequest};
+pub use spec::JobSpec;
+pub use status::{ExecutorStatus, TaskStatus};
+pub use task::{CancelReason, Control, Task, TaskResult, Trigger};

@@ -1,0 +1,114 @@
+//! Paged, filtered queries over jobs and execution records.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{ExecutorId, JobId, TaskId};
+use super::status::TaskStatus;
+use crate::error::{Error, Result};
+
+/// Largest page size a store returns.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Which page to return (1-based) and how large pages are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// Page number, from 1.
+    pub page: u32,
+    /// Items per page, 1..=1000.
+    pub page_size: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest {
+            page: 1,
+            page_size: 50,
+        }
+    }
+}
+
+impl PageRequest {
+    /// A page request, checked.
+    pub fn new(page: u32, page_size: u32) -> Result<Self> {
+        if page == 0 {
+            return Err(Error::invalid("page", "pages are numbered from 1"));
+        }
+        if page_size == 0 || page_size > MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
+            ));
+        }
+        Ok(PageRequest { page, page_size })
+    }
+
+    /// Rows to skip.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.page_size)
+    }
+
+    /// Rows to return.
+    pub fn limit(&self) -> u64 {
+        u64::from(self.page_size.clamp(1, MAX_PAGE_SIZE))
+    }
+}
+
+/// One page of results and the total count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Items matching the query on all pages.
+    pub total: u64,
+    /// This page's number.
+    pub page: u32,
+    /// The page size asked for.
+    pub page_size: u32,
+}
+
+impl<T> Page<T> {
+    /// Maps the items.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            total: self.total,
+            page: self.page,
+            page_size: self.page_size,
+        }
+    }
+}
+
+/// Filters for listing jobs (all optional, combined with AND). Ordered by `job_id`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobQuery {
+    /// Jobs whose name contains this text.
+    pub name: Option<String>,
+    /// Only enabled or only disabled jobs.
+    pub enabled: Option<bool>,
+    /// Only jobs of this owner.
+    pub owner: Option<String>,
+    /// Which page.
+    pub page: PageRequest,
+}
+
+/// Filters for listing execution records (all optional, combined with AND). Newest first (by `id`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExecutionQuery {
+    /// Only this job's records.
+    pub job_id: Option<JobId>,
+    /// Only this task's attempts.
+    pub task_id: Option<TaskId>,
+    /// Only records in one of these statuses (empty: any).
+    pub statuses: Vec<TaskStatus>,
+    /// Only records given to this executor.
+    pub executor_id: Option<ExecutorId>,
+    /// Only records with `scheduled_time >= from`.
+    pub from: Option<DateTime<Utc>>,
+    /// Only records with `scheduled_time < to`.
+    pub to: Option<DateTime<Utc>>,
+    /// Only records with `id > after_id` (for incremental scans).
+    pub after_id: Option<i64>,
+    /// Which page.
+    pub page: PageRequest,
+}

@@ -1,0 +1,470 @@
+//! In-process storage: complete and thread-safe, kept in memory (lost when the process ends).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{ExecutionUpdate, Fence, InsertOutcome, JobChange, Storage, UpdateOutcome, Versioned};
+use crate::error::{Error, Result};
+use crate::model::{
+    ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId,
+    JobQuery, Page, TaskId,
+};
+
+const BACKEND: &str = "memory";
+
+/// Storage in memory, for embedding and tests. Every guarantee of [`Storage`] holds within the process.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    jobs: HashMap<JobId, Arc<Job>>,
+    /// Latest revision of every job ever stored, deleted ones included (their tombstone).
+    latest: HashMap<JobId, u64>,
+    changes: BTreeMap<u64, (JobId, Option<Arc<Job>>)>,
+    revision: u64,
+    records: BTreeMap<i64, ExecutionRecord>,
+    by_key: HashMap<(TaskId, u32), i64>,
+    by_job: HashMap<JobId, BTreeSet<i64>>,
+    fires: HashMap<(JobId, i64), TaskId>,
+    active: BTreeSet<i64>,
+    next_id: i64,
+    executors: BTreeMap<ExecutorId, ExecutorRecord>,
+    kv: HashMap<String, Versioned<String>>,
+    fences: HashMap<String, u64>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The critical sections never leave the data half-changed, so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn check_fence(&mut self, fence: Option<&Fence>) -> Result<()> {
+        let Some(f) = fence else { return Ok(()) };
+        let current = self.fences.entry(f.scope.clone()).or_insert(0);
+        if f.token < *current {
+            return Err(Error::Fenced {
+                scope: f.scope.clone(),
+                token: f.token,
+                current: *current,
+            });
+        }
+        *current = f.token;
+        Ok(())
+    }
+
+    fn record_change(&mut self, id: &JobId, job: Option<Arc<Job>>) -> u64 {
+        self.revision += 1;
+        let rev = self.revision;
+        // Only the latest change of a job is kept; a re-created job replaces its tombstone.
+        if let Some(old) = self.latest.insert(id.clone(), rev) {
+            self.changes.remove(&old);
+        }
+        match &job {
+            Some(j) => self.jobs.insert(id.clone(), j.clone()),
+            None => self.jobs.remove(id),
+        };
+        self.changes.insert(rev, (id.clone(), job));
+        rev
+    }
+
+    fn insert_record(&mut self, mut rec: ExecutionRecord) -> i64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        rec.id = id;
+        if let Some((job, at)) = rec.fire_key() {
+            self.fires
+                .insert((job.clone(), at.timestamp_millis()), rec.task_id.clone());
+        }
+        if !rec.status.is_terminal() {
+            self.active.insert(id);
+        }
+        self.by_key.insert((rec.task_id.clone(), rec.attempt), id);
+        self.by_job
+            .entry(rec.job_id.clone())
+            .or_default()
+            .insert(id);
+        self.records.insert(id, rec);
+        id
+    }
+
+    fn matches(q: &ExecutionQuery, r: &ExecutionRecord) -> bool {
+        q.job_id.as_ref().is_none_or(|j| *j == r.job_id)
+            && q.task_id.as_ref().is_none_or(|t| *t == r.task_id)
+            && (q.statuses.is_empty() || q.statuses.contains(&r.status))
+            && q.executor_id
+                .as_ref()
+                .is_none_or(|e| r.executor_id.as_ref() == Some(e))
+            && q.from.is_none_or(|f| r.scheduled_time >= f)
+            && q.to.is_none_or(|t| r.scheduled_time < t)
+            && q.after_id.is_none_or(|a| r.id > a)
+    }
+}
+
+fn page<T>(items: impl Iterator<Item = T>, req: crate::model::PageRequest) -> Page<T> {
+    let mut total = 0u64;
+    let skip = req.offset();
+    let take = req.limit();
+    let mut out = Vec::new();
+    for item in items {
+        if total >= skip && (out.len() as u64) < take {
+            out.push(item);
+        }
+        total += 1;
+    }
+    Page {
+        items: out,
+        total,
+        page: req.page,
+        page_size: req.page_size,
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
+        let mut g = self.lock();
+        let mut seen = std::collections::HashSet::new();
+        for j in jobs {
+            if g.jobs.contains_key(&j.job_id) || !seen.insert(&j.job_id) {
+                return Err(Error::AlreadyExists {
+                    kind: "job",
+                    id: j.job_id.to_string(),
+                });
+            }
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let mut job = j.clone();
+            job.version = 1;
+            let job = Arc::new(job);
+            g.record_change(&job.job_id, Some(job.clone()));
+            out.push((*job).clone());
+        }
+        Ok(out)
+    }
+
+    async fn get_job(&self, id: &JobId) -> Result<Job> {
+        self.lock()
+            .jobs
+            .get(id)
+            .map(|j| (**j).clone())
+            .ok_or_else(|| Error::not_found("job", id.as_str()))
+    }
+
+    async fn update_job(&self, job: &Job) -> Result<Job> {
+        let mut g = self.lock();
+        let stored = g
+            .jobs
+            .get(&job.job_id)
+            .map(|j| j.version)
+            .ok_or_else(|| Error::not_found("job", job.job_id.as_str()))?;
+        if stored != job.version {
+            return Err(Error::conflict(format!(
+                "job '{}' is at version {stored}, the update was made against version {}",
+                job.job_id, job.version
+            )));
+        }
+        let mut new = job.clone();
+        new.version = stored + 1;
+        let new = Arc::new(new);
+        g.record_change(&job.job_id, Some(new.clone()));
+        Ok((*new).clone())
+    }
+
+    async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
+        let mut g = self.lock();
+        let stored = g
+            .jobs
+            .get(id)
+            .map(|j| j.version)
+            .ok_or_else(|| Error::not_found("job", id.as_str()))?;
+        if let Some(v) = expected_version {
+            if v != stored {
+                return Err(Error::conflict(format!(
+                    "job '{id}' is at version {stored}, the delete was made against version {v}"
+                )));
+            }
+        }
+        g.record_change(id, None);
+        Ok(())
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
+        let g = self.lock();
+        let mut matching: Vec<&Arc<Job>> = g
+            .jobs
+            .values()
+            .filter(|j| {
+                query
+                    .name
+                    .as_ref()
+                    .is_none_or(|n| j.name.contains(n.as_str()))
+                    && query.enabled.is_none_or(|e| j.enabled == e)
+                    && query.owner.as_ref().is_none_or(|o| j.owner == *o)
+            })
+            .collect();
+        matching.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        Ok(page(
+            matching.into_iter().map(|j| (**j).clone()),
+            query.page,
+        ))
+    }
+
+    async fn job_changes(&self, after: u64, limit: usize) -> Result<Vec<JobChange>> {
+        let g = self.lock();
+        Ok(g.changes
+            .range(after + 1..)
+            .take(limit)
+            .map(|(rev, (id, job))| JobChange {
+                revision: *rev,
+                job_id: id.clone(),
+                job: job.clone(),
+            })
+            .collect())
+    }
+
+    async fn insert_executions(
+        &self,
+        records: &[ExecutionRecord],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<InsertOutcome>> {
+        let mut g = self.lock();
+        g.check_fence(fence)?;
+        let mut out = Vec::with_capacity(records.len());
+        for rec in records {
+            if g.by_key.contains_key(&(rec.task_id.clone(), rec.attempt)) {
+                return Err(Error::AlreadyExists {
+                    kind: "task attempt",
+                    id: format!("{}#{}", rec.task_id, rec.attempt),
+                });
+            }
+            if let Some((job, at)) = rec.fire_key() {
+                if let Some(existing) = g.fires.get(&(job.clone(), at.timestamp_millis())) {
+                    out.push(InsertOutcome::AlreadyFired {
+                        task_id: existing.clone(),
+                    });
+                    continue;
+                }
+            }
+            let id = g.insert_record(rec.clone());
+            out.push(InsertOutcome::Inserted { id });
+        }
+        Ok(out)
+    }
+
+    async fn update_executions(
+        &self,
+        updates: &[ExecutionUpdate],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<UpdateOutcome>> {
+        let mut g = self.lock();
+        g.check_fence(fence)?;
+        let mut out = Vec::with_capacity(updates.len());
+        for u in updates {
+            let Some(&id) = g.by_key.get(&(u.task_id.clone(), u.attempt)) else {
+                out.push(UpdateOutcome::NotFound);
+                continue;
+            };
+            let rec = g.records.get_mut(&id).expect("index points at a record");
+            if !u.expectation_holds(rec) {
+                out.push(UpdateOutcome::Stale {
+                    status: rec.status,
+                    executor_id: rec.executor_id.clone(),
+                });
+                continue;
+            }
+            u.apply_to(rec);
+            if rec.status.is_terminal() {
+                g.active.remove(&id);
+            }
+            let next_id = u.next_attempt.clone().map(|n| g.insert_record(n));
+            out.push(UpdateOutcome::Applied { next_id });
+        }
+        Ok(out)
+    }
+
+    async fn get_execution(&self, task_id: &TaskId, attempt: u32) -> Result<ExecutionRecord> {
+        let g = self.lock();
+        g.by_key
+            .get(&(task_id.clone(), attempt))
+            .and_then(|id| g.records.get(id))
+            .cloned()
+            .ok_or_else(|| Error::not_found("task attempt", format!("{task_id}#{attempt}")))
+    }
+
+    async fn task_attempts(&self, task_id: &TaskId) -> Result<Vec<ExecutionRecord>> {
+        let g = self.lock();
+        let mut out = Vec::new();
+        for attempt in 1.. {
+            match g.by_key.get(&(task_id.clone(), attempt)) {
+                Some(id) => out.push(g.records[id].clone()),
+                None => break,
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::not_found("task", task_id.as_str()));
+        }
+        Ok(out)
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionRecord>> {
+        let g = self.lock();
+        let filtered = |r: &&ExecutionRecord| Inner::matches(query, r);
+        let result = if let Some(job) = &query.job_id {
+            let ids = g.by_job.get(job);
+            page(
+                ids.into_iter()
+                    .flat_map(|s| s.iter().rev())
+                    .map(|id| &g.records[id])
+                    .filter(filtered)
+                    .cloned(),
+                query.page,
+            )
+        } else if !query.statuses.is_empty() && query.statuses.iter().all(|s| !s.is_terminal()) {
+            page(
+                g.active
+                    .iter()
+                    .rev()
+                    .map(|id| &g.records[id])
+                    .filter(filtered)
+                    .cloned(),
+                query.page,
+            )
+        } else {
+            page(
+                g.records.values().rev().filter(filtered).cloned(),
+                query.page,
+            )
+        };
+        Ok(result)
+    }
+
+    async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>> {
+        let g = self.lock();
+        Ok(g.active
+            .range(after_id + 1..)
+            .take(limit)
+            .map(|id| g.records[id].clone())
+            .collect())
+    }
+
+    async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let mut g = self.lock();
+        let victims: Vec<i64> = g
+            .records
+            .iter()
+            .filter(|(_, r)| r.status.is_terminal() && r.end_time.is_some_and(|e| e < before))
+            .take(limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &victims {
+            let rec = g.records.remove(id).expect("listed above");
+            g.by_key.remove(&(rec.task_id.clone(), rec.attempt));
+            if let Some(s) = g.by_job.get_mut(&rec.job_id) {
+                s.remove(id);
+            }
+            if let Some((job, at)) = rec.fire_key() {
+                g.fires.remove(&(job.clone(), at.timestamp_millis()));
+            }
+        }
+        Ok(victims.len() as u64)
+    }
+
+    async fn upsert_executor(&self, record: &ExecutorRecord) -> Result<ExecutorRecord> {
+        let mut g = self.lock();
+        let mut rec = record.clone();
+        if let Some(existing) = g.executors.get(&record.executor_id) {
+            rec.enabled = existing.enabled;
+        }
+        g.executors.insert(rec.executor_id.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    async fn record_heartbeats(&self, beats: &[ExecutorHeartbeat]) -> Result<()> {
+        let mut g = self.lock();
+        for b in beats {
+            if let Some(e) = g.executors.get_mut(&b.executor_id) {
+                e.status = b.status;
+                e.last_heartbeat_time = b.at;
+                e.running = b.running;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_executor(&self, id: &ExecutorId) -> Result<ExecutorRecord> {
+        self.lock()
+            .executors
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("executor", id.as_str()))
+    }
+
+    async fn list_executors(&self) -> Result<Vec<ExecutorRecord>> {
+        Ok(self.lock().executors.values().cloned().collect())
+    }
+
+    async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord> {
+        let mut g = self.lock();
+        let e = g
+            .executors
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("executor", id.as_str()))?;
+        e.enabled = enabled;
+        Ok(e.clone())
+    }
+
+    async fn get_value(&self, key: &str) -> Result<Option<Versioned<String>>> {
+        Ok(self.lock().kv.get(key).cloned())
+    }
+
+    async fn put_value(
+        &self,
+        key: &str,
+        value: &str,
+        expected_version: Option<u64>,
+        fence: Option<&Fence>,
+    ) -> Result<u64> {
+        let mut g = self.lock();
+        g.check_fence(fence)?;
+        let current = g.kv.get(key).map(|v| v.version).unwrap_or(0);
+        if let Some(expected) = expected_version {
+            if expected != current {
+                return Err(Error::conflict(format!(
+                    "setting '{key}' is at version {current}, the write expected version {expected}"
+                )));
+            }
+        }
+        let version = current + 1;
+        g.kv.insert(
+            key.to_owned(),
+            Versioned {
+                value: value.to_owned(),
+                version,
+            },
+        );
+        Ok(version)
+    }
+}

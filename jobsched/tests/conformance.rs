@@ -1,0 +1,64 @@
+//! The backend conformance suite against the in-process backends.
+
+use jobsched::testing::{self, ChannelOpener, LocalOpener, MemoryOpener};
+
+macro_rules! each {
+    ($suite:ident, $opener:ty, [$($name:ident),+ $(,)?]) => {
+        mod $suite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    testing::$suite::$name(&<$opener>::default()).await;
+                }
+            )+
+        }
+    };
+}
+
+each!(
+    storage,
+    MemoryOpener,
+    [
+        job_crud_and_versions,
+        job_batch_is_atomic,
+        job_listing_filters_and_pages,
+        job_changes_follow_every_write,
+        fire_is_recorded_once,
+        result_is_applied_once,
+        transitions_are_conditional,
+        fencing_rejects_older_tokens,
+        executions_filter_and_page,
+        active_executions_are_listed_for_takeover,
+        purge_removes_only_old_ended_records,
+        executors_keep_enabled_across_upserts,
+        settings_are_versioned,
+        text_is_stored_verbatim,
+    ]
+);
+
+each!(
+    dispatch,
+    ChannelOpener,
+    [
+        task_reaches_only_the_chosen_executor,
+        task_without_executor_is_refused,
+        unacknowledged_tasks_are_redelivered,
+        results_reach_the_scheduler,
+        control_reaches_the_executor,
+        recv_is_cancel_safe,
+    ]
+);
+
+each!(
+    coord,
+    LocalOpener,
+    [
+        membership_sees_join_and_dead_member_leave,
+        member_ids_are_unique_and_epochs_grow,
+        one_leader_at_a_time,
+        abandoned_campaign_does_not_block,
+        lock_excludes_and_token_grows,
+        watched_values_propagate,
+    ]
+);
