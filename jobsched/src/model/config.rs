@@ -27,7 +27,10 @@ pub struct SystemConfig {
     /// Seconds the scheduler waits for a cancelled task's executor to confirm before it records the task
     /// cancelled itself.
     pub cancel_grace_secs: u32,
-    /// Tasks the scheduler may send to an executor beyond its capacity, so it never waits for work.
+    /// Tasks the scheduler may send to an executor beyond its capacity, so it never waits for work over
+    /// a slow transport. 0 keeps priority strict: a task is sent only when a slot is free, so a waiting
+    /// higher-priority task always starts before a lower-priority one; a prefetched task starts in the
+    /// executor's own priority order, ahead of anything still waiting at the scheduler.
     pub executor_prefetch: u32,
     /// Days execution records are kept after they end (0: forever).
     pub history_retention_days: u32,
@@ -43,7 +46,7 @@ impl Default for SystemConfig {
             max_failovers: 3,
             redispatch_after_secs: 60,
             cancel_grace_secs: 30,
-            executor_prefetch: 8,
+            executor_prefetch: 0,
             history_retention_days: 30,
         }
     }
