@@ -406,6 +406,10 @@ impl Engine {
             if let Some(reason) = self.fenced.take() {
                 return Exit::Lost(reason);
             }
+            // An expired backoff must not stay the wake-up time, or the loop would spin.
+            if self.backoff_until.is_some_and(|t| Instant::now() >= t) {
+                self.backoff_until = None;
+            }
             let healthy = self.healthy();
             let wake = self.next_wake();
             let ev = tokio::select! {
@@ -447,27 +451,26 @@ impl Engine {
         }
     }
 
-    /// When the loop must wake up on its own next.
+    /// When the loop must wake up on its own next. While backing off, only the end of the backoff: every
+    /// other piece of work is a storage write that would fail again.
     fn next_wake(&mut self) -> Instant {
+        if let Some(t) = self.backoff_until {
+            return t;
+        }
         let clock = self.sh.clock.clone();
         let mut wake = self
             .ticks
             .heartbeat
             .min(self.ticks.watermark)
             .min(self.ticks.poll);
-        if let Some(t) = self.backoff_until {
-            wake = wake.min(t);
+        if let Some(t) = self.jobs.peek_time() {
+            wake = wake.min(instant_at(&*clock, t));
         }
-        if self.backoff_until.is_none() {
-            if let Some(t) = self.jobs.peek_time() {
-                wake = wake.min(instant_at(&*clock, t));
-            }
-            if let Some(t) = self.timers.peek_time() {
-                wake = wake.min(instant_at(&*clock, t));
-            }
-            if let Some(t) = self.running_writes.iter().map(|r| r.4).min() {
-                wake = wake.min(t);
-            }
+        if let Some(t) = self.timers.peek_time() {
+            wake = wake.min(instant_at(&*clock, t));
+        }
+        if let Some(t) = self.running_writes.iter().map(|r| r.4).min() {
+            wake = wake.min(t);
         }
         wake
     }

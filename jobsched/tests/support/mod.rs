@@ -1,6 +1,8 @@
 //! Test support: an in-process cluster on tokio's paused clock, and a scriptable handler.
 #![allow(dead_code, missing_docs)]
 
+pub mod flaky;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use jobsched::clock::{SharedClock, TokioClock};
 use jobsched::coord::LocalCoordinator;
 use jobsched::dispatch::ChannelDispatcher;
 use jobsched::handler::{ExecError, HandlerRegistry, Outcome, TaskContext, TaskHandler};
-use jobsched::storage::MemoryStorage;
+use jobsched::storage::{MemoryStorage, Storage};
 use jobsched::{
     Backends, Event, ExecutionRecord, Executor, ExecutorId, Scheduler, SchedulerConfig, Task,
     TaskId,
@@ -132,7 +134,7 @@ impl TaskHandler for Script {
 /// An in-process cluster: one store, one dispatcher, one coordination hub, one paused clock.
 pub struct Cluster {
     pub hub: LocalCoordinator,
-    pub storage: Arc<MemoryStorage>,
+    pub storage: Arc<dyn Storage>,
     pub dispatch: ChannelDispatcher,
     pub clock: SharedClock,
     pub script: Script,
@@ -141,10 +143,14 @@ pub struct Cluster {
 impl Cluster {
     /// Call inside `#[tokio::test(start_paused = true)]`.
     pub fn new(start: &str) -> Self {
+        Self::with_storage(start, Arc::new(MemoryStorage::new()))
+    }
+
+    pub fn with_storage(start: &str, storage: Arc<dyn Storage>) -> Self {
         let clock: SharedClock = Arc::new(TokioClock::starting_at(t(start)));
         Cluster {
             hub: LocalCoordinator::with_session_ttl(TTL),
-            storage: Arc::new(MemoryStorage::new()),
+            storage,
             dispatch: ChannelDispatcher::new(),
             script: Script::new(clock.clone()),
             clock,
