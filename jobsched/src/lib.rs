@@ -43,6 +43,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod error;
 pub mod executor;
+mod fastmap;
 pub mod handler;
 pub mod model;
 pub mod schedule;
@@ -51,7 +52,7 @@ pub mod storage;
 pub mod testing;
 
 pub use backends::Backends;
-pub use engine::{CancelOutcome, Event, Scheduler, SchedulerConfig, SystemStatus};
+pub use engine::{CancelOutcome, EngineStats, Event, Scheduler, SchedulerConfig, SystemStatus};
 pub use error::{Error, Result};
 pub use executor::{Executor, ExecutorBuilder};
 pub use model::*;

@@ -565,3 +565,45 @@ async fn a_standby_takes_over_and_no_fire_is_recorded_twice() {
     s2.shutdown().await;
     s1.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_fails_its_task_not_the_executor() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s, _) = c.scheduler("s1").await;
+    let (_e, _) = c.executor("e1", 2).await;
+    s.wait_active().await;
+    let mut ev = s.subscribe();
+    let inline = s
+        .create_job(JobSpec::manual("boom", "panic").with_type("script"))
+        .await
+        .unwrap();
+    let later = s
+        .create_job(JobSpec::manual("boom-later", "sleep:100; panic").with_type("script"))
+        .await
+        .unwrap();
+    let fine = s
+        .create_job(JobSpec::manual("fine", "out:ok").with_type("script"))
+        .await
+        .unwrap();
+    let a = s.execute(&inline.job_id, None).await.unwrap();
+    let b = s.execute(&later.job_id, None).await.unwrap();
+    for rec in [
+        finished_for(&mut ev, &a, 1).await.remove(0),
+        finished_for(&mut ev, &b, 1).await.remove(0),
+    ] {
+        assert_eq!(rec.status, TaskStatus::Failed);
+        assert!(
+            rec.error.contains("panicked: scripted panic"),
+            "{}",
+            rec.error
+        );
+    }
+    let ok = s.execute(&fine.job_id, None).await.unwrap();
+    let rec = finished_for(&mut ev, &ok, 1).await.remove(0);
+    assert_eq!(
+        (rec.status, rec.output.as_str()),
+        (TaskStatus::Succeeded, "ok"),
+        "the executor still serves"
+    );
+    s.shutdown().await;
+}

@@ -9,6 +9,14 @@ use crate::error::{Error, Result};
 use crate::model::{CancelReason, Control, ExecutionRecord, JobId, TaskId, TaskStatus, Trigger};
 use crate::storage::{ExecutionUpdate, Expect, InsertOutcome, UpdateOutcome};
 
+/// A manual run asked for: job, new task id, extra params, where to answer.
+type ExecuteRequest = (
+    JobId,
+    TaskId,
+    Option<crate::model::Params>,
+    tokio::sync::oneshot::Sender<Result<()>>,
+);
+
 impl Engine {
     pub async fn on_commands(&mut self, cmds: Vec<Command>) {
         let mut executes = Vec::new();
@@ -36,6 +44,9 @@ impl Engine {
                     let r = self.cancel_job(&job_id).await;
                     let _ = reply.send(r);
                 }
+                Command::Stats { reply } => {
+                    let _ = reply.send(Ok(self.stats()));
+                }
             }
         }
         if !executes.is_empty() {
@@ -45,15 +56,7 @@ impl Engine {
 
     /// Records manual runs (one write for the batch) and dispatches what it can at once. A manual run
     /// always runs: the overlap policy applies to scheduled fires only.
-    async fn execute_batch(
-        &mut self,
-        reqs: Vec<(
-            JobId,
-            TaskId,
-            Option<crate::model::Params>,
-            tokio::sync::oneshot::Sender<Result<()>>,
-        )>,
-    ) {
+    async fn execute_batch(&mut self, reqs: Vec<ExecuteRequest>) {
         if reqs
             .iter()
             .any(|(job_id, ..)| self.jobs.get(job_id).is_none())
@@ -217,6 +220,30 @@ impl Engine {
             }
             None => Err(Error::backend("storage", "no outcome for the cancel")),
         }
+    }
+
+    /// What the engine holds.
+    pub fn stats(&mut self) -> super::EngineStats {
+        let mut s = super::EngineStats {
+            jobs: self.jobs.len() as u64,
+            active_tasks: self.tasks.len() as u64,
+            executors_online: self.execs.online_count() as u64,
+            job_revision: self.job_cursor,
+            ..Default::default()
+        };
+        s.scheduled = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.next_fire.is_some())
+            .count() as u64;
+        for t in self.tasks.values() {
+            match t.phase {
+                super::tasks::Phase::Ready => s.ready += 1,
+                super::tasks::Phase::Waiting | super::tasks::Phase::Held => s.waiting += 1,
+                _ => {}
+            }
+        }
+        s
     }
 
     /// Cancels every active task of a job; returns how many were cancelled or told to stop.

@@ -4,7 +4,7 @@
 //! write fails with a retryable error, the work goes back where it came from (a fire time back into the
 //! heap, a timer re-armed, results kept unacknowledged) and the engine backs off; nothing is dropped.
 
-use std::collections::HashMap;
+use crate::fastmap::FastMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +59,10 @@ pub(crate) enum Command {
         job_id: JobId,
         reply: oneshot::Sender<Result<usize>>,
     },
+    /// Report what the engine holds.
+    Stats {
+        reply: oneshot::Sender<Result<super::EngineStats>>,
+    },
 }
 
 /// Why the engine stopped.
@@ -84,7 +88,7 @@ pub(crate) struct Engine {
     pub sys: SystemConfig,
     pub jobs: JobTable,
     pub job_cursor: u64,
-    pub tasks: HashMap<TaskId, ActiveTask>,
+    pub tasks: FastMap<TaskId, ActiveTask>,
     pub ready: ReadyQueue,
     pub timers: Timers,
     pub execs: ExecutorView,
@@ -97,8 +101,9 @@ pub(crate) struct Engine {
     pub pending_results: Vec<Delivery<TaskResult>>,
     /// Executors that left, whose tasks still have to be failed over.
     pub pending_lost: Vec<(crate::model::ExecutorId, u64)>,
-    /// `running` states to write once their delay passes: (task, attempt, generation, start, due).
-    pub running_writes: Vec<(TaskId, u32, u64, DateTime<Utc>, Instant)>,
+    /// `running` states to write once their delay passes: (task, attempt, generation, start, due). One delay
+    /// for all, so this FIFO is in due order.
+    pub running_writes: std::collections::VecDeque<(TaskId, u32, u64, DateTime<Utc>, Instant)>,
     pub members_dirty: bool,
     pub sync_dirty: bool,
     pub active_cursor: i64,
@@ -151,7 +156,7 @@ impl Engine {
             sys,
             jobs: JobTable::default(),
             job_cursor: 0,
-            tasks: HashMap::new(),
+            tasks: FastMap::default(),
             ready: ReadyQueue::default(),
             timers: Timers::default(),
             execs,
@@ -162,7 +167,7 @@ impl Engine {
             nudge_rx,
             pending_results: Vec::new(),
             pending_lost: Vec::new(),
-            running_writes: Vec::new(),
+            running_writes: std::collections::VecDeque::new(),
             members_dirty: true,
             sync_dirty: false,
             active_cursor: 0,
@@ -440,7 +445,7 @@ impl Engine {
                 }
                 Ev::Commands(0) => return Exit::Shutdown,
                 Ev::Commands(_) => {
-                    let batch: Vec<Command> = buf.drain(..).collect();
+                    let batch = std::mem::take(&mut buf);
                     self.on_commands(batch).await;
                 }
                 Ev::Members => self.members_dirty = true,
@@ -469,8 +474,8 @@ impl Engine {
         if let Some(t) = self.timers.peek_time() {
             wake = wake.min(instant_at(&*clock, t));
         }
-        if let Some(t) = self.running_writes.iter().map(|r| r.4).min() {
-            wake = wake.min(t);
+        if let Some(w) = self.running_writes.front() {
+            wake = wake.min(w.4);
         }
         wake
     }

@@ -1,7 +1,7 @@
 //! Fires: popping due jobs, the misfire and overlap policies, recording fires exactly once, and keeping
 //! the job table in step with storage.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -136,8 +136,8 @@ impl Engine {
             return;
         }
         // Higher priority first, so that what can be dispatched at once is the most urgent.
-        planned.sort_by(|a, b| b.0.priority.cmp(&a.0.priority));
-        let mut extra: HashMap<JobId, usize> = HashMap::new();
+        planned.sort_by_key(|p| std::cmp::Reverse(p.0.priority));
+        let mut extra: crate::fastmap::FastMap<JobId, usize> = Default::default();
         let mut recs = Vec::with_capacity(planned.len());
         let mut kinds = Vec::with_capacity(planned.len());
         let direct = self.ready.is_empty();

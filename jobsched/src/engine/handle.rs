@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::{Command, Shared};
 use super::supervisor::{EngineSlot, supervise};
-use super::{CancelOutcome, Event, OutcomeCounts, SchedulerConfig, SystemStatus};
+use super::{CancelOutcome, EngineStats, Event, OutcomeCounts, SchedulerConfig, SystemStatus};
 use crate::Backends;
 use crate::clock::{SharedClock, SystemClock};
 use crate::coord::{CONFIG_KEY, Coordinator, CoordinatorExt, EXECUTORS, SCHEDULER_LEADER};
@@ -487,6 +487,13 @@ impl Scheduler {
                 },
             },
         })
+    }
+
+    /// What the engine holds in memory, if this process is the active scheduler.
+    pub async fn engine_stats(&self) -> Option<EngineStats> {
+        self.ask(|reply| Command::Stats { reply })
+            .await
+            .and_then(|r| r.ok())
     }
 
     /// Checks every backend (for `/readyz`).

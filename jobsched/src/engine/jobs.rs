@@ -5,11 +5,12 @@
 //! recognised as stale when it surfaces (its time no longer equals the job's `next_fire`).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::fastmap::FastMap;
 use crate::model::{Job, JobId, TaskId};
 use crate::schedule::Schedule;
 
@@ -61,16 +62,55 @@ impl JobState {
     }
 }
 
+/// A heap entry: a job's fire time. Ties are broken by insertion order, never by comparing job ids
+/// (many jobs fire at the same second; comparing their ids was a visible cost).
+#[derive(Debug)]
+struct Entry {
+    at: i64,
+    seq: u64,
+    job: JobId,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 /// All jobs and their fire heap.
 #[derive(Debug, Default)]
 pub(crate) struct JobTable {
-    jobs: HashMap<JobId, JobState>,
-    heap: BinaryHeap<Reverse<(i64, JobId)>>,
+    jobs: FastMap<JobId, JobState>,
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
 }
 
 impl JobTable {
     pub fn len(&self) -> usize {
         self.jobs.len()
+    }
+
+    fn push(&mut self, at: DateTime<Utc>, job: JobId) {
+        self.seq += 1;
+        self.heap.push(Reverse(Entry {
+            at: at.timestamp_millis(),
+            seq: self.seq,
+            job,
+        }));
     }
 
     pub fn get(&self, id: &JobId) -> Option<&JobState> {
@@ -85,8 +125,7 @@ impl JobTable {
     pub fn upsert(&mut self, job: Arc<Job>, schedule: Schedule, next_fire: Option<DateTime<Utc>>) {
         let runs = self.jobs.remove(&job.job_id).and_then(|s| s.runs);
         if let Some(at) = next_fire {
-            self.heap
-                .push(Reverse((at.timestamp_millis(), job.job_id.clone())));
+            self.push(at, job.job_id.clone());
         }
         self.jobs.insert(
             job.job_id.clone(),
@@ -109,21 +148,21 @@ impl JobTable {
         if let Some(s) = self.jobs.get_mut(id) {
             s.next_fire = next;
             if let Some(at) = next {
-                self.heap.push(Reverse((at.timestamp_millis(), id.clone())));
+                self.push(at, id.clone());
             }
         }
     }
 
     /// The earliest pending fire time, skipping stale heap entries.
     pub fn peek_time(&mut self) -> Option<DateTime<Utc>> {
-        while let Some(Reverse((ms, id))) = self.heap.peek() {
+        while let Some(Reverse(e)) = self.heap.peek() {
             let live = self
                 .jobs
-                .get(id)
+                .get(&e.job)
                 .and_then(|s| s.next_fire)
-                .is_some_and(|t| t.timestamp_millis() == *ms);
+                .is_some_and(|t| t.timestamp_millis() == e.at);
             if live {
-                return DateTime::from_timestamp_millis(*ms);
+                return DateTime::from_timestamp_millis(e.at);
             }
             self.heap.pop();
         }
@@ -137,7 +176,7 @@ impl JobTable {
         if at > now {
             return None;
         }
-        let Reverse((_, id)) = self.heap.pop().expect("peeked");
+        let Reverse(Entry { job: id, .. }) = self.heap.pop().expect("peeked");
         if let Some(s) = self.jobs.get_mut(&id) {
             s.next_fire = None;
         }

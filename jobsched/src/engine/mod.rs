@@ -155,6 +155,25 @@ pub struct SystemStatus {
     pub last_hour: OutcomeCounts,
 }
 
+/// What the active engine holds in memory right now (from [`Scheduler::engine_stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Jobs known to the engine.
+    pub jobs: u64,
+    /// Jobs with a next fire time.
+    pub scheduled: u64,
+    /// Active attempts (queued, dispatched, running).
+    pub active_tasks: u64,
+    /// Attempts waiting for an executor (the queue length).
+    pub ready: u64,
+    /// Attempts waiting for a retry or held by the overlap policy.
+    pub waiting: u64,
+    /// Executors online.
+    pub executors_online: u64,
+    /// The last job revision read from storage.
+    pub job_revision: u64,
+}
+
 /// Ended attempts by outcome.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OutcomeCounts {

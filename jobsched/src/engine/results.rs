@@ -1,7 +1,5 @@
 //! Results, retries, executor loss and the per-task timers.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
@@ -56,7 +54,7 @@ impl Engine {
     pub async fn on_results(&mut self, deliveries: Vec<Delivery<TaskResult>>) {
         let now = self.now();
         // A terminal result makes a `running` one for the same attempt in this batch moot.
-        let mut terminal: HashMap<(&TaskId, u32), usize> = HashMap::new();
+        let mut terminal: crate::fastmap::FastMap<(&TaskId, u32), usize> = Default::default();
         for (i, d) in deliveries.iter().enumerate() {
             if d.message.status.is_terminal() {
                 terminal.insert((&d.message.task_id, d.message.attempt), i);
@@ -165,7 +163,7 @@ impl Engine {
         t.rec.start_time = Some(r.start_time);
         let generation = t.generation;
         let delay = self.sh.config.running_write_delay;
-        self.running_writes.push((
+        self.running_writes.push_back((
             r.task_id.clone(),
             r.attempt,
             generation,
@@ -184,13 +182,13 @@ impl Engine {
     /// not ended (all of them when `all`).
     pub async fn flush_running_writes(&mut self, all: bool) {
         let now = tokio::time::Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running_writes)
-            .into_iter()
-            .partition(|w| all || w.4 <= now);
-        self.running_writes = later;
         let mut updates = Vec::new();
         let mut kept = Vec::new();
-        for w in due {
+        while let Some(w) = self.running_writes.front() {
+            if !all && w.4 > now {
+                break;
+            }
+            let w = self.running_writes.pop_front().expect("peeked");
             let live = self.tasks.get(&w.0).and_then(|t| match &t.phase {
                 Phase::Running { executor, .. } if t.generation == w.2 => Some(executor.clone()),
                 _ => None,
@@ -218,7 +216,9 @@ impl Engine {
         {
             Ok(_) => self.storage_ok(),
             Err(e) => {
-                self.running_writes.extend(kept);
+                for w in kept.into_iter().rev() {
+                    self.running_writes.push_front(w);
+                }
                 self.storage_failed("recording started tasks", e);
             }
         }

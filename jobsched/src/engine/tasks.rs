@@ -1,7 +1,9 @@
 //! Active tasks in the engine's memory and the queue of tasks ready to dispatch.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::fastmap::FastMap;
 
 use chrono::{DateTime, Utc};
 
@@ -78,7 +80,7 @@ impl ReadyQueue {
     }
 
     /// Pops the best entry that is still ready.
-    pub fn pop(&mut self, tasks: &HashMap<TaskId, ActiveTask>) -> Option<TaskId> {
+    pub fn pop(&mut self, tasks: &FastMap<TaskId, ActiveTask>) -> Option<TaskId> {
         while let Some(e) = self.heap.pop() {
             if tasks
                 .get(&e.task)

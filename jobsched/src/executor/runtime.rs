@@ -1,7 +1,8 @@
 //! The executor's event loop.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::clock::{SharedClock, secs};
 use crate::coord::{CONFIG_KEY, CoordinatorExt, Registration};
 use crate::dispatch::{AckTag, Delivery, Inbox};
 use crate::error::{Error, Result};
+use crate::fastmap::{FastMap, FastSet};
 use crate::handler::{CappedBuffer, ExecError, HandlerRegistry, TaskContext};
 use crate::model::{
     CancelReason, Control, ExecutorInfo, SystemConfig, Task, TaskId, TaskResult, TaskStatus,
@@ -70,9 +72,9 @@ pub(crate) struct Runtime {
     controls: Box<dyn Inbox<Control>>,
     config_rx: watch::Receiver<Option<Versioned<Vec<u8>>>>,
     queue: BinaryHeap<Queued>,
-    queued: HashMap<Key, (Task, AckTag)>,
-    running: HashMap<Key, Running>,
-    seen: HashSet<Key>,
+    queued: FastMap<Key, (Task, AckTag)>,
+    running: FastMap<Key, Running>,
+    seen: FastSet<Key>,
     seen_order: VecDeque<Key>,
     join: JoinSet<(Key, TaskResult)>,
     outbox: Vec<TaskResult>,
@@ -147,9 +149,9 @@ impl Runtime {
             controls,
             config_rx,
             queue: BinaryHeap::new(),
-            queued: HashMap::new(),
-            running: HashMap::new(),
-            seen: HashSet::new(),
+            queued: FastMap::default(),
+            running: FastMap::default(),
+            seen: FastSet::default(),
             seen_order: VecDeque::new(),
             join: JoinSet::new(),
             outbox: Vec::new(),
@@ -217,8 +219,9 @@ impl Runtime {
                 }
                 if self.backoff_until.is_none_or(|t| tokio::time::Instant::now() >= t) {
                     self.backoff_until = None;
-                    self.flush_outbox().await;
                     self.start_ready().await;
+                    // After starting: tasks that finished inline have their results in the outbox now.
+                    self.flush_outbox().await;
                 }
             }
             self.drain().await;
@@ -342,6 +345,8 @@ impl Runtime {
         }
     }
 
+    /// Runs an attempt whose start was reported. The handler is polled once right here: one that finishes
+    /// without waiting (a no-op, an in-memory computation) costs no task spawn; one that waits is spawned.
     fn spawn(&mut self, task: Task, start_time: chrono::DateTime<chrono::Utc>) {
         let key = (task.task_id.clone(), task.attempt);
         let ctx = TaskContext::new(
@@ -349,41 +354,64 @@ impl Runtime {
             self.sys.max_output_bytes as usize,
             secs(self.sys.kill_grace_secs),
         );
-        self.running
-            .insert(key.clone(), Running { ctx: ctx.clone() });
-        self.state
-            .running
-            .store(self.running.len(), Ordering::Relaxed);
-        let handler = self.handlers.get(&task.task_type).cloned();
-        let clock = self.clock.clone();
         let mut base = self.result(&task, TaskStatus::Running);
         base.start_time = start_time;
-        let known = self.handlers.names();
+        let Some(handler) = self.handlers.get(&task.task_type).cloned() else {
+            base.status = TaskStatus::Failed;
+            base.exit_code = 127;
+            base.end_time = Some(self.clock.now());
+            base.error = format!(
+                "no handler for type '{}' on executor '{}' (it has: {})",
+                task.task_type,
+                base.executor_id,
+                self.handlers.names().join(", ")
+            );
+            self.outbox.push(base);
+            return;
+        };
+        let clock = self.clock.clone();
         let span = info_span!("task", job_id = %task.job_id, task_id = %task.task_id, attempt = task.attempt,
             executor_id = %self.info.executor_id);
-        self.join.spawn(
+        let run_ctx = ctx.clone();
+        let run_key = key.clone();
+        let mut run = Box::pin(
             async move {
-                let result = match handler {
-                    None => {
-                        let mut r = base;
-                        r.status = TaskStatus::Failed;
-                        r.exit_code = 127;
-                        r.end_time = Some(clock.now());
-                        r.error = format!(
-                            "no handler for type '{}' on executor '{}' (it has: {})",
-                            task.task_type,
-                            r.executor_id,
-                            known.join(", ")
-                        );
-                        r
+                let mut fallback = base.clone();
+                let guarded = Guarded(Box::pin(run_one(
+                    handler.as_ref(),
+                    &run_ctx,
+                    &task,
+                    base,
+                    &clock,
+                )));
+                let result = match guarded.await {
+                    Ok(r) => r,
+                    Err(panic) => {
+                        warn!(%panic, "the handler panicked");
+                        fallback.status = TaskStatus::Failed;
+                        fallback.exit_code = 101;
+                        fallback.end_time = Some(clock.now());
+                        fallback.error =
+                            format!("the '{}' handler panicked: {panic}", task.task_type);
+                        fallback
                     }
-                    Some(h) => run_one(h.as_ref(), &ctx, &task, base, &clock).await,
                 };
                 debug!(status = %result.status, exit_code = result.exit_code, "task ended");
-                (key, result)
+                (run_key, result)
             }
             .instrument(span),
         );
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match run.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready((_, result)) => self.outbox.push(result),
+            std::task::Poll::Pending => {
+                self.running.insert(key, Running { ctx });
+                self.state
+                    .running
+                    .store(self.running.len(), Ordering::Relaxed);
+                self.join.spawn(run);
+            }
+        }
     }
 
     fn finished(&mut self, done: std::result::Result<(Key, TaskResult), tokio::task::JoinError>) {
@@ -487,6 +515,32 @@ impl Runtime {
         // executor's registration goes.
         let _ = self.registration.deregister().await;
         info!("executor stopped");
+    }
+}
+
+/// Polls a future, turning a panic into an error with the panic's message: a handler's bug fails its task,
+/// not the executor.
+struct Guarded<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = std::result::Result<F::Output, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p.map(Ok),
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                std::task::Poll::Ready(Err(msg))
+            }
+        }
     }
 }
 

@@ -291,19 +291,4 @@ impl Job {
     pub fn schedule(&self) -> Result<Schedule> {
         Schedule::from_job(self)
     }
-
-    /// True when this job may run on an executor of `group` with `labels` and the given handler types.
-    pub fn matches_executor(
-        &self,
-        group: &str,
-        labels: &BTreeMap<String, String>,
-        handlers: &[String],
-    ) -> bool {
-        (self.executor_group.is_empty() || self.executor_group == group)
-            && self
-                .executor_labels
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v))
-            && handlers.iter().any(|h| *h == self.job_type)
-    }
 }

@@ -1,6 +1,8 @@
 //! In-process storage: complete and thread-safe, kept in memory (lost when the process ends).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::fastmap::FastMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -23,15 +25,15 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct Inner {
-    jobs: HashMap<JobId, Arc<Job>>,
+    jobs: FastMap<JobId, Arc<Job>>,
     /// Latest revision of every job ever stored, deleted ones included (their tombstone).
-    latest: HashMap<JobId, u64>,
+    latest: FastMap<JobId, u64>,
     changes: BTreeMap<u64, (JobId, Option<Arc<Job>>)>,
     revision: u64,
     records: BTreeMap<i64, ExecutionRecord>,
-    by_key: HashMap<(TaskId, u32), i64>,
-    by_job: HashMap<JobId, BTreeSet<i64>>,
-    fires: HashMap<(JobId, i64), TaskId>,
+    by_key: FastMap<(TaskId, u32), i64>,
+    by_job: FastMap<JobId, BTreeSet<i64>>,
+    fires: FastMap<(JobId, i64), TaskId>,
     active: BTreeSet<i64>,
     next_id: i64,
     executors: BTreeMap<ExecutorId, ExecutorRecord>,

@@ -206,7 +206,7 @@ pub async fn job_changes_follow_every_write(open: &dyn OpenStorage) {
         "nothing after the last revision"
     );
     // A re-created job shows up again.
-    s.create_jobs(&[b.clone()]).await.unwrap();
+    s.create_jobs(std::slice::from_ref(&b)).await.unwrap();
     let again = s.job_changes(after, 100).await.unwrap();
     assert!(
         again

@@ -37,7 +37,7 @@ pub struct Start {
 }
 
 /// A handler driven by its command: `;`-separated steps
-/// `sleep:MS`, `fail`, `abort`, `retry_after:MS`, `block` (until cancelled), `block_on:EXEC` (block only on
+/// `sleep:MS`, `fail`, `panic`, `abort`, `retry_after:MS`, `block` (until cancelled), `block_on:EXEC` (block only on
 /// that executor), `out:TEXT`.
 #[derive(Clone)]
 pub struct Script {
@@ -107,6 +107,7 @@ impl TaskHandler for Script {
                     }
                 }
                 "fail" => return Err(ExecError::failed("scripted failure")),
+                "panic" => panic!("scripted panic"),
                 "abort" => return Err(ExecError::abort("scripted abort")),
                 "retry_after" => {
                     return Err(ExecError::retry_after(

@@ -1,0 +1,252 @@
+//! The workloads.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use jobsched::handler::{HandlerRegistry, NoopHandler};
+use jobsched::{Backends, Event, Executor, ExecutorId, JobSpec, Scheduler, SchedulerConfig};
+use tokio::sync::broadcast;
+
+use crate::measure::{Figure, cpu_secs, json_line, peak_rss_mib, rss_mib, table};
+
+fn config(events: usize) -> SchedulerConfig {
+    SchedulerConfig {
+        scheduler_id: "bench".into(),
+        event_capacity: events,
+        ..SchedulerConfig::default()
+    }
+}
+
+async fn executors(backends: &Backends, n: usize, capacity: u32) -> Vec<Executor> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut handlers = HandlerRegistry::empty();
+        handlers
+            .register("noop", Arc::new(NoopHandler))
+            .expect("valid name");
+        out.push(
+            Executor::builder(
+                ExecutorId::new(format!("bench-{i}")).expect("valid id"),
+                backends.clone(),
+            )
+            .with_capacity(capacity)
+            .with_handlers(handlers)
+            .start()
+            .await
+            .expect("executor starts"),
+        );
+    }
+    out
+}
+
+/// Waits until the engine has read every job written so far.
+async fn engine_caught_up(s: &Scheduler, jobs: u64) {
+    loop {
+        if s.engine_stats().await.is_some_and(|st| st.jobs >= jobs) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Creates `n` one-shot no-op jobs firing at `at`, in batches.
+async fn one_shots(s: &Scheduler, n: usize, at: DateTime<Utc>, tag: &str) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let specs = chunk
+            .iter()
+            .map(|i| JobSpec::once(format!("{tag}-{i}"), at, "").with_type("noop"))
+            .collect();
+        s.create_jobs(specs).await.expect("jobs created");
+    }
+}
+
+/// Counts `Fired` and `Finished` events until `n` of each arrived; returns when the last of each came.
+async fn count(events: &mut broadcast::Receiver<Event>, n: usize) -> (Instant, Instant) {
+    let (mut fired, mut finished) = (0, 0);
+    let (mut last_fired, mut last_finished) = (Instant::now(), Instant::now());
+    while fired < n || finished < n {
+        match events.recv().await {
+            Ok(Event::Fired { .. }) => {
+                fired += 1;
+                last_fired = Instant::now();
+            }
+            Ok(Event::Finished(_)) => {
+                finished += 1;
+                last_finished = Instant::now();
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(k)) => {
+                panic!("the benchmark missed {k} events")
+            }
+            Err(e) => panic!("events closed: {e}"),
+        }
+    }
+    (last_fired, last_finished)
+}
+
+/// Sleeps until the wall clock reads `at`.
+async fn until(at: DateTime<Utc>) {
+    if let Ok(d) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+fn round_up_secs(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    let s = t.timestamp() + secs;
+    DateTime::from_timestamp(s, 0).expect("valid time")
+}
+
+pub async fn throughput(runs: usize, tasks: usize, n_exec: usize, capacity: u32) {
+    let mut tps = Figure::new("end-to-end tasks/s (fire → recorded result)", "tasks/s");
+    let mut fire_rate = Figure::new("fires recorded and dispatched /s", "fires/s");
+    let mut cpu = Figure::new("CPU per task (scheduler + executors)", "µs");
+    let mut p_last = Figure::new("time from the fire instant to the last result", "ms");
+    for run in 0..runs {
+        let backends = Backends::in_memory();
+        let s = Scheduler::builder(backends.clone())
+            .with_config(config(tasks * 3 + 1024))
+            .start();
+        let execs = executors(&backends, n_exec, capacity).await;
+        s.wait_active().await;
+        let mut events = s.subscribe();
+        let at = round_up_secs(Utc::now(), 3);
+        one_shots(&s, tasks, at, "t").await;
+        engine_caught_up(&s, tasks as u64).await;
+        let late = Utc::now() > at;
+        until(at).await;
+        let cpu0 = cpu_secs();
+        let start = Instant::now();
+        let (fired_done, done) = count(&mut events, tasks).await;
+        let elapsed = done.duration_since(start).as_secs_f64();
+        let cpu_used = cpu_secs() - cpu0;
+        tps.values.push(tasks as f64 / elapsed);
+        fire_rate
+            .values
+            .push(tasks as f64 / fired_done.duration_since(start).as_secs_f64());
+        cpu.values.push(cpu_used / tasks as f64 * 1e6);
+        p_last.values.push(elapsed * 1000.0);
+        json_line(
+            "throughput",
+            run,
+            serde_json::json!({"tasks": tasks, "executors": n_exec, "capacity": capacity, "setup_late": late}),
+            serde_json::json!({"tasks_per_sec": tasks as f64 / elapsed, "elapsed_ms": elapsed * 1000.0,
+                "cpu_us_per_task": cpu_used / tasks as f64 * 1e6}),
+        );
+        for e in &execs {
+            e.shutdown().await;
+        }
+        s.shutdown().await;
+    }
+    table(
+        "Throughput: embedded, in-memory backends, no-op handler",
+        &format!(
+            "{tasks} one-shot jobs firing at the same instant; {n_exec} executors × {capacity} slots; {runs} runs"
+        ),
+        &[tps, fire_rate, cpu, p_last],
+    );
+}
+
+/// A daily cron expression for job `i`: 3,600 distinct ones, all at 03:mm:ss.
+fn daily(i: usize) -> String {
+    format!("{} {} 3 * * *", i % 60, (i / 60) % 60)
+}
+
+pub async fn scale(runs: usize, jobs: usize, fires: usize) {
+    let mut reg = Figure::new(format!("register {jobs} cron jobs"), "s");
+    let mut reg_rate = Figure::new("registration rate", "jobs/s");
+    let mut rss = Figure::new(format!("RSS with {jobs} jobs (store + engine)"), "MiB");
+    let mut per_job = Figure::new("memory per job", "bytes");
+    let mut reload = Figure::new(format!("reload {jobs} jobs (restart → active)"), "s");
+    let mut fire_big = Figure::new(format!("fire cost, {jobs} jobs scheduled"), "µs/fire");
+    let mut fire_empty = Figure::new("fire cost, empty scheduler", "µs/fire");
+    for run in 0..runs {
+        // Per-fire cost with nothing else scheduled.
+        let empty = {
+            let backends = Backends::in_memory();
+            let s = Scheduler::builder(backends.clone())
+                .with_config(config(fires * 3 + 1024))
+                .start();
+            let execs = executors(&backends, 2, 256).await;
+            s.wait_active().await;
+            let us = fire_cost(&s, fires, "empty").await;
+            for e in &execs {
+                e.shutdown().await;
+            }
+            s.shutdown().await;
+            us
+        };
+        fire_empty.values.push(empty);
+
+        let before = rss_mib();
+        let backends = Backends::in_memory();
+        let s = Scheduler::builder(backends.clone())
+            .with_config(config(fires * 3 + 1024))
+            .start();
+        let execs = executors(&backends, 2, 256).await;
+        s.wait_active().await;
+        let t0 = Instant::now();
+        for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
+            let specs = chunk
+                .iter()
+                .map(|i| JobSpec::cron(format!("daily-{i}"), daily(*i), "").with_type("noop"))
+                .collect();
+            s.create_jobs(specs).await.expect("jobs created");
+        }
+        engine_caught_up(&s, jobs as u64).await;
+        let reg_s = t0.elapsed().as_secs_f64();
+        reg.values.push(reg_s);
+        reg_rate.values.push(jobs as f64 / reg_s);
+        let after = rss_mib();
+        rss.values.push(after);
+        per_job
+            .values
+            .push((after - before) * 1024.0 * 1024.0 / jobs as f64);
+
+        let big = fire_cost(&s, fires, "big").await;
+        fire_big.values.push(big);
+
+        s.shutdown().await;
+        let t1 = Instant::now();
+        let s = Scheduler::builder(backends.clone())
+            .with_config(config(1024))
+            .start();
+        s.wait_active().await;
+        let reload_s = t1.elapsed().as_secs_f64();
+        reload.values.push(reload_s);
+        json_line(
+            "scale",
+            run,
+            serde_json::json!({"jobs": jobs, "fires": fires}),
+            serde_json::json!({"register_s": reg_s, "rss_mib": after, "peak_rss_mib": peak_rss_mib(),
+                "bytes_per_job": (after - before) * 1024.0 * 1024.0 / jobs as f64, "reload_s": reload_s,
+                "fire_us_big": big, "fire_us_empty": empty}),
+        );
+        for e in &execs {
+            e.shutdown().await;
+        }
+        s.shutdown().await;
+        drop(backends);
+    }
+    table(
+        "Scale: embedded, in-memory backends",
+        &format!(
+            "{jobs} cron jobs firing once a day (3,600 distinct expressions); per-fire cost = time from the fire \
+             instant until {fires} one-shot jobs due together are recorded and dispatched, / {fires}; {runs} runs"
+        ),
+        &[reg, reg_rate, rss, per_job, reload, fire_big, fire_empty],
+    );
+}
+
+/// Microseconds per fire: `n` one-shot jobs due at the same instant, until all are recorded and dispatched.
+async fn fire_cost(s: &Scheduler, n: usize, tag: &str) -> f64 {
+    let mut events = s.subscribe();
+    let known = s.engine_stats().await.map_or(0, |st| st.jobs);
+    let at = round_up_secs(Utc::now(), 3);
+    one_shots(s, n, at, tag).await;
+    engine_caught_up(s, known + n as u64).await;
+    until(at).await;
+    let start = Instant::now();
+    let (last, _) = count(&mut events, n).await;
+    last.duration_since(start).as_secs_f64() * 1e6 / n as f64
+}
