@@ -35,6 +35,10 @@ enum Workload {
         /// Tasks each executor runs at once.
         #[arg(long, default_value_t = 64)]
         capacity: u32,
+        /// How tasks are created: `fire` (one-shot jobs due at the same instant) or `execute` (one job run
+        /// N times through `Scheduler::execute`, all requests in flight at once).
+        #[arg(long, default_value = "fire")]
+        via: String,
     },
     /// Scale: register N cron jobs (firing once a day), report registration time, RSS, reload time and
     /// the cost of a fire with N jobs scheduled against an empty scheduler.
@@ -60,7 +64,10 @@ fn main() {
                 tasks,
                 executors,
                 capacity,
-            } => workloads::throughput(cli.runs, tasks, executors, capacity).await,
+                via,
+            } => {
+                workloads::throughput(cli.runs, tasks, executors, capacity, via == "execute").await
+            }
             Workload::Scale { jobs, fires } => workloads::scale(cli.runs, jobs, fires).await,
         }
     });

@@ -97,7 +97,13 @@ fn round_up_secs(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).expect("valid time")
 }
 
-pub async fn throughput(runs: usize, tasks: usize, n_exec: usize, capacity: u32) {
+pub async fn throughput(
+    runs: usize,
+    tasks: usize,
+    n_exec: usize,
+    capacity: u32,
+    via_execute: bool,
+) {
     let mut tps = Figure::new("end-to-end tasks/s (fire → recorded result)", "tasks/s");
     let mut fire_rate = Figure::new("fires recorded and dispatched /s", "fires/s");
     let mut cpu = Figure::new("CPU per task (scheduler + executors)", "µs");
@@ -110,14 +116,57 @@ pub async fn throughput(runs: usize, tasks: usize, n_exec: usize, capacity: u32)
         let execs = executors(&backends, n_exec, capacity).await;
         s.wait_active().await;
         let mut events = s.subscribe();
-        let at = round_up_secs(Utc::now(), 3);
-        one_shots(&s, tasks, at, "t").await;
-        engine_caught_up(&s, tasks as u64).await;
-        let late = Utc::now() > at;
-        until(at).await;
+        let mut late = false;
+        let job = if via_execute {
+            let job = s
+                .create_job(JobSpec::manual("bulk", "").with_type("noop"))
+                .await
+                .expect("job");
+            engine_caught_up(&s, 1).await;
+            Some(job.job_id)
+        } else {
+            let at = round_up_secs(Utc::now(), 3);
+            one_shots(&s, tasks, at, "t").await;
+            engine_caught_up(&s, tasks as u64).await;
+            late = Utc::now() > at;
+            until(at).await;
+            None
+        };
         let cpu0 = cpu_secs();
         let start = Instant::now();
-        let (fired_done, done) = count(&mut events, tasks).await;
+        if let Some(job_id) = job {
+            // Every request in flight at once, as a bulk /execute would do.
+            let mut set = tokio::task::JoinSet::new();
+            for chunk in 0..(tasks / 1000).max(1) {
+                let s = s.clone();
+                let job_id = job_id.clone();
+                let n = if chunk == tasks / 1000 - 1 {
+                    tasks - chunk * 1000
+                } else {
+                    1000
+                };
+                set.spawn(async move {
+                    let reqs: Vec<_> = (0..n).map(|_| s.execute(&job_id, None)).collect();
+                    for r in reqs {
+                        r.await.expect("recorded");
+                    }
+                });
+            }
+            set.join_all().await;
+        }
+        let (fired_done, done) = if std::env::var_os("BENCH_NO_EVENTS").is_some() {
+            drop(events);
+            loop {
+                let st = s.engine_stats().await.expect("active");
+                if st.active_tasks == 0 && st.scheduled == 0 {
+                    let now = Instant::now();
+                    break (now, now);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } else {
+            count(&mut events, tasks).await
+        };
         let elapsed = done.duration_since(start).as_secs_f64();
         let cpu_used = cpu_secs() - cpu0;
         tps.values.push(tasks as f64 / elapsed);
@@ -129,7 +178,8 @@ pub async fn throughput(runs: usize, tasks: usize, n_exec: usize, capacity: u32)
         json_line(
             "throughput",
             run,
-            serde_json::json!({"tasks": tasks, "executors": n_exec, "capacity": capacity, "setup_late": late}),
+            serde_json::json!({"tasks": tasks, "executors": n_exec, "capacity": capacity, "setup_late": late,
+                "via": if via_execute { "execute" } else { "fire" }}),
             serde_json::json!({"tasks_per_sec": tasks as f64 / elapsed, "elapsed_ms": elapsed * 1000.0,
                 "cpu_us_per_task": cpu_used / tasks as f64 * 1e6}),
         );

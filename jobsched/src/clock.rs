@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// A source of the current UTC time (millisecond precision, like every stored time).
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -56,7 +56,7 @@ impl Clock for TokioClock {
 
 /// Truncates a time to whole milliseconds (the precision stores keep).
 pub fn trunc_ms(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
 /// The `tokio::time::Instant` at which `clock` will read `at` (now, if `at` is not in the future).

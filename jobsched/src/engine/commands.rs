@@ -69,6 +69,7 @@ impl Engine {
         let now = self.now();
         let direct = self.ready.is_empty();
         let mut recs = Vec::with_capacity(reqs.len());
+        let mut jobs = Vec::with_capacity(reqs.len());
         let mut replies = Vec::with_capacity(reqs.len());
         for (job_id, task_id, params, reply) in reqs {
             let Some(js) = self.jobs.get(&job_id) else {
@@ -88,6 +89,7 @@ impl Engine {
                 }
             }
             recs.push(rec);
+            jobs.push(job);
             replies.push(reply);
         }
         if recs.is_empty() {
@@ -102,7 +104,9 @@ impl Engine {
             Ok(outcomes) => {
                 self.storage_ok();
                 let mut sends = Vec::new();
-                for ((mut rec, reply), outcome) in recs.into_iter().zip(replies).zip(outcomes) {
+                for (((mut rec, job), reply), outcome) in
+                    recs.into_iter().zip(jobs).zip(replies).zip(outcomes)
+                {
                     if let InsertOutcome::Inserted { id } = outcome {
                         rec.id = id;
                         self.active_cursor = self.active_cursor.max(id);
@@ -112,7 +116,7 @@ impl Engine {
                             scheduled_time: rec.scheduled_time,
                             trigger: rec.trigger,
                         });
-                        self.register_new(rec, false, &mut sends);
+                        self.register_new(rec, job, false, &mut sends);
                         let _ = reply.send(Ok(()));
                     } else {
                         let _ = reply.send(Err(Error::conflict("the task id was already used")));
@@ -231,11 +235,7 @@ impl Engine {
             job_revision: self.job_cursor,
             ..Default::default()
         };
-        s.scheduled = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.next_fire.is_some())
-            .count() as u64;
+        s.scheduled = self.jobs.scheduled() as u64;
         for t in self.tasks.values() {
             match t.phase {
                 super::tasks::Phase::Ready => s.ready += 1,

@@ -23,7 +23,9 @@ use crate::clock::{SharedClock, instant_at, secs};
 use crate::coord::{CONFIG_KEY, Coordinator, EXECUTORS, Members, NUDGE_KEY};
 use crate::dispatch::{Delivery, Dispatcher, Inbox};
 use crate::error::{Error, Result};
-use crate::model::{ExecutionRecord, JobId, Params, SystemConfig, TaskId, TaskResult, TaskStatus};
+use crate::model::{
+    ExecutionRecord, Job, JobId, Params, SystemConfig, TaskId, TaskResult, TaskStatus,
+};
 use crate::storage::{ExecutionUpdate, Fence, Storage, StorageExt, UpdateOutcome, Versioned, keys};
 
 /// What every part of a scheduler shares.
@@ -88,17 +90,21 @@ pub(crate) struct Engine {
     pub sys: SystemConfig,
     pub jobs: JobTable,
     pub job_cursor: u64,
-    pub tasks: FastMap<TaskId, ActiveTask>,
+    /// Boxed: a task is ~450 bytes, and the map moves its entries when it grows.
+    pub tasks: FastMap<TaskId, Box<ActiveTask>>,
     pub ready: ReadyQueue,
     pub timers: Timers,
     pub execs: ExecutorView,
-    pub seq: u64,
     pub results: Box<dyn Inbox<TaskResult>>,
     pub members: watch::Receiver<Members>,
     pub config_rx: watch::Receiver<Option<Versioned<Vec<u8>>>>,
     pub nudge_rx: watch::Receiver<Option<Versioned<Vec<u8>>>>,
     /// Results whose storage write failed, kept unacknowledged for another try.
     pub pending_results: Vec<Delivery<TaskResult>>,
+    /// Task messages to send (again): after a failed send, or found dispatched at takeover.
+    pub resend: Vec<crate::model::Task>,
+    /// Next sweep for dispatched tasks that have not started (sent again after `redispatch_after_secs`).
+    pub redispatch_sweep: Instant,
     /// Executors that left, whose tasks still have to be failed over.
     pub pending_lost: Vec<(crate::model::ExecutorId, u64)>,
     /// `running` states to write once their delay passes: (task, attempt, generation, start, due). One delay
@@ -160,12 +166,13 @@ impl Engine {
             ready: ReadyQueue::default(),
             timers: Timers::default(),
             execs,
-            seq: 0,
             results,
             members,
             config_rx,
             nudge_rx,
             pending_results: Vec::new(),
+            resend: Vec::new(),
+            redispatch_sweep: now + Duration::from_secs(1),
             pending_lost: Vec::new(),
             running_writes: std::collections::VecDeque::new(),
             members_dirty: true,
@@ -220,11 +227,6 @@ impl Engine {
         }
     }
 
-    pub fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
     /// Notes a failed storage call: fencing ends the engine, anything else backs off (100 ms .. 5 s).
     pub fn storage_failed(&mut self, what: &str, e: Error) {
         if let Error::Fenced { .. } = e {
@@ -246,28 +248,49 @@ impl Engine {
         self.fenced.is_none() && self.backoff_until.is_none_or(|t| Instant::now() >= t)
     }
 
+    /// One job lookup for a task: its job, whether the job follows its runs, and, if it does and `note`
+    /// says so, the run noted as active (`Some(false)`) or held (`Some(true)`).
+    pub fn attach_job(
+        &mut self,
+        rec: &ExecutionRecord,
+        note: Option<bool>,
+    ) -> (Option<Arc<Job>>, bool) {
+        let Some(js) = self.jobs.get_mut(&rec.job_id) else {
+            return (None, false);
+        };
+        let tracked = js.tracks_runs();
+        if tracked {
+            if let Some(held) = note {
+                let runs = js.runs_mut();
+                if held {
+                    runs.held.push_back(rec.task_id.clone());
+                } else if !runs.active.contains(&rec.task_id) {
+                    runs.active.push(rec.task_id.clone());
+                }
+            }
+        }
+        (Some(js.job.clone()), tracked)
+    }
+
     /// Registers a new active attempt in memory in `phase`.
-    pub fn add_task(&mut self, rec: ExecutionRecord, phase: Phase) {
-        let seq = self.next_seq();
+    pub fn add_task(&mut self, rec: ExecutionRecord, phase: Phase, job: (Option<Arc<Job>>, bool)) {
         let task_id = rec.task_id.clone();
-        let mut t = ActiveTask {
+        let mut t = Box::new(ActiveTask {
             rec,
             phase: phase.clone(),
             generation: 0,
-            seq,
             cancel: None,
             started_seen: None,
-        };
+            sent_at: None,
+            job: job.0,
+            tracked: job.1,
+        });
         match &phase {
             Phase::Ready => self.ready.push(&t),
             Phase::Waiting => self
                 .timers
                 .set(task_id.clone(), 0, TimerKind::Due, t.rec.due_time),
-            Phase::Dispatched { .. } => {
-                let at = self.now() + self.grace(self.sys.redispatch_after_secs);
-                self.timers
-                    .set(task_id.clone(), 0, TimerKind::Redispatch, at);
-            }
+            Phase::Dispatched { .. } => t.sent_at = Some(self.now()),
             Phase::Running { .. } => t.started_seen = Some(self.now()),
             Phase::Held => {}
         }
@@ -320,6 +343,7 @@ impl Engine {
                 "attempt did not succeed");
         }
         let job_id = t.rec.job_id.clone();
+        let (job, tracked) = (t.job, t.tracked);
         self.emit(Event::Finished(Arc::new(t.rec)));
         if let Some(mut next) = update.next_attempt.clone() {
             next.id = next_id.unwrap_or(0);
@@ -330,10 +354,12 @@ impl Engine {
             } else {
                 Phase::Ready
             };
-            self.add_task(next, phase);
+            self.add_task(next, phase, (job, tracked));
             return;
         }
-        self.job_task_ended(&job_id, task_id);
+        if tracked {
+            self.job_task_ended(&job_id, task_id);
+        }
     }
 
     /// Forgets an attempt that storage says has moved on (ended elsewhere).
@@ -342,7 +368,9 @@ impl Engine {
             if let Some((exec, epoch)) = t.phase.executor() {
                 self.execs.release(exec, epoch);
             }
-            self.job_task_ended(&t.rec.job_id, task_id);
+            if t.tracked {
+                self.job_task_ended(&t.rec.job_id, task_id);
+            }
         }
     }
 
@@ -467,7 +495,11 @@ impl Engine {
             .ticks
             .heartbeat
             .min(self.ticks.watermark)
-            .min(self.ticks.poll);
+            .min(self.ticks.poll)
+            .min(self.redispatch_sweep);
+        if !self.resend.is_empty() {
+            wake = Instant::now();
+        }
         if let Some(t) = self.jobs.peek_time() {
             wake = wake.min(instant_at(&*clock, t));
         }
@@ -519,6 +551,9 @@ impl Engine {
         }
         if self.healthy() {
             self.dispatch().await;
+        }
+        if self.healthy() && (!self.resend.is_empty() || Instant::now() >= self.redispatch_sweep) {
+            self.redispatch().await;
         }
         if self.healthy() {
             self.flush_running_writes(false).await;
@@ -591,12 +626,7 @@ impl Engine {
     /// Takes an active record from storage into memory.
     pub fn adopt(&mut self, rec: ExecutionRecord) {
         let now = self.now();
-        if let Some(js) = self.jobs.get_mut(&rec.job_id) {
-            let runs = js.runs_mut();
-            if !runs.active.contains(&rec.task_id) {
-                runs.active.push(rec.task_id.clone());
-            }
-        }
+        let job = self.attach_job(&rec, Some(false));
         match rec.status {
             TaskStatus::Queued => {
                 let phase = if rec.due_time > now {
@@ -604,7 +634,7 @@ impl Engine {
                 } else {
                     Phase::Ready
                 };
-                self.add_task(rec, phase);
+                self.add_task(rec, phase, job);
             }
             TaskStatus::Dispatched | TaskStatus::Running => {
                 let exec = rec.executor_id.clone();
@@ -625,7 +655,7 @@ impl Engine {
                 };
                 let dispatched = rec.status == TaskStatus::Dispatched;
                 let task_id = rec.task_id.clone();
-                self.add_task(rec, phase);
+                self.add_task(rec, phase, job);
                 if !online {
                     if !self.pending_lost.contains(&(executor.clone(), epoch)) {
                         self.pending_lost.push((executor, epoch));
@@ -633,7 +663,9 @@ impl Engine {
                 } else if dispatched {
                     // The previous leader may have died between recording and sending: send again now
                     // (an executor ignores a copy of an attempt it already has).
-                    self.timers.set(task_id, 0, TimerKind::Redispatch, now);
+                    if let Some(t) = self.tasks.get(&task_id) {
+                        self.resend.push(t.rec.to_task());
+                    }
                 }
             }
             _ => {}

@@ -2,10 +2,8 @@
 
 use tracing::{debug, warn};
 
-use super::Event;
 use super::core::Engine;
 use super::tasks::Phase;
-use super::timers::TimerKind;
 use crate::model::{Task, TaskId, TaskStatus};
 use crate::storage::{ExecutionUpdate, Expect, UpdateOutcome};
 
@@ -24,8 +22,7 @@ impl Engine {
                     break;
                 };
                 let t = &self.tasks[&task_id];
-                let job = self.jobs.get(&t.rec.job_id).map(|s| s.job.clone());
-                match self.execs.pick(job.as_deref(), &t.rec.task_type) {
+                match self.execs.pick(t.job.as_deref(), &t.rec.task_type) {
                     Some((e, epoch)) => picked.push((task_id, e, epoch)),
                     None => {
                         blocked.push(task_id);
@@ -35,10 +32,10 @@ impl Engine {
                     }
                 }
             }
-            for task_id in &blocked {
-                // Same generation and sequence: it keeps its place in the queue.
+            for task_id in blocked.iter().rev() {
+                // Back at the head, in the same order: it keeps its place in the queue.
                 if let Some(t) = self.tasks.get(task_id) {
-                    self.ready.push(t);
+                    self.ready.push_front(t);
                 }
             }
             if picked.is_empty() {
@@ -65,10 +62,10 @@ impl Engine {
             {
                 Ok(o) => o,
                 Err(err) => {
-                    for (task_id, e, epoch) in &picked {
+                    for (task_id, e, epoch) in picked.iter().rev() {
                         self.execs.release(e, *epoch);
                         if let Some(t) = self.tasks.get(task_id) {
-                            self.ready.push(t);
+                            self.ready.push_front(t);
                         }
                     }
                     self.storage_failed("recording dispatched tasks", err);
@@ -77,7 +74,6 @@ impl Engine {
             };
             self.storage_ok();
             let now = self.now();
-            let redispatch_at = now + self.grace(self.sys.redispatch_after_secs);
             let mut sends = Vec::with_capacity(picked.len());
             for ((task_id, e, epoch), (u, o)) in
                 picked.into_iter().zip(updates.iter().zip(outcomes))
@@ -88,25 +84,10 @@ impl Engine {
                             continue;
                         };
                         u.apply_to(&mut t.rec);
-                        t.phase = Phase::Dispatched {
-                            executor: e.clone(),
-                            epoch,
-                        };
+                        t.phase = Phase::Dispatched { executor: e, epoch };
                         t.generation += 1;
-                        let generation = t.generation;
+                        t.sent_at = Some(now);
                         sends.push(t.rec.to_task());
-                        let attempt = t.rec.attempt;
-                        self.timers.set(
-                            task_id.clone(),
-                            generation,
-                            TimerKind::Redispatch,
-                            redispatch_at,
-                        );
-                        self.emit(Event::Dispatched {
-                            task_id,
-                            attempt,
-                            executor_id: e,
-                        });
                     }
                     other => {
                         debug!(task_id = %task_id, outcome = ?other, "queued task changed elsewhere; not dispatched");
@@ -127,7 +108,39 @@ impl Engine {
         }
         if let Err(e) = self.sh.dispatcher.send_tasks(&tasks).await {
             warn!(error = %e, tasks = tasks.len(), "sending tasks failed; they will be sent again");
-            self.resend_soon(&tasks);
+            self.resend.extend(tasks);
+            self.storage_failed("sending tasks", e);
         }
+    }
+
+    /// Sends again what must be sent again: the re-send list, and dispatched attempts that have not started
+    /// within `redispatch_after_secs` (a lost message; the executor ignores a copy it already has).
+    pub async fn redispatch(&mut self) {
+        let now = self.now();
+        let mut batch = std::mem::take(&mut self.resend);
+        if tokio::time::Instant::now() >= self.redispatch_sweep {
+            let every = std::time::Duration::from_secs(
+                u64::from(self.sys.redispatch_after_secs.max(2)) / 2,
+            );
+            self.redispatch_sweep = tokio::time::Instant::now() + every;
+            let cutoff = now - self.grace(self.sys.redispatch_after_secs);
+            for t in self.tasks.values_mut() {
+                if matches!(t.phase, Phase::Dispatched { .. })
+                    && t.sent_at.is_some_and(|s| s <= cutoff)
+                {
+                    debug!(task_id = %t.rec.task_id, attempt = t.rec.attempt, "sending a dispatched task again");
+                    t.sent_at = Some(now);
+                    batch.push(t.rec.to_task());
+                }
+            }
+        }
+        // Only attempts still dispatched (to the same executor) are worth sending.
+        batch.retain(|m| {
+            self.tasks.get(&m.task_id).is_some_and(|t| {
+                t.rec.attempt == m.attempt
+                    && matches!(&t.phase, Phase::Dispatched { executor, .. } if Some(executor) == m.executor_id.as_ref())
+            })
+        });
+        self.send_tasks(batch).await;
     }
 }

@@ -10,7 +10,6 @@ use tracing::{debug, info, warn};
 use super::Event;
 use super::core::Engine;
 use super::tasks::Phase;
-use super::timers::TimerKind;
 use crate::error::Result;
 use crate::model::{
     CancelReason, ExecutionRecord, Job, JobId, MisfirePolicy, OverlapPolicy, TaskId, TaskStatus,
@@ -102,25 +101,22 @@ impl Engine {
         let mut popped: Vec<(JobId, DateTime<Utc>)> = Vec::new();
         let mut planned: Vec<(Arc<Job>, DateTime<Utc>, Trigger)> = Vec::new();
         while planned.len() < batch {
-            let Some((id, at)) = self.jobs.pop_due(now) else {
+            let Some(due) = self.jobs.pop_due(now) else {
                 break;
             };
-            let Some(js) = self.jobs.get(&id) else {
-                continue;
-            };
-            let job = js.job.clone();
+            let (id, at, job, schedule) = (due.job_id, due.at, due.job, due.schedule);
             let (fires, base) = fire_times(
-                &js.schedule,
+                &schedule,
                 job.misfire_policy,
                 job.misfire_max_fires,
                 at,
                 now,
                 threshold,
             );
-            let next = if js.schedule.is_fixed_delay() && !fires.is_empty() {
+            let next = if schedule.is_fixed_delay() && !fires.is_empty() {
                 None
             } else {
-                js.schedule.next_after(base)
+                schedule.next_after(base)
             };
             if fires.is_empty() {
                 info!(job_id = %id, missed_since = %at, "missed fires skipped (misfire_policy = skip)");
@@ -128,7 +124,9 @@ impl Engine {
                 info!(job_id = %id, missed_since = %at, fires = fires.len(),
                     policy = %job.misfire_policy, "catching up missed fires");
             }
-            self.jobs.set_next_fire(&id, next);
+            if next.is_some() {
+                self.jobs.set_next_fire(&id, next);
+            }
             popped.push((id, at));
             planned.extend(fires.into_iter().map(|(t, trig)| (job.clone(), t, trig)));
         }
@@ -140,10 +138,15 @@ impl Engine {
         let mut extra: crate::fastmap::FastMap<JobId, usize> = Default::default();
         let mut recs = Vec::with_capacity(planned.len());
         let mut kinds = Vec::with_capacity(planned.len());
+        let mut jobs = Vec::with_capacity(planned.len());
         let direct = self.ready.is_empty();
         for (job, at, trigger) in &planned {
-            let active = self.jobs.get(&job.job_id).map_or(0, |s| s.active_count())
-                + extra.get(&job.job_id).copied().unwrap_or(0);
+            let active = if job.overlap_policy == OverlapPolicy::Allow {
+                0
+            } else {
+                self.jobs.get(&job.job_id).map_or(0, |s| s.active_count())
+                    + extra.get(&job.job_id).copied().unwrap_or(0)
+            };
             let kind = match (active, job.overlap_policy) {
                 (0, _) | (_, OverlapPolicy::Allow) => Overlap::Run,
                 (_, OverlapPolicy::Skip) => Overlap::Skip,
@@ -168,11 +171,12 @@ impl Engine {
                 }
                 _ => {}
             }
-            if kind != Overlap::Skip {
+            if kind != Overlap::Skip && job.overlap_policy != OverlapPolicy::Allow {
                 *extra.entry(job.job_id.clone()).or_default() += 1;
             }
             recs.push(rec);
             kinds.push(kind);
+            jobs.push(job.clone());
         }
         let outcomes = match self
             .sh
@@ -198,7 +202,8 @@ impl Engine {
         self.storage_ok();
         let mut sends = Vec::new();
         let mut replace = Vec::new();
-        for ((mut rec, kind), outcome) in recs.into_iter().zip(kinds).zip(outcomes) {
+        for (((mut rec, kind), job), outcome) in recs.into_iter().zip(kinds).zip(jobs).zip(outcomes)
+        {
             match outcome {
                 InsertOutcome::AlreadyFired { task_id } => {
                     debug!(job_id = %rec.job_id, scheduled_time = %rec.scheduled_time, existing = %task_id,
@@ -226,7 +231,7 @@ impl Engine {
                             replace.extend(js.runs.iter().flat_map(|r| r.active.iter().cloned()));
                         }
                     }
-                    self.register_new(rec, kind == Overlap::Hold, &mut sends);
+                    self.register_new(rec, job, kind == Overlap::Hold, &mut sends);
                 }
             }
         }
@@ -240,39 +245,33 @@ impl Engine {
     pub fn register_new(
         &mut self,
         rec: ExecutionRecord,
+        job: Arc<Job>,
         held: bool,
         sends: &mut Vec<crate::model::Task>,
     ) {
-        let task_id = rec.task_id.clone();
-        if let Some(js) = self.jobs.get_mut(&rec.job_id) {
-            let runs = js.runs_mut();
-            if held {
-                runs.held.push_back(task_id.clone());
-            } else {
-                runs.active.push(task_id.clone());
-            }
-        }
+        // The job is at hand: look it up again only if its runs are followed.
+        let job = if super::jobs::tracks_runs(&job) {
+            self.attach_job(&rec, Some(held))
+        } else {
+            (Some(job), false)
+        };
         if held {
-            self.add_task(rec, Phase::Held);
+            self.add_task(rec, Phase::Held, job);
         } else if let Some(exec) = rec.executor_id.clone() {
             let epoch = rec.executor_epoch;
             sends.push(rec.to_task());
-            self.emit(Event::Dispatched {
-                task_id: task_id.clone(),
-                attempt: rec.attempt,
-                executor_id: exec.clone(),
-            });
             self.add_task(
                 rec,
                 Phase::Dispatched {
                     executor: exec,
                     epoch,
                 },
+                job,
             );
         } else if rec.due_time > self.now() {
-            self.add_task(rec, Phase::Waiting);
+            self.add_task(rec, Phase::Waiting, job);
         } else {
-            self.add_task(rec, Phase::Ready);
+            self.add_task(rec, Phase::Ready, job);
         }
     }
 
@@ -297,13 +296,13 @@ impl Engine {
 
     async fn apply_job_change(&mut self, change: JobChange, mode: JobLoad) {
         let Some(job) = change.job else {
-            if let Some(state) = self.jobs.remove(&change.job_id) {
+            if self.jobs.remove(&change.job_id).is_some() {
                 info!(job_id = %change.job_id, "job deleted: its queued tasks are cancelled");
-                let queued: Vec<TaskId> = state
-                    .runs
-                    .iter()
-                    .flat_map(|r| r.active.iter().chain(r.held.iter()).cloned())
-                    .filter(|t| self.tasks.get(t).is_some_and(|x| x.phase.is_queued()))
+                let queued: Vec<TaskId> = self
+                    .tasks
+                    .values()
+                    .filter(|t| t.rec.job_id == change.job_id && t.phase.is_queued())
+                    .map(|t| t.rec.task_id.clone())
                     .collect();
                 for t in queued {
                     let _ = self.cancel_task(&t, CancelReason::User).await;
@@ -338,17 +337,6 @@ impl Engine {
             debug!(job_id = %job.job_id, version = job.version, next_fire = ?next, "job changed");
         }
         self.jobs.upsert(job, schedule, next);
-    }
-
-    /// Queues a re-send of dispatched attempts soon (after a failed send).
-    pub fn resend_soon(&mut self, tasks: &[crate::model::Task]) {
-        let at = self.now() + TimeDelta::milliseconds(self.backoff.as_millis().max(200) as i64);
-        for t in tasks {
-            if let Some(a) = self.tasks.get(&t.task_id) {
-                self.timers
-                    .set(t.task_id.clone(), a.generation, TimerKind::Redispatch, at);
-            }
-        }
     }
 }
 

@@ -1,11 +1,12 @@
-//! The engine's table of jobs and the heap of their next fire times.
+//! The engine's table of jobs and the queue of their next fire times.
 //!
-//! The heap holds one entry per scheduled job, ordered by fire time, so finding the jobs due now costs
-//! O(log n) per fire, whatever the number of jobs. A job that changes gets a new entry; the old one is
-//! recognised as stale when it surfaces (its time no longer equals the job's `next_fire`).
+//! The fire queue buckets jobs by fire time (millisecond): an ordered map from time to the jobs due then,
+//! like a timing wheel whose slots are created on demand. Jobs share fire times heavily (every job on
+//! `0 0 * * * *` fires at the same instant), so a fire costs O(1) within its bucket and O(log b) per bucket
+//! of b distinct pending times, whatever the number of jobs. A job that changes gets a new entry; the old
+//! one is recognised as stale when it surfaces (its time no longer equals the job's `next_fire`).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,13 @@ pub(crate) struct JobRuns {
     pub held: VecDeque<TaskId>,
 }
 
+/// Whether the engine follows a job's runs: only overlap policies other than `allow` and fixed-delay
+/// schedules need to know when a run ends (everything else skips the bookkeeping).
+pub(crate) fn tracks_runs(job: &Job) -> bool {
+    job.overlap_policy != crate::model::OverlapPolicy::Allow
+        || job.schedule_type == crate::model::ScheduleType::FixedDelay
+}
+
 /// What the engine keeps per job.
 #[derive(Debug)]
 pub(crate) struct JobState {
@@ -36,6 +44,12 @@ pub(crate) struct JobState {
 impl JobState {
     pub fn active_count(&self) -> usize {
         self.runs.as_ref().map_or(0, |r| r.active.len())
+    }
+
+    /// Whether the engine follows this job's runs: only the overlap policies other than `allow` and
+    /// fixed-delay schedules need to know when a run ends (everything else skips the bookkeeping).
+    pub fn tracks_runs(&self) -> bool {
+        tracks_runs(&self.job)
     }
 
     pub fn runs_mut(&mut self) -> &mut JobRuns {
@@ -62,41 +76,22 @@ impl JobState {
     }
 }
 
-/// A heap entry: a job's fire time. Ties are broken by insertion order, never by comparing job ids
-/// (many jobs fire at the same second; comparing their ids was a visible cost).
+/// A job whose fire is due, as popped from the queue.
 #[derive(Debug)]
-struct Entry {
-    at: i64,
-    seq: u64,
-    job: JobId,
+pub(crate) struct Due {
+    pub job_id: JobId,
+    pub at: DateTime<Utc>,
+    pub job: Arc<Job>,
+    pub schedule: Schedule,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Entry {}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-/// All jobs and their fire heap.
+/// All jobs and their fire queue.
 #[derive(Debug, Default)]
 pub(crate) struct JobTable {
     jobs: FastMap<JobId, JobState>,
-    heap: BinaryHeap<Reverse<Entry>>,
-    seq: u64,
+    queue: BTreeMap<i64, Vec<JobId>>,
+    /// Jobs with a next fire time.
+    scheduled: usize,
 }
 
 impl JobTable {
@@ -105,12 +100,16 @@ impl JobTable {
     }
 
     fn push(&mut self, at: DateTime<Utc>, job: JobId) {
-        self.seq += 1;
-        self.heap.push(Reverse(Entry {
-            at: at.timestamp_millis(),
-            seq: self.seq,
-            job,
-        }));
+        self.queue
+            .entry(at.timestamp_millis())
+            .or_default()
+            .push(job);
+    }
+
+    fn is_live(&self, at: i64, job: &JobId) -> Option<&JobState> {
+        self.jobs
+            .get(job)
+            .filter(|s| s.next_fire.map(|t| t.timestamp_millis()) == Some(at))
     }
 
     pub fn get(&self, id: &JobId) -> Option<&JobState> {
@@ -123,7 +122,11 @@ impl JobTable {
 
     /// Inserts or replaces a job with its schedule and next fire time.
     pub fn upsert(&mut self, job: Arc<Job>, schedule: Schedule, next_fire: Option<DateTime<Utc>>) {
-        let runs = self.jobs.remove(&job.job_id).and_then(|s| s.runs);
+        let old = self.remove(&job.job_id);
+        let runs = old.and_then(|s| s.runs);
+        if next_fire.is_some() {
+            self.scheduled += 1;
+        }
         if let Some(at) = next_fire {
             self.push(at, job.job_id.clone());
         }
@@ -140,12 +143,26 @@ impl JobTable {
 
     /// Removes a job; returns its state.
     pub fn remove(&mut self, id: &JobId) -> Option<JobState> {
-        self.jobs.remove(id)
+        let s = self.jobs.remove(id)?;
+        if s.next_fire.is_some() {
+            self.scheduled -= 1;
+        }
+        Some(s)
+    }
+
+    /// Jobs with a next fire time.
+    pub fn scheduled(&self) -> usize {
+        self.scheduled
     }
 
     /// Sets a job's next fire time.
     pub fn set_next_fire(&mut self, id: &JobId, next: Option<DateTime<Utc>>) {
         if let Some(s) = self.jobs.get_mut(id) {
+            match (s.next_fire.is_some(), next.is_some()) {
+                (false, true) => self.scheduled += 1,
+                (true, false) => self.scheduled -= 1,
+                _ => {}
+            }
             s.next_fire = next;
             if let Some(at) = next {
                 self.push(at, id.clone());
@@ -153,34 +170,57 @@ impl JobTable {
         }
     }
 
-    /// The earliest pending fire time, skipping stale heap entries.
+    /// The earliest pending fire time, dropping stale entries on the way.
     pub fn peek_time(&mut self) -> Option<DateTime<Utc>> {
-        while let Some(Reverse(e)) = self.heap.peek() {
-            let live = self
-                .jobs
-                .get(&e.job)
-                .and_then(|s| s.next_fire)
-                .is_some_and(|t| t.timestamp_millis() == e.at);
-            if live {
-                return DateTime::from_timestamp_millis(e.at);
+        loop {
+            let mut first = self.queue.first_entry()?;
+            let at = *first.key();
+            while let Some(job) = first.get().last() {
+                if self
+                    .jobs
+                    .get(job)
+                    .and_then(|s| s.next_fire)
+                    .map(|t| t.timestamp_millis())
+                    == Some(at)
+                {
+                    return DateTime::from_timestamp_millis(at);
+                }
+                first.get_mut().pop();
             }
-            self.heap.pop();
+            first.remove();
         }
-        None
     }
 
     /// Pops the next job whose fire time is at or before `now`, with that fire time; clears its
     /// `next_fire` (the caller sets the following one).
-    pub fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(JobId, DateTime<Utc>)> {
-        let at = self.peek_time()?;
-        if at > now {
-            return None;
-        }
-        let Reverse(Entry { job: id, .. }) = self.heap.pop().expect("peeked");
-        if let Some(s) = self.jobs.get_mut(&id) {
+    pub fn pop_due(&mut self, now: DateTime<Utc>) -> Option<Due> {
+        let now = now.timestamp_millis();
+        loop {
+            let mut first = self.queue.first_entry()?;
+            let at = *first.key();
+            if at > now {
+                return None;
+            }
+            let Some(job_id) = first.get_mut().pop() else {
+                first.remove();
+                continue;
+            };
+            if first.get().is_empty() {
+                first.remove();
+            }
+            if self.is_live(at, &job_id).is_none() {
+                continue;
+            }
+            let s = self.jobs.get_mut(&job_id).expect("live");
             s.next_fire = None;
+            self.scheduled -= 1;
+            return Some(Due {
+                at: DateTime::from_timestamp_millis(at).expect("stored from a valid time"),
+                job: s.job.clone(),
+                schedule: s.schedule.clone(),
+                job_id,
+            });
         }
-        Some((id, at))
     }
 
     /// Every job.
@@ -217,8 +257,8 @@ mod tests {
         table.set_next_fire(&JobId::new("b").unwrap(), Some(t("2026-01-01T00:00:05Z")));
         let now = t("2026-01-01T00:00:04Z");
         let mut order = vec![];
-        while let Some((id, at)) = table.pop_due(now) {
-            order.push((id.to_string(), at));
+        while let Some(d) = table.pop_due(now) {
+            order.push((d.job_id.to_string(), d.at));
         }
         assert_eq!(
             order,

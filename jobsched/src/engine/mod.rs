@@ -90,24 +90,6 @@ pub enum Event {
         /// Why.
         trigger: Trigger,
     },
-    /// An attempt was given to an executor.
-    Dispatched {
-        /// The task.
-        task_id: TaskId,
-        /// The attempt.
-        attempt: u32,
-        /// The executor.
-        executor_id: ExecutorId,
-    },
-    /// An attempt started.
-    Started {
-        /// The task.
-        task_id: TaskId,
-        /// The attempt.
-        attempt: u32,
-        /// The executor.
-        executor_id: ExecutorId,
-    },
     /// An attempt ended; the record as stored.
     Finished(Arc<ExecutionRecord>),
 }

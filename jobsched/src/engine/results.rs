@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
-use super::Event;
 use super::core::Engine;
 use super::tasks::{ActiveTask, Phase};
 use super::timers::TimerKind;
@@ -171,11 +170,6 @@ impl Engine {
             tokio::time::Instant::now() + delay,
         ));
         self.arm_deadline(&r.task_id);
-        self.emit(Event::Started {
-            task_id: r.task_id.clone(),
-            attempt: r.attempt,
-            executor_id: r.executor_id.clone(),
-        });
     }
 
     /// Writes the `running` state of attempts that started at least `running_write_delay` ago and have
@@ -339,7 +333,6 @@ impl Engine {
 
     /// Handles every per-task timer due by `now`.
     pub async fn on_timers(&mut self, now: DateTime<Utc>) {
-        let mut resend = Vec::new();
         let mut updates = Vec::new();
         let mut cancels = Vec::new();
         let mut rearm = Vec::new();
@@ -352,13 +345,6 @@ impl Engine {
             }
             match (f.kind, &t.phase) {
                 (TimerKind::Due, Phase::Waiting) => self.make_ready(&f.task),
-                (TimerKind::Redispatch, Phase::Dispatched { .. }) => {
-                    debug!(task_id = %f.task, attempt = t.rec.attempt, "sending a dispatched task again");
-                    resend.push(t.rec.to_task());
-                    let at = now + self.grace(self.sys.redispatch_after_secs);
-                    self.timers
-                        .set(f.task.clone(), f.generation, TimerKind::Redispatch, at);
-                }
                 (
                     TimerKind::Deadline,
                     Phase::Running { executor, .. } | Phase::Dispatched { executor, .. },
@@ -402,9 +388,6 @@ impl Engine {
                 }
                 _ => {}
             }
-        }
-        if !resend.is_empty() {
-            self.send_tasks(resend).await;
         }
         for (exec, task_id, attempt, reason) in cancels {
             let c = Control::Cancel {

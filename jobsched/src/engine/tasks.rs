@@ -1,13 +1,15 @@
 //! Active tasks in the engine's memory and the queue of tasks ready to dispatch.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::fastmap::FastMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{CancelReason, ExecutionRecord, ExecutorId, TaskId};
+use std::sync::Arc;
+
+use crate::model::{CancelReason, ExecutionRecord, ExecutorId, Job, TaskId};
 
 /// Where an active attempt is, as the engine sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,52 +49,64 @@ pub(crate) struct ActiveTask {
     pub phase: Phase,
     /// Bumped on every phase change, to tell stale timers and queue entries apart.
     pub generation: u64,
-    /// FIFO order among equal priorities.
-    pub seq: u64,
     /// Set once a cancel was asked for.
     pub cancel: Option<CancelReason>,
     /// When the engine saw it start (for the timeout backstop).
     pub started_seen: Option<DateTime<Utc>>,
+    /// When it was last sent to its executor (for the re-send sweep).
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Its job as of the fire (routing and selector come from it; `None` if the job is gone).
+    pub job: Option<Arc<Job>>,
+    /// Whether its job follows its runs (see `JobState::tracks_runs`).
+    pub tracked: bool,
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct ReadyEntry {
-    priority: i32,
-    seq: Reverse<u64>,
-    generation: u64,
-    task: TaskId,
-}
-
-/// Tasks waiting for an executor: highest priority first, first-in first-out among equals.
+/// Tasks waiting for an executor: highest priority first, first-in first-out among equals. One queue per
+/// priority level: there are few distinct priorities, so this is O(1) per task where a heap would be
+/// O(log n) with a cache miss per level.
 #[derive(Debug, Default)]
 pub(crate) struct ReadyQueue {
-    heap: BinaryHeap<ReadyEntry>,
+    levels: BTreeMap<Reverse<i32>, VecDeque<(u64, TaskId)>>,
 }
 
 impl ReadyQueue {
+    /// Queues a task behind the others of its priority.
     pub fn push(&mut self, t: &ActiveTask) {
-        self.heap.push(ReadyEntry {
-            priority: t.rec.priority,
-            seq: Reverse(t.seq),
-            generation: t.generation,
-            task: t.rec.task_id.clone(),
-        });
+        self.levels
+            .entry(Reverse(t.rec.priority))
+            .or_default()
+            .push_back((t.generation, t.rec.task_id.clone()));
+    }
+
+    /// Puts a task back at the head of its priority (it was popped but could not be placed).
+    pub fn push_front(&mut self, t: &ActiveTask) {
+        self.levels
+            .entry(Reverse(t.rec.priority))
+            .or_default()
+            .push_front((t.generation, t.rec.task_id.clone()));
     }
 
     /// Pops the best entry that is still ready.
-    pub fn pop(&mut self, tasks: &FastMap<TaskId, ActiveTask>) -> Option<TaskId> {
-        while let Some(e) = self.heap.pop() {
+    pub fn pop(&mut self, tasks: &FastMap<TaskId, Box<ActiveTask>>) -> Option<TaskId> {
+        loop {
+            let mut level = self.levels.first_entry()?;
+            let Some((generation, task)) = level.get_mut().pop_front() else {
+                level.remove();
+                continue;
+            };
+            if level.get().is_empty() {
+                level.remove();
+            }
             if tasks
-                .get(&e.task)
-                .is_some_and(|t| t.phase == Phase::Ready && t.generation == e.generation)
+                .get(&task)
+                .is_some_and(|t| t.phase == Phase::Ready && t.generation == generation)
             {
-                return Some(e.task);
+                return Some(task);
             }
         }
-        None
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.levels.is_empty()
     }
 }

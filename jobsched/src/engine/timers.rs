@@ -17,8 +17,6 @@ pub(crate) enum TimerKind {
     Due,
     /// The attempt ran past timeout + grace without a result.
     Deadline,
-    /// A dispatched attempt has not started: send it again.
-    Redispatch,
     /// A cancelled attempt was not confirmed: record it cancelled.
     CancelGrace,
 }

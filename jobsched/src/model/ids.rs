@@ -75,7 +75,13 @@ macro_rules! id_type {
 
             /// A new unique id: the prefix and a time-ordered UUID (v7), so ids sort by creation.
             pub fn generate() -> Self {
-                Self(Arc::from(format!(concat!($prefix, "-{}"), new_uuid_v7().simple())))
+                let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+                let hex = new_uuid_v7().simple().encode_lower(&mut buf);
+                let mut s = String::with_capacity($prefix.len() + 1 + hex.len());
+                s.push_str($prefix);
+                s.push('-');
+                s.push_str(hex);
+                Self(Arc::from(s))
             }
 
             /// The id as a string slice.

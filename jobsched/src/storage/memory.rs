@@ -1,6 +1,6 @@
 //! In-process storage: complete and thread-safe, kept in memory (lost when the process ends).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::fastmap::FastMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,15 +30,67 @@ struct Inner {
     latest: FastMap<JobId, u64>,
     changes: BTreeMap<u64, (JobId, Option<Arc<Job>>)>,
     revision: u64,
-    records: BTreeMap<i64, ExecutionRecord>,
+    records: Records,
     by_key: FastMap<(TaskId, u32), i64>,
-    by_job: FastMap<JobId, BTreeSet<i64>>,
+    /// Record ids per job, ascending (ids only grow).
+    by_job: FastMap<JobId, Vec<i64>>,
     fires: FastMap<(JobId, i64), TaskId>,
     active: BTreeSet<i64>,
     next_id: i64,
     executors: BTreeMap<ExecutorId, ExecutorRecord>,
     kv: HashMap<String, Versioned<String>>,
     fences: HashMap<String, u64>,
+}
+
+/// Records by id. Ids are assigned in sequence, so a deque indexed by `id - first` replaces a tree.
+#[derive(Debug, Default)]
+struct Records {
+    first: i64,
+    slots: VecDeque<Option<ExecutionRecord>>,
+}
+
+impl Records {
+    fn insert(&mut self, id: i64, rec: ExecutionRecord) {
+        if self.slots.is_empty() {
+            self.first = id;
+        }
+        debug_assert_eq!(
+            id,
+            self.first + self.slots.len() as i64,
+            "ids are sequential"
+        );
+        self.slots.push_back(Some(rec));
+    }
+
+    fn slot(&self, id: i64) -> Option<usize> {
+        usize::try_from(id - self.first)
+            .ok()
+            .filter(|i| *i < self.slots.len())
+    }
+
+    fn get(&self, id: i64) -> Option<&ExecutionRecord> {
+        self.slots.get(self.slot(id)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: i64) -> Option<&mut ExecutionRecord> {
+        let i = self.slot(id)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    fn remove(&mut self, id: i64) -> Option<ExecutionRecord> {
+        let i = self.slot(id)?;
+        let rec = self.slots.get_mut(i)?.take();
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        rec
+    }
+
+    /// Oldest first.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &ExecutionRecord> {
+        self.slots.iter().filter_map(Option::as_ref)
+    }
 }
 
 impl MemoryStorage {
@@ -95,10 +147,7 @@ impl Inner {
             self.active.insert(id);
         }
         self.by_key.insert((rec.task_id.clone(), rec.attempt), id);
-        self.by_job
-            .entry(rec.job_id.clone())
-            .or_default()
-            .insert(id);
+        self.by_job.entry(rec.job_id.clone()).or_default().push(id);
         self.records.insert(id, rec);
         id
     }
@@ -289,7 +338,7 @@ impl Storage for MemoryStorage {
                 out.push(UpdateOutcome::NotFound);
                 continue;
             };
-            let rec = g.records.get_mut(&id).expect("index points at a record");
+            let rec = g.records.get_mut(id).expect("index points at a record");
             if !u.expectation_holds(rec) {
                 out.push(UpdateOutcome::Stale {
                     status: rec.status,
@@ -311,7 +360,7 @@ impl Storage for MemoryStorage {
         let g = self.lock();
         g.by_key
             .get(&(task_id.clone(), attempt))
-            .and_then(|id| g.records.get(id))
+            .and_then(|id| g.records.get(*id))
             .cloned()
             .ok_or_else(|| Error::not_found("task attempt", format!("{task_id}#{attempt}")))
     }
@@ -321,7 +370,7 @@ impl Storage for MemoryStorage {
         let mut out = Vec::new();
         for attempt in 1.. {
             match g.by_key.get(&(task_id.clone(), attempt)) {
-                Some(id) => out.push(g.records[id].clone()),
+                Some(id) => out.push(g.records.get(*id).expect("indexed").clone()),
                 None => break,
             }
         }
@@ -339,7 +388,7 @@ impl Storage for MemoryStorage {
             page(
                 ids.into_iter()
                     .flat_map(|s| s.iter().rev())
-                    .map(|id| &g.records[id])
+                    .filter_map(|id| g.records.get(*id))
                     .filter(filtered)
                     .cloned(),
                 query.page,
@@ -349,16 +398,13 @@ impl Storage for MemoryStorage {
                 g.active
                     .iter()
                     .rev()
-                    .map(|id| &g.records[id])
+                    .filter_map(|id| g.records.get(*id))
                     .filter(filtered)
                     .cloned(),
                 query.page,
             )
         } else {
-            page(
-                g.records.values().rev().filter(filtered).cloned(),
-                query.page,
-            )
+            page(g.records.iter().rev().filter(filtered).cloned(), query.page)
         };
         Ok(result)
     }
@@ -368,7 +414,7 @@ impl Storage for MemoryStorage {
         Ok(g.active
             .range(after_id + 1..)
             .take(limit)
-            .map(|id| g.records[id].clone())
+            .filter_map(|id| g.records.get(*id).cloned())
             .collect())
     }
 
@@ -377,15 +423,15 @@ impl Storage for MemoryStorage {
         let victims: Vec<i64> = g
             .records
             .iter()
-            .filter(|(_, r)| r.status.is_terminal() && r.end_time.is_some_and(|e| e < before))
+            .filter(|r| r.status.is_terminal() && r.end_time.is_some_and(|e| e < before))
             .take(limit)
-            .map(|(id, _)| *id)
+            .map(|r| r.id)
             .collect();
         for id in &victims {
-            let rec = g.records.remove(id).expect("listed above");
+            let rec = g.records.remove(*id).expect("listed above");
             g.by_key.remove(&(rec.task_id.clone(), rec.attempt));
             if let Some(s) = g.by_job.get_mut(&rec.job_id) {
-                s.remove(id);
+                s.retain(|x| x != id);
             }
             if let Some((job, at)) = rec.fire_key() {
                 g.fires.remove(&(job.clone(), at.timestamp_millis()));
