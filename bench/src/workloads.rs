@@ -11,14 +11,41 @@ use tokio::sync::broadcast;
 use crate::measure::{Figure, cpu_secs, json_line, peak_rss_mib, rss_mib, table};
 
 fn config(events: usize) -> SchedulerConfig {
-    SchedulerConfig {
+    let mut c = SchedulerConfig {
         scheduler_id: "bench".into(),
         event_capacity: events,
         ..SchedulerConfig::default()
+    };
+    if let Some(n) = std::env::var("BENCH_STORAGE_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.storage_concurrency = n;
     }
+    c
 }
 
 async fn executors(backends: &Backends, n: usize, capacity: u32) -> Vec<Executor> {
+    if std::env::var_os("BENCH_EXEC_RUNTIME").is_some() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let b = backends.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
+            rt.block_on(async move {
+                let execs = executors_here(&b, n, capacity).await;
+                let _ = tx.send(execs);
+                std::future::pending::<()>().await;
+            });
+        });
+        return rx.await.expect("executors");
+    }
+    executors_here(backends, n, capacity).await
+}
+
+async fn executors_here(backends: &Backends, n: usize, capacity: u32) -> Vec<Executor> {
     let mut out = Vec::new();
     for i in 0..n {
         let mut handlers = HandlerRegistry::empty();

@@ -44,6 +44,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 mod fastmap;
+mod guard;
 pub mod handler;
 pub mod model;
 pub mod schedule;

@@ -3,6 +3,7 @@
 use tracing::{info, warn};
 
 use super::core::{Command, Engine};
+use super::pipeline::Op;
 use super::timers::TimerKind;
 use super::{CancelOutcome, Event};
 use crate::error::{Error, Result};
@@ -95,12 +96,22 @@ impl Engine {
         if recs.is_empty() {
             return;
         }
-        match self
-            .sh
-            .storage
-            .insert_executions(&recs, Some(&self.fence))
-            .await
-        {
+        self.submit(Op::Executes {
+            recs,
+            jobs,
+            replies,
+        });
+    }
+
+    /// Applies a completed manual-run write: registers the tasks and answers the callers.
+    pub async fn complete_executes(
+        &mut self,
+        recs: Vec<ExecutionRecord>,
+        jobs: Vec<std::sync::Arc<crate::model::Job>>,
+        replies: Vec<tokio::sync::oneshot::Sender<Result<()>>>,
+        result: Result<Vec<InsertOutcome>>,
+    ) {
+        match result {
             Ok(outcomes) => {
                 self.storage_ok();
                 let mut sends = Vec::new();
@@ -167,6 +178,18 @@ impl Engine {
             self.adopt(rec);
             return Box::pin(self.cancel_task(task_id, reason)).await;
         };
+        if matches!(t.phase, super::tasks::Phase::Dispatching { .. }) || t.finishing {
+            // A write for it is in flight: its completion honours the cancel (an unsent task is recorded
+            // cancelled; a finishing one ends as its executor reported).
+            t.cancel.get_or_insert(reason);
+            let (exec, _) = t
+                .phase
+                .executor()
+                .expect("dispatching or finishing tasks have an executor");
+            return Ok(CancelOutcome::Cancelling {
+                executor_id: exec.clone(),
+            });
+        }
         if let Some((exec, _)) = t.phase.executor() {
             let exec = exec.clone();
             let attempt = t.rec.attempt;
@@ -226,24 +249,20 @@ impl Engine {
         }
     }
 
-    /// What the engine holds.
+    /// What the engine holds (cheap: no walk over tasks or jobs).
     pub fn stats(&mut self) -> super::EngineStats {
-        let mut s = super::EngineStats {
+        let in_flight: u64 = self.execs.iter().map(|e| u64::from(e.inflight)).sum();
+        let ready = self.ready.len() as u64;
+        let active = self.tasks.len() as u64;
+        super::EngineStats {
             jobs: self.jobs.len() as u64,
-            active_tasks: self.tasks.len() as u64,
+            scheduled: self.jobs.scheduled() as u64,
+            active_tasks: active,
+            ready,
+            waiting: active.saturating_sub(ready + in_flight),
             executors_online: self.execs.online_count() as u64,
             job_revision: self.job_cursor,
-            ..Default::default()
-        };
-        s.scheduled = self.jobs.scheduled() as u64;
-        for t in self.tasks.values() {
-            match t.phase {
-                super::tasks::Phase::Ready => s.ready += 1,
-                super::tasks::Phase::Waiting | super::tasks::Phase::Held => s.waiting += 1,
-                _ => {}
-            }
         }
-        s
     }
 
     /// Cancels every active task of a job; returns how many were cancelled or told to stop.

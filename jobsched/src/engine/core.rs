@@ -105,6 +105,15 @@ pub(crate) struct Engine {
     pub resend: Vec<crate::model::Task>,
     /// Next sweep for dispatched tasks that have not started (sent again after `redispatch_after_secs`).
     pub redispatch_sweep: Instant,
+    /// Bulk writes in flight.
+    pub inflight: tokio::task::JoinSet<super::pipeline::Done>,
+    pub op_seq: u64,
+    /// Fire writes in flight: (op, earliest fire time).
+    pub fires_in_flight: Vec<(u64, DateTime<Utc>)>,
+    /// Runs of jobs that follow their runs, recorded by fire writes still in flight.
+    pub runs_in_flight: FastMap<JobId, usize>,
+    /// Executors whose loss must be handled again once writes in flight for their tasks complete.
+    pub lost_later: Vec<(crate::model::ExecutorId, u64)>,
     /// Executors that left, whose tasks still have to be failed over.
     pub pending_lost: Vec<(crate::model::ExecutorId, u64)>,
     /// `running` states to write once their delay passes: (task, attempt, generation, start, due). One delay
@@ -171,6 +180,11 @@ impl Engine {
             config_rx,
             nudge_rx,
             pending_results: Vec::new(),
+            inflight: tokio::task::JoinSet::new(),
+            op_seq: 0,
+            fires_in_flight: Vec::new(),
+            runs_in_flight: FastMap::default(),
+            lost_later: Vec::new(),
             resend: Vec::new(),
             redispatch_sweep: now + Duration::from_secs(1),
             pending_lost: Vec::new(),
@@ -282,6 +296,7 @@ impl Engine {
             cancel: None,
             started_seen: None,
             sent_at: None,
+            finishing: false,
             job: job.0,
             tracked: job.1,
         });
@@ -292,7 +307,7 @@ impl Engine {
                 .set(task_id.clone(), 0, TimerKind::Due, t.rec.due_time),
             Phase::Dispatched { .. } => t.sent_at = Some(self.now()),
             Phase::Running { .. } => t.started_seen = Some(self.now()),
-            Phase::Held => {}
+            Phase::Held | Phase::Dispatching { .. } => {}
         }
         let running = matches!(phase, Phase::Running { .. });
         self.tasks.insert(task_id.clone(), t);
@@ -362,8 +377,16 @@ impl Engine {
         }
     }
 
-    /// Forgets an attempt that storage says has moved on (ended elsewhere).
-    pub fn forget(&mut self, task_id: &TaskId) {
+    /// Forgets an attempt that storage says has moved on (ended elsewhere). Only that attempt: a newer
+    /// attempt of the same task stays.
+    pub fn forget(&mut self, task_id: &TaskId, attempt: u32) {
+        if self
+            .tasks
+            .get(task_id)
+            .is_none_or(|t| t.rec.attempt != attempt)
+        {
+            return;
+        }
         if let Some(t) = self.tasks.remove(task_id) {
             if let Some((exec, epoch)) = t.phase.executor() {
                 self.execs.release(exec, epoch);
@@ -403,12 +426,14 @@ impl Engine {
         outcome: &UpdateOutcome,
     ) {
         match outcome {
-            UpdateOutcome::Stale { status, .. } if status.is_terminal() => self.forget(task_id),
-            UpdateOutcome::NotFound => self.forget(task_id),
+            UpdateOutcome::Stale { status, .. } if status.is_terminal() => {
+                self.forget(task_id, attempt)
+            }
+            UpdateOutcome::NotFound => self.forget(task_id, attempt),
             _ => {
                 // Active but not in the state this engine thought: adopt what storage says.
                 if let Ok(rec) = self.sh.storage.get_execution(task_id, attempt).await {
-                    self.forget(task_id);
+                    self.forget(task_id, attempt);
                     self.adopt(rec);
                 }
             }
@@ -428,6 +453,7 @@ impl Engine {
             Wake,
             Results(Result<Vec<Delivery<TaskResult>>>),
             Commands(usize),
+            Done(Box<std::result::Result<super::pipeline::Done, tokio::task::JoinError>>),
             Members,
             Config,
             Nudge,
@@ -450,7 +476,8 @@ impl Engine {
                 _ = shutdown.cancelled() => Ev::Shutdown,
                 _ = lost.cancelled() => Ev::Lost,
                 _ = tokio::time::sleep_until(wake) => Ev::Wake,
-                r = self.results.recv(batch), if healthy && self.pending_results.is_empty() => Ev::Results(r),
+                Some(d) = self.inflight.join_next(), if !self.inflight.is_empty() => Ev::Done(Box::new(d)),
+                r = self.results.recv(batch), if healthy && self.pending_results.is_empty() && !self.pipeline_full() => Ev::Results(r),
                 n = cmds.recv_many(&mut buf, 256) => Ev::Commands(n),
                 r = self.members.changed() => match r { Ok(()) => Ev::Members, Err(_) => Ev::Lost },
                 r = self.config_rx.changed() => match r { Ok(()) => Ev::Config, Err(_) => Ev::Lost },
@@ -458,6 +485,7 @@ impl Engine {
             };
             match ev {
                 Ev::Shutdown => {
+                    self.drain_pipeline().await;
                     self.write_watermark().await;
                     return Exit::Shutdown;
                 }
@@ -476,6 +504,18 @@ impl Engine {
                     let batch = std::mem::take(&mut buf);
                     self.on_commands(batch).await;
                 }
+                Ev::Done(d) => match *d {
+                    Ok(done) => {
+                        self.complete(done).await;
+                        let later = std::mem::take(&mut self.lost_later);
+                        for l in later {
+                            if !self.pending_lost.contains(&l) {
+                                self.pending_lost.push(l);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "a storage write task failed"),
+                },
                 Ev::Members => self.members_dirty = true,
                 Ev::Config => self.apply_config(),
                 Ev::Nudge => self.sync_dirty = true,
@@ -526,9 +566,13 @@ impl Engine {
             self.members_dirty = false;
             self.apply_members().await;
         }
-        while self.healthy() && !self.pending_lost.is_empty() {
-            let (id, epoch) = self.pending_lost.remove(0);
-            self.executor_lost(id, epoch).await;
+        let lost = std::mem::take(&mut self.pending_lost);
+        for (id, epoch) in lost {
+            if self.healthy() {
+                self.executor_lost(id, epoch).await;
+            } else {
+                self.pending_lost.push((id, epoch));
+            }
         }
         let now_i = Instant::now();
         if now_i >= self.ticks.poll {
@@ -544,13 +588,13 @@ impl Engine {
         }
         let now = self.now();
         if self.healthy() {
-            self.fire_due(now).await;
+            self.fire_due(now);
         }
         if self.healthy() {
             self.on_timers(now).await;
         }
         if self.healthy() {
-            self.dispatch().await;
+            self.dispatch();
         }
         if self.healthy() && (!self.resend.is_empty() || Instant::now() >= self.redispatch_sweep) {
             self.redispatch().await;
@@ -601,6 +645,7 @@ impl Engine {
     /// Adopts active attempts this engine does not know (written by another process or a predecessor).
     pub async fn scan_active(&mut self, full: bool) -> Result<()> {
         let mut after = if full { 0 } else { self.active_cursor };
+        let mut queue_jobs: Vec<JobId> = Vec::new();
         loop {
             let page = self.sh.storage.active_executions(after, 1000).await?;
             let n = page.len();
@@ -612,6 +657,12 @@ impl Engine {
                     .get(&rec.task_id)
                     .is_some_and(|t| t.rec.attempt >= rec.attempt);
                 if !known {
+                    let queue_policy = self.jobs.get(&rec.job_id).is_some_and(|s| {
+                        s.job.overlap_policy == crate::model::OverlapPolicy::Queue
+                    });
+                    if queue_policy && !queue_jobs.contains(&rec.job_id) {
+                        queue_jobs.push(rec.job_id.clone());
+                    }
                     self.adopt(rec);
                 }
             }
@@ -619,7 +670,7 @@ impl Engine {
                 break;
             }
         }
-        self.fix_held();
+        self.fix_held(queue_jobs);
         Ok(())
     }
 
@@ -672,16 +723,8 @@ impl Engine {
         }
     }
 
-    /// Puts queued attempts of `overlap_policy = queue` jobs behind their job's active run.
-    fn fix_held(&mut self) {
-        let ids: Vec<JobId> = self
-            .jobs
-            .iter()
-            .filter(|(_, s)| {
-                s.job.overlap_policy == crate::model::OverlapPolicy::Queue && s.active_count() > 1
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+    /// Puts adopted queued attempts of `overlap_policy = queue` jobs behind their job's active run.
+    fn fix_held(&mut self, ids: Vec<JobId>) {
         for id in ids {
             let Some(js) = self.jobs.get_mut(&id) else {
                 continue;
@@ -759,6 +802,9 @@ impl Engine {
         let mut mark = self.now();
         if let Some(next) = self.jobs.peek_time() {
             mark = mark.min(next - TimeDelta::milliseconds(1));
+        }
+        if let Some(floor) = self.fire_floor() {
+            mark = mark.min(floor - TimeDelta::milliseconds(1));
         }
         let value = mark.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         if let Err(e) = self

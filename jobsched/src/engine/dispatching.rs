@@ -3,7 +3,9 @@
 use tracing::{debug, warn};
 
 use super::core::Engine;
+use super::pipeline::Op;
 use super::tasks::Phase;
+use crate::error::Result;
 use crate::model::{Task, TaskId, TaskStatus};
 use crate::storage::{ExecutionUpdate, Expect, UpdateOutcome};
 
@@ -12,9 +14,13 @@ impl Engine {
     ///
     /// An attempt is recorded `dispatched` (to the chosen executor) before it is sent, so a scheduler that
     /// dies in between leaves a record its successor sends again.
-    pub async fn dispatch(&mut self) {
+    pub fn dispatch(&mut self) {
         let batch = self.sh.config.batch_size;
-        while self.healthy() && !self.ready.is_empty() && self.execs.any_free() {
+        while self.healthy()
+            && !self.pipeline_full()
+            && !self.ready.is_empty()
+            && self.execs.any_free()
+        {
             let mut picked: Vec<(TaskId, crate::model::ExecutorId, u64)> = Vec::new();
             let mut blocked: Vec<TaskId> = Vec::new();
             while picked.len() < batch {
@@ -41,63 +47,113 @@ impl Engine {
             if picked.is_empty() {
                 return;
             }
-            let updates: Vec<ExecutionUpdate> = picked
-                .iter()
-                .map(|(task_id, e, epoch)| {
-                    let mut u = ExecutionUpdate::new(
-                        task_id.clone(),
-                        self.tasks[task_id].rec.attempt,
-                        Expect::Queued,
-                        TaskStatus::Dispatched,
-                    );
-                    u.executor = Some((e.clone(), *epoch));
-                    u
-                })
-                .collect();
-            let outcomes = match self
-                .sh
-                .storage
-                .update_executions(&updates, Some(&self.fence))
-                .await
-            {
-                Ok(o) => o,
-                Err(err) => {
-                    for (task_id, e, epoch) in picked.iter().rev() {
-                        self.execs.release(e, *epoch);
-                        if let Some(t) = self.tasks.get(task_id) {
+            let mut updates = Vec::with_capacity(picked.len());
+            for (task_id, e, epoch) in &picked {
+                let t = self
+                    .tasks
+                    .get_mut(task_id)
+                    .expect("popped from the ready queue");
+                t.phase = Phase::Dispatching {
+                    executor: e.clone(),
+                    epoch: *epoch,
+                };
+                t.generation += 1;
+                let mut u = ExecutionUpdate::new(
+                    task_id.clone(),
+                    t.rec.attempt,
+                    Expect::Queued,
+                    TaskStatus::Dispatched,
+                );
+                u.executor = Some((e.clone(), *epoch));
+                updates.push(u);
+            }
+            self.submit(Op::Dispatch { picked, updates });
+        }
+    }
+
+    /// Applies a completed dispatch write: sends the messages of what was recorded.
+    pub async fn complete_dispatch(
+        &mut self,
+        picked: Vec<(TaskId, crate::model::ExecutorId, u64)>,
+        updates: Vec<ExecutionUpdate>,
+        result: Result<Vec<UpdateOutcome>>,
+    ) {
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(err) => {
+                for (task_id, e, epoch) in picked.iter().rev() {
+                    self.execs.release(e, *epoch);
+                    if let Some(t) = self.tasks.get_mut(task_id) {
+                        if matches!(t.phase, Phase::Dispatching { .. }) {
+                            t.phase = Phase::Ready;
+                            t.generation += 1;
                             self.ready.push_front(t);
                         }
                     }
-                    self.storage_failed("recording dispatched tasks", err);
-                    return;
                 }
-            };
-            self.storage_ok();
-            let now = self.now();
-            let mut sends = Vec::with_capacity(picked.len());
-            for ((task_id, e, epoch), (u, o)) in
-                picked.into_iter().zip(updates.iter().zip(outcomes))
-            {
-                match o {
-                    UpdateOutcome::Applied { .. } => {
-                        let Some(t) = self.tasks.get_mut(&task_id) else {
-                            continue;
-                        };
-                        u.apply_to(&mut t.rec);
-                        t.phase = Phase::Dispatched { executor: e, epoch };
-                        t.generation += 1;
-                        t.sent_at = Some(now);
+                self.storage_failed("recording dispatched tasks", err);
+                return;
+            }
+        };
+        self.storage_ok();
+        let now = self.now();
+        let mut sends = Vec::with_capacity(picked.len());
+        let mut cancelled = Vec::new();
+        for ((task_id, e, epoch), (u, o)) in picked.into_iter().zip(updates.iter().zip(outcomes)) {
+            let ours = self.tasks.get(&task_id).is_some_and(|t| {
+                t.rec.attempt == u.attempt && matches!(t.phase, Phase::Dispatching { .. })
+            });
+            match o {
+                UpdateOutcome::Applied { .. } if ours => {
+                    let t = self.tasks.get_mut(&task_id).expect("checked");
+                    u.apply_to(&mut t.rec);
+                    t.phase = Phase::Dispatched {
+                        executor: e.clone(),
+                        epoch,
+                    };
+                    t.generation += 1;
+                    t.sent_at = Some(now);
+                    if t.cancel.is_some() {
+                        // Cancelled while its dispatch was being written: never sent, so record it now.
+                        let mut c = ExecutionUpdate::new(
+                            task_id.clone(),
+                            u.attempt,
+                            Expect::OnExecutor(e.clone()),
+                            TaskStatus::Cancelled,
+                        );
+                        c.end_time = Some(now);
+                        c.error = Some("cancelled before it was sent to its executor".into());
+                        cancelled.push(c);
+                    } else {
                         sends.push(t.rec.to_task());
                     }
-                    other => {
-                        debug!(task_id = %task_id, outcome = ?other, "queued task changed elsewhere; not dispatched");
-                        self.execs.release(&e, epoch);
-                        let attempt = u.attempt;
-                        self.reconcile_stale(&task_id, attempt, &other).await;
+                    if !self
+                        .execs
+                        .get(&e)
+                        .is_some_and(|x| x.online && x.epoch == epoch)
+                        && !self.pending_lost.contains(&(e.clone(), epoch))
+                    {
+                        // Its executor went away meanwhile: fail it over.
+                        self.pending_lost.push((e, epoch));
                     }
                 }
+                other => {
+                    debug!(task_id = %task_id, outcome = ?other, "queued task changed elsewhere; not dispatched");
+                    self.execs.release(&e, epoch);
+                    if ours {
+                        if let Some(t) = self.tasks.get_mut(&task_id) {
+                            t.phase = Phase::Ready;
+                            t.generation += 1;
+                        }
+                    }
+                    self.reconcile_stale(&task_id, u.attempt, &other).await;
+                }
             }
-            self.send_tasks(sends).await;
+        }
+        self.send_tasks(sends).await;
+        if !cancelled.is_empty() {
+            self.apply_engine_updates(cancelled, "recording cancelled tasks", Vec::new)
+                .await;
         }
     }
 

@@ -9,6 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::Event;
 use super::core::Engine;
+use super::pipeline::Op;
 use super::tasks::Phase;
 use crate::error::Result;
 use crate::model::{
@@ -63,7 +64,7 @@ pub(crate) fn fire_times(
 
 /// How a planned fire relates to the job's runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Overlap {
+pub(crate) enum Overlap {
     Run,
     Skip,
     Hold,
@@ -89,13 +90,16 @@ fn same_schedule(a: &Job, b: &Job) -> bool {
 
 impl Engine {
     /// Records every fire due by `now`, in batches, and gives what it can to executors at once.
-    pub async fn fire_due(&mut self, now: DateTime<Utc>) {
-        while self.healthy() && self.jobs.peek_time().is_some_and(|t| t <= now) {
-            self.fire_batch(now).await;
+    pub fn fire_due(&mut self, now: DateTime<Utc>) {
+        while self.healthy()
+            && !self.pipeline_full()
+            && self.jobs.peek_time().is_some_and(|t| t <= now)
+        {
+            self.fire_batch(now);
         }
     }
 
-    async fn fire_batch(&mut self, now: DateTime<Utc>) {
+    fn fire_batch(&mut self, now: DateTime<Utc>) {
         let threshold = self.grace(self.sys.misfire_threshold_secs);
         let batch = self.sh.config.batch_size;
         let mut popped: Vec<(JobId, DateTime<Utc>)> = Vec::new();
@@ -145,6 +149,7 @@ impl Engine {
                 0
             } else {
                 self.jobs.get(&job.job_id).map_or(0, |s| s.active_count())
+                    + self.runs_in_flight.get(&job.job_id).copied().unwrap_or(0)
                     + extra.get(&job.job_id).copied().unwrap_or(0)
             };
             let kind = match (active, job.overlap_policy) {
@@ -178,12 +183,37 @@ impl Engine {
             kinds.push(kind);
             jobs.push(job.clone());
         }
-        let outcomes = match self
-            .sh
-            .storage
-            .insert_executions(&recs, Some(&self.fence))
-            .await
-        {
+        for (id, n) in &extra {
+            *self.runs_in_flight.entry(id.clone()).or_default() += n;
+        }
+        self.submit(Op::Fires {
+            recs,
+            kinds,
+            jobs,
+            popped,
+        });
+    }
+
+    /// Applies a completed fire write: registers the recorded tasks and sends what was dispatched at once.
+    pub async fn complete_fires(
+        &mut self,
+        recs: Vec<ExecutionRecord>,
+        kinds: Vec<Overlap>,
+        jobs: Vec<Arc<Job>>,
+        popped: Vec<(JobId, DateTime<Utc>)>,
+        result: Result<Vec<InsertOutcome>>,
+    ) {
+        for (rec, (kind, job)) in recs.iter().zip(kinds.iter().zip(&jobs)) {
+            if *kind != Overlap::Skip && job.overlap_policy != OverlapPolicy::Allow {
+                if let Some(n) = self.runs_in_flight.get_mut(&rec.job_id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.runs_in_flight.remove(&rec.job_id);
+                    }
+                }
+            }
+        }
+        let outcomes = match result {
             Ok(o) => o,
             Err(e) => {
                 for rec in &recs {
@@ -249,7 +279,13 @@ impl Engine {
         held: bool,
         sends: &mut Vec<crate::model::Task>,
     ) {
-        // The job is at hand: look it up again only if its runs are followed.
+        // The job is at hand: look it up again only if its runs are followed. A run held behind one that
+        // never got recorded (its write failed) has nothing to wait for.
+        let held = held
+            && self
+                .jobs
+                .get(&rec.job_id)
+                .is_some_and(|s| s.active_count() > 0);
         let job = if super::jobs::tracks_runs(&job) {
             self.attach_job(&rec, Some(held))
         } else {

@@ -106,12 +106,6 @@ impl JobTable {
             .push(job);
     }
 
-    fn is_live(&self, at: i64, job: &JobId) -> Option<&JobState> {
-        self.jobs
-            .get(job)
-            .filter(|s| s.next_fire.map(|t| t.timestamp_millis()) == Some(at))
-    }
-
     pub fn get(&self, id: &JobId) -> Option<&JobState> {
         self.jobs.get(id)
     }
@@ -208,10 +202,13 @@ impl JobTable {
             if first.get().is_empty() {
                 first.remove();
             }
-            if self.is_live(at, &job_id).is_none() {
+            let Some(s) = self
+                .jobs
+                .get_mut(&job_id)
+                .filter(|s| s.next_fire.map(|t| t.timestamp_millis()) == Some(at))
+            else {
                 continue;
-            }
-            let s = self.jobs.get_mut(&job_id).expect("live");
+            };
             s.next_fire = None;
             self.scheduled -= 1;
             return Some(Due {
@@ -224,6 +221,7 @@ impl JobTable {
     }
 
     /// Every job.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&JobId, &JobState)> {
         self.jobs.iter()
     }

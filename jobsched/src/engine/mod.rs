@@ -15,6 +15,7 @@ mod executors;
 mod fire;
 mod handle;
 mod jobs;
+mod pipeline;
 mod results;
 mod supervisor;
 mod tasks;
@@ -38,6 +39,9 @@ pub struct SchedulerConfig {
     pub scheduler_id: String,
     /// Most records written to storage in one call.
     pub batch_size: usize,
+    /// Bulk storage writes (fires, dispatches, results) in flight at once. The engine goes on working while
+    /// they run; more overlap hides more storage latency, up to what the store can take concurrently.
+    pub storage_concurrency: usize,
     /// How often the active scheduler re-reads storage for changes made by other processes (a nudge
     /// through the coordinator makes it look at once; this is the fallback).
     pub poll_interval: Duration,
@@ -59,6 +63,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             scheduler_id: format!("scheduler-{}", std::process::id()),
             batch_size: 512,
+            storage_concurrency: 4,
             poll_interval: Duration::from_secs(2),
             heartbeat_interval: Duration::from_secs(5),
             watermark_interval: Duration::from_secs(1),
@@ -146,9 +151,9 @@ pub struct EngineStats {
     pub scheduled: u64,
     /// Active attempts (queued, dispatched, running).
     pub active_tasks: u64,
-    /// Attempts waiting for an executor (the queue length).
+    /// Attempts waiting for an executor (the queue length; may count a few just cancelled).
     pub ready: u64,
-    /// Attempts waiting for a retry or held by the overlap policy.
+    /// Attempts waiting for a retry or held by the overlap policy (active minus ready minus in flight).
     pub waiting: u64,
     /// Executors online.
     pub executors_online: u64,

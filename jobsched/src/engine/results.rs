@@ -4,10 +4,12 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use super::core::Engine;
+use super::pipeline::Op;
 use super::tasks::{ActiveTask, Phase};
 use super::timers::TimerKind;
 use crate::coord::executor_info;
 use crate::dispatch::Delivery;
+use crate::error::Result;
 use crate::model::{
     CancelReason, Control, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord,
     ExecutorStatus, RetryBackoff, TaskId, TaskResult, TaskStatus, Trigger,
@@ -48,8 +50,9 @@ impl Engine {
         }
     }
 
-    /// Applies a batch of results: `running` ones in memory (written later if the task is still running),
-    /// terminal ones as one conditional write; acknowledges them once written.
+    /// Takes a batch of results: `running` ones are applied in memory at once (written later if the task
+    /// is still running); terminal ones are written as one conditional write, and acknowledged when it
+    /// completes.
     pub async fn on_results(&mut self, deliveries: Vec<Delivery<TaskResult>>) {
         let now = self.now();
         // A terminal result makes a `running` one for the same attempt in this batch moot.
@@ -93,54 +96,76 @@ impl Engine {
             }
         }
         drop(terminal);
-        if !updates.is_empty() {
-            match self
-                .sh
-                .storage
-                .update_executions(&updates, Some(&self.fence))
-                .await
-            {
-                Ok(outcomes) => {
-                    self.storage_ok();
-                    for (u, o) in updates.iter().zip(outcomes) {
-                        match o {
-                            UpdateOutcome::Applied { next_id } => {
-                                self.finish(&u.task_id, u, next_id)
-                            }
-                            UpdateOutcome::Stale {
-                                status,
-                                executor_id,
-                            } => {
-                                debug!(task_id = %u.task_id, attempt = u.attempt, now = %status,
-                                    executor_id = ?executor_id, "duplicate or stale result ignored");
-                                let ours = self
-                                    .tasks
-                                    .get(&u.task_id)
-                                    .is_some_and(|t| t.rec.attempt == u.attempt);
-                                if ours && status.is_terminal() {
-                                    self.forget(&u.task_id);
-                                }
-                            }
-                            UpdateOutcome::NotFound => {
-                                warn!(task_id = %u.task_id, attempt = u.attempt, "result for an unknown attempt ignored")
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.pending_results = deliveries;
-                    self.storage_failed("recording results", e);
-                    return;
+        for r in &started {
+            self.on_started(r, now);
+        }
+        if updates.is_empty() {
+            self.ack_results(&deliveries).await;
+            return;
+        }
+        for u in &updates {
+            if let Some(t) = self.tasks.get_mut(&u.task_id) {
+                if t.rec.attempt == u.attempt {
+                    t.finishing = true;
                 }
             }
         }
-        for r in started {
-            self.on_started(&r, now);
-        }
+        self.submit(Op::Results {
+            deliveries,
+            updates,
+        });
+    }
+
+    async fn ack_results(&mut self, deliveries: &[Delivery<TaskResult>]) {
         let tags: Vec<_> = deliveries.iter().map(|d| d.tag).collect();
         if let Err(e) = self.results.ack(&tags).await {
             warn!(error = %e, "acknowledging results failed; they may be delivered again (harmless)");
         }
+    }
+
+    /// Applies a completed result write: ends the attempts in memory, then acknowledges the results.
+    pub async fn complete_results(
+        &mut self,
+        deliveries: Vec<Delivery<TaskResult>>,
+        updates: Vec<ExecutionUpdate>,
+        result: Result<Vec<UpdateOutcome>>,
+    ) {
+        for u in &updates {
+            if let Some(t) = self.tasks.get_mut(&u.task_id) {
+                if t.rec.attempt == u.attempt {
+                    t.finishing = false;
+                }
+            }
+        }
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(e) => {
+                // Not acknowledged: kept and applied again once storage answers (a repeat is harmless).
+                self.pending_results.extend(deliveries);
+                self.storage_failed("recording results", e);
+                return;
+            }
+        };
+        self.storage_ok();
+        for (u, o) in updates.iter().zip(outcomes) {
+            match o {
+                UpdateOutcome::Applied { next_id } => self.finish(&u.task_id, u, next_id),
+                UpdateOutcome::Stale {
+                    status,
+                    executor_id,
+                } => {
+                    debug!(task_id = %u.task_id, attempt = u.attempt, now = %status,
+                        executor_id = ?executor_id, "duplicate or stale result ignored");
+                    if status.is_terminal() {
+                        self.forget(&u.task_id, u.attempt);
+                    }
+                }
+                UpdateOutcome::NotFound => {
+                    warn!(task_id = %u.task_id, attempt = u.attempt, "result for an unknown attempt ignored")
+                }
+            }
+        }
+        self.ack_results(&deliveries).await;
     }
 
     fn on_started(&mut self, r: &TaskResult, now: DateTime<Utc>) {
@@ -184,7 +209,9 @@ impl Engine {
             }
             let w = self.running_writes.pop_front().expect("peeked");
             let live = self.tasks.get(&w.0).and_then(|t| match &t.phase {
-                Phase::Running { executor, .. } if t.generation == w.2 => Some(executor.clone()),
+                Phase::Running { executor, .. } if t.generation == w.2 && !t.finishing => {
+                    Some(executor.clone())
+                }
                 _ => None,
             });
             if let Some(exec) = live {
@@ -262,12 +289,22 @@ impl Engine {
     /// Records every attempt on a lost executor incarnation as lost, with a failover attempt if allowed.
     pub async fn executor_lost(&mut self, id: ExecutorId, epoch: u64) {
         let now = self.now();
+        let mut busy = false;
         let victims: Vec<TaskId> = self
             .tasks
             .values()
             .filter(|t| t.phase.executor() == Some((&id, epoch)))
+            .filter(|t| {
+                // A write for it is in flight: decide once it completes.
+                let b = t.finishing || matches!(t.phase, Phase::Dispatching { .. });
+                busy |= b;
+                !b
+            })
             .map(|t| t.rec.task_id.clone())
             .collect();
+        if busy && !self.lost_later.contains(&(id.clone(), epoch)) {
+            self.lost_later.push((id.clone(), epoch));
+        }
         if victims.is_empty() {
             return;
         }
@@ -336,11 +373,17 @@ impl Engine {
         let mut updates = Vec::new();
         let mut cancels = Vec::new();
         let mut rearm = Vec::new();
+        let mut later = Vec::new();
         while let Some(f) = self.timers.pop_due(now) {
             let Some(t) = self.tasks.get(&f.task) else {
                 continue;
             };
             if t.generation != f.generation {
+                continue;
+            }
+            if t.finishing && f.kind != TimerKind::Due {
+                // Its result is being written; look again shortly (it has most likely ended).
+                later.push((f.task.clone(), f.generation, f.kind));
                 continue;
             }
             match (f.kind, &t.phase) {
@@ -388,6 +431,10 @@ impl Engine {
                 }
                 _ => {}
             }
+        }
+        let soon = now + chrono::TimeDelta::seconds(1);
+        for (task, generation, kind) in later {
+            self.timers.set(task, generation, kind, soon);
         }
         for (exec, task_id, attempt, reason) in cancels {
             let c = Control::Cancel {

@@ -20,6 +20,8 @@ pub(crate) enum Phase {
     Ready,
     /// Queued behind an active run of the same job (overlap policy `queue`).
     Held,
+    /// Chosen for an executor; the write recording it is in flight (the message goes when it completes).
+    Dispatching { executor: ExecutorId, epoch: u64 },
     /// Given to an executor, not started.
     Dispatched { executor: ExecutorId, epoch: u64 },
     /// Started on an executor.
@@ -29,9 +31,9 @@ pub(crate) enum Phase {
 impl Phase {
     pub fn executor(&self) -> Option<(&ExecutorId, u64)> {
         match self {
-            Phase::Dispatched { executor, epoch } | Phase::Running { executor, epoch } => {
-                Some((executor, *epoch))
-            }
+            Phase::Dispatching { executor, epoch }
+            | Phase::Dispatched { executor, epoch }
+            | Phase::Running { executor, epoch } => Some((executor, *epoch)),
             _ => None,
         }
     }
@@ -55,6 +57,8 @@ pub(crate) struct ActiveTask {
     pub started_seen: Option<DateTime<Utc>>,
     /// When it was last sent to its executor (for the re-send sweep).
     pub sent_at: Option<DateTime<Utc>>,
+    /// Its terminal result is being written (the write is in flight).
+    pub finishing: bool,
     /// Its job as of the fire (routing and selector come from it; `None` if the job is gone).
     pub job: Option<Arc<Job>>,
     /// Whether its job follows its runs (see `JobState::tracks_runs`).
@@ -108,5 +112,10 @@ impl ReadyQueue {
 
     pub fn is_empty(&self) -> bool {
         self.levels.is_empty()
+    }
+
+    /// Entries queued (a few may be stale: tasks cancelled while waiting).
+    pub fn len(&self) -> usize {
+        self.levels.values().map(VecDeque::len).sum()
     }
 }

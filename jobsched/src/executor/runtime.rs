@@ -18,6 +18,7 @@ use crate::coord::{CONFIG_KEY, CoordinatorExt, Registration};
 use crate::dispatch::{AckTag, Delivery, Inbox};
 use crate::error::{Error, Result};
 use crate::fastmap::{FastMap, FastSet};
+use crate::guard::Guarded;
 use crate::handler::{CappedBuffer, ExecError, HandlerRegistry, TaskContext};
 use crate::model::{
     CancelReason, Control, ExecutorInfo, SystemConfig, Task, TaskId, TaskResult, TaskStatus,
@@ -515,32 +516,6 @@ impl Runtime {
         // executor's registration goes.
         let _ = self.registration.deregister().await;
         info!("executor stopped");
-    }
-}
-
-/// Polls a future, turning a panic into an error with the panic's message: a handler's bug fails its task,
-/// not the executor.
-struct Guarded<F>(std::pin::Pin<Box<F>>);
-
-impl<F: Future> Future for Guarded<F> {
-    type Output = std::result::Result<F::Output, String>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(p) => p.map(Ok),
-            Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                std::task::Poll::Ready(Err(msg))
-            }
-        }
     }
 }
 

@@ -43,10 +43,11 @@ struct Inner {
 }
 
 /// Records by id. Ids are assigned in sequence, so a deque indexed by `id - first` replaces a tree.
+/// Boxed: growing the deque then moves pointers, not ~450-byte records.
 #[derive(Debug, Default)]
 struct Records {
     first: i64,
-    slots: VecDeque<Option<ExecutionRecord>>,
+    slots: VecDeque<Option<Box<ExecutionRecord>>>,
 }
 
 impl Records {
@@ -59,7 +60,7 @@ impl Records {
             self.first + self.slots.len() as i64,
             "ids are sequential"
         );
-        self.slots.push_back(Some(rec));
+        self.slots.push_back(Some(Box::new(rec)));
     }
 
     fn slot(&self, id: i64) -> Option<usize> {
@@ -69,17 +70,17 @@ impl Records {
     }
 
     fn get(&self, id: i64) -> Option<&ExecutionRecord> {
-        self.slots.get(self.slot(id)?)?.as_ref()
+        self.slots.get(self.slot(id)?)?.as_deref()
     }
 
     fn get_mut(&mut self, id: i64) -> Option<&mut ExecutionRecord> {
         let i = self.slot(id)?;
-        self.slots.get_mut(i)?.as_mut()
+        self.slots.get_mut(i)?.as_deref_mut()
     }
 
     fn remove(&mut self, id: i64) -> Option<ExecutionRecord> {
         let i = self.slot(id)?;
-        let rec = self.slots.get_mut(i)?.take();
+        let rec = self.slots.get_mut(i)?.take().map(|b| *b);
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
             self.first += 1;
@@ -89,7 +90,7 @@ impl Records {
 
     /// Oldest first.
     fn iter(&self) -> impl DoubleEndedIterator<Item = &ExecutionRecord> {
-        self.slots.iter().filter_map(Option::as_ref)
+        self.slots.iter().filter_map(Option::as_deref)
     }
 }
 
