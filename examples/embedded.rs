@@ -3,6 +3,8 @@
 //! Runs a cron job that echoes `hello` every second and a custom-handler job every two seconds, printing
 //! each result as it arrives; stops after SECONDS (or on Ctrl-C) and prints how many runs succeeded.
 
+#![allow(clippy::print_stdout)] // An example prints what it does.
+
 use std::time::Duration;
 
 #[tokio::main]

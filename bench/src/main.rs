@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Workload {
-    /// End-to-end tasks/s in process: N one-shot jobs fire at the same instant, run a no-op handler, and
-    /// their results are recorded.
+    /// End-to-end tasks/s in process: N tasks fire at once, run a no-op handler, and their results are
+    /// recorded.
     Throughput {
         /// Tasks per run.
         #[arg(long, default_value_t = 100_000)]
@@ -32,13 +32,20 @@ enum Workload {
         /// Executors.
         #[arg(long, default_value_t = 2)]
         executors: usize,
-        /// Tasks each executor runs at once.
-        #[arg(long, default_value_t = 64)]
+        /// Tasks each executor runs at once. A no-op handler finishes inline, so slots only bound how many
+        /// tasks one scheduler ↔ executor round trip carries.
+        #[arg(long, default_value_t = 1024)]
         capacity: u32,
         /// How tasks are created: `fire` (one-shot jobs due at the same instant) or `execute` (one job run
         /// N times through `Scheduler::execute`, all requests in flight at once).
         #[arg(long, default_value = "fire")]
         via: String,
+        /// Count completions with a live event subscriber instead of polling the engine's counters.
+        #[arg(long)]
+        events: bool,
+        /// Bulk storage writes in flight at once.
+        #[arg(long, default_value_t = 4)]
+        storage_concurrency: usize,
     },
     /// Scale: register N cron jobs (firing once a day), report registration time, RSS, reload time and
     /// the cost of a fire with N jobs scheduled against an empty scheduler.
@@ -48,6 +55,15 @@ enum Workload {
         jobs: usize,
         /// One-shot jobs fired together to measure the per-fire cost.
         #[arg(long, default_value_t = 20_000)]
+        fires: usize,
+    },
+    /// One scale run in this process (the `scale` workload starts one fresh process per run, so memory
+    /// figures are not polluted by earlier runs).
+    #[command(hide = true)]
+    ScaleOnce {
+        #[arg(long)]
+        jobs: usize,
+        #[arg(long)]
         fires: usize,
     },
 }
@@ -65,10 +81,25 @@ fn main() {
                 executors,
                 capacity,
                 via,
+                events,
+                storage_concurrency,
             } => {
-                workloads::throughput(cli.runs, tasks, executors, capacity, via == "execute").await
+                let p = workloads::Throughput {
+                    tasks,
+                    executors,
+                    capacity,
+                    via_execute: via == "execute",
+                    observe: if events {
+                        workloads::Observe::Events
+                    } else {
+                        workloads::Observe::Poll
+                    },
+                    storage_concurrency,
+                };
+                workloads::throughput(cli.runs, p).await
             }
             Workload::Scale { jobs, fires } => workloads::scale(cli.runs, jobs, fires).await,
+            Workload::ScaleOnce { jobs, fires } => workloads::scale_once(jobs, fires).await,
         }
     });
 }

@@ -10,42 +10,35 @@ use tokio::sync::broadcast;
 
 use crate::measure::{Figure, cpu_secs, json_line, peak_rss_mib, rss_mib, table};
 
-fn config(events: usize) -> SchedulerConfig {
-    let mut c = SchedulerConfig {
+fn config(events: usize, storage_concurrency: usize) -> SchedulerConfig {
+    SchedulerConfig {
         scheduler_id: "bench".into(),
         event_capacity: events,
+        storage_concurrency,
         ..SchedulerConfig::default()
-    };
-    if let Some(n) = std::env::var("BENCH_STORAGE_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        c.storage_concurrency = n;
     }
-    c
+}
+
+/// How a throughput run learns that every task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observe {
+    /// Poll the engine's counters every 10 ms (does not disturb the engine).
+    Poll,
+    /// Subscribe to the engine's events and count `Fired` and `Finished` (shows what a live subscriber costs).
+    Events,
+}
+
+/// Parameters of a throughput run.
+pub struct Throughput {
+    pub tasks: usize,
+    pub executors: usize,
+    pub capacity: u32,
+    pub via_execute: bool,
+    pub observe: Observe,
+    pub storage_concurrency: usize,
 }
 
 async fn executors(backends: &Backends, n: usize, capacity: u32) -> Vec<Executor> {
-    if std::env::var_os("BENCH_EXEC_RUNTIME").is_some() {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let b = backends.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("rt");
-            rt.block_on(async move {
-                let execs = executors_here(&b, n, capacity).await;
-                let _ = tx.send(execs);
-                std::future::pending::<()>().await;
-            });
-        });
-        return rx.await.expect("executors");
-    }
-    executors_here(backends, n, capacity).await
-}
-
-async fn executors_here(backends: &Backends, n: usize, capacity: u32) -> Vec<Executor> {
     let mut out = Vec::new();
     for i in 0..n {
         let mut handlers = HandlerRegistry::empty();
@@ -124,21 +117,26 @@ fn round_up_secs(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).expect("valid time")
 }
 
-pub async fn throughput(
-    runs: usize,
-    tasks: usize,
-    n_exec: usize,
-    capacity: u32,
-    via_execute: bool,
-) {
+pub async fn throughput(runs: usize, p: Throughput) {
+    let Throughput {
+        tasks,
+        executors: n_exec,
+        capacity,
+        via_execute,
+        observe,
+        storage_concurrency,
+    } = p;
     let mut tps = Figure::new("end-to-end tasks/s (fire → recorded result)", "tasks/s");
-    let mut fire_rate = Figure::new("fires recorded and dispatched /s", "fires/s");
+    let mut fire_rate = Figure::new(
+        "tasks recorded /s (fired or executed; polled: ±10 ms)",
+        "tasks/s",
+    );
     let mut cpu = Figure::new("CPU per task (scheduler + executors)", "µs");
     let mut p_last = Figure::new("time from the fire instant to the last result", "ms");
     for run in 0..runs {
         let backends = Backends::in_memory();
         let s = Scheduler::builder(backends.clone())
-            .with_config(config(tasks * 3 + 1024))
+            .with_config(config(tasks * 3 + 1024, storage_concurrency))
             .start();
         let execs = executors(&backends, n_exec, capacity).await;
         s.wait_active().await;
@@ -181,13 +179,19 @@ pub async fn throughput(
             }
             set.join_all().await;
         }
-        let (fired_done, done) = if std::env::var_os("BENCH_NO_EVENTS").is_some() {
+        let (fired_done, done) = if observe == Observe::Poll {
             drop(events);
+            // All tasks are recorded once no fire is pending and the engine holds every task (or, for
+            // `execute`, once every call returned, which happened above).
+            let mut recorded = via_execute.then(Instant::now);
             loop {
                 let st = s.engine_stats().await.expect("active");
+                if recorded.is_none() && st.scheduled == 0 && st.job_revision > 0 {
+                    recorded = Some(Instant::now());
+                }
                 if st.active_tasks == 0 && st.scheduled == 0 {
                     let now = Instant::now();
-                    break (now, now);
+                    break (recorded.unwrap_or(now), now);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -206,7 +210,8 @@ pub async fn throughput(
             "throughput",
             run,
             serde_json::json!({"tasks": tasks, "executors": n_exec, "capacity": capacity, "setup_late": late,
-                "via": if via_execute { "execute" } else { "fire" }}),
+                "via": if via_execute { "execute" } else { "fire" }, "observe": format!("{observe:?}"),
+                "storage_concurrency": storage_concurrency}),
             serde_json::json!({"tasks_per_sec": tasks as f64 / elapsed, "elapsed_ms": elapsed * 1000.0,
                 "cpu_us_per_task": cpu_used / tasks as f64 * 1e6}),
         );
@@ -218,7 +223,17 @@ pub async fn throughput(
     table(
         "Throughput: embedded, in-memory backends, no-op handler",
         &format!(
-            "{tasks} one-shot jobs firing at the same instant; {n_exec} executors × {capacity} slots; {runs} runs"
+            "{tasks} tasks ({}); {n_exec} executors × {capacity} slots; completion observed by {}; {runs} runs",
+            if via_execute {
+                "one job executed N times, all requests in flight"
+            } else {
+                "one-shot jobs firing at the same instant"
+            },
+            if observe == Observe::Poll {
+                "polling engine counters every 10 ms"
+            } else {
+                "an event subscriber"
+            }
         ),
         &[tps, fire_rate, cpu, p_last],
     );
@@ -237,82 +252,110 @@ pub async fn scale(runs: usize, jobs: usize, fires: usize) {
     let mut reload = Figure::new(format!("reload {jobs} jobs (restart → active)"), "s");
     let mut fire_big = Figure::new(format!("fire cost, {jobs} jobs scheduled"), "µs/fire");
     let mut fire_empty = Figure::new("fire cost, empty scheduler", "µs/fire");
-    for run in 0..runs {
-        // Per-fire cost with nothing else scheduled.
-        let empty = {
-            let backends = Backends::in_memory();
-            let s = Scheduler::builder(backends.clone())
-                .with_config(config(fires * 3 + 1024))
-                .start();
-            let execs = executors(&backends, 2, 256).await;
-            s.wait_active().await;
-            let us = fire_cost(&s, fires, "empty").await;
-            for e in &execs {
-                e.shutdown().await;
-            }
-            s.shutdown().await;
-            us
-        };
-        fire_empty.values.push(empty);
-
-        let before = rss_mib();
-        let backends = Backends::in_memory();
-        let s = Scheduler::builder(backends.clone())
-            .with_config(config(fires * 3 + 1024))
-            .start();
-        let execs = executors(&backends, 2, 256).await;
-        s.wait_active().await;
-        let t0 = Instant::now();
-        for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
-            let specs = chunk
-                .iter()
-                .map(|i| JobSpec::cron(format!("daily-{i}"), daily(*i), "").with_type("noop"))
-                .collect();
-            s.create_jobs(specs).await.expect("jobs created");
+    let exe = std::env::current_exe().expect("own path");
+    for _ in 0..runs {
+        // A fresh process per run: memory freed by one run would otherwise flatter the next one's RSS.
+        let out = std::process::Command::new(&exe)
+            .args([
+                "scale-once",
+                "--jobs",
+                &jobs.to_string(),
+                "--fires",
+                &fires.to_string(),
+            ])
+            .output()
+            .expect("the scale run starts");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{stdout}");
         }
-        engine_caught_up(&s, jobs as u64).await;
-        let reg_s = t0.elapsed().as_secs_f64();
-        reg.values.push(reg_s);
-        reg_rate.values.push(jobs as f64 / reg_s);
-        let after = rss_mib();
-        rss.values.push(after);
-        per_job
-            .values
-            .push((after - before) * 1024.0 * 1024.0 / jobs as f64);
-
-        let big = fire_cost(&s, fires, "big").await;
-        fire_big.values.push(big);
-
-        s.shutdown().await;
-        let t1 = Instant::now();
-        let s = Scheduler::builder(backends.clone())
-            .with_config(config(1024))
-            .start();
-        s.wait_active().await;
-        let reload_s = t1.elapsed().as_secs_f64();
-        reload.values.push(reload_s);
-        json_line(
-            "scale",
-            run,
-            serde_json::json!({"jobs": jobs, "fires": fires}),
-            serde_json::json!({"register_s": reg_s, "rss_mib": after, "peak_rss_mib": peak_rss_mib(),
-                "bytes_per_job": (after - before) * 1024.0 * 1024.0 / jobs as f64, "reload_s": reload_s,
-                "fire_us_big": big, "fire_us_empty": empty}),
+        assert!(
+            out.status.success(),
+            "the scale run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        for e in &execs {
-            e.shutdown().await;
-        }
-        s.shutdown().await;
-        drop(backends);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .expect("a JSON line");
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let f = &v["figures"];
+        let get = |k: &str| f[k].as_f64().expect("figure");
+        reg.values.push(get("register_s"));
+        reg_rate.values.push(jobs as f64 / get("register_s"));
+        rss.values.push(get("rss_mib"));
+        per_job.values.push(get("bytes_per_job"));
+        reload.values.push(get("reload_s"));
+        fire_big.values.push(get("fire_us_big"));
+        fire_empty.values.push(get("fire_us_empty"));
     }
     table(
         "Scale: embedded, in-memory backends",
         &format!(
-            "{jobs} cron jobs firing once a day (3,600 distinct expressions); per-fire cost = time from the fire \
-             instant until {fires} one-shot jobs due together are recorded and dispatched, / {fires}; {runs} runs"
+            "{jobs} cron jobs firing once a day (3,600 distinct expressions), each run in a fresh process; per-fire \
+             cost = time from the fire instant until {fires} one-shot jobs due together are recorded and dispatched, \
+             / {fires}; {runs} runs"
         ),
         &[reg, reg_rate, rss, per_job, reload, fire_big, fire_empty],
     );
+}
+
+/// One scale run; prints its JSON line.
+pub async fn scale_once(jobs: usize, fires: usize) {
+    // Per-fire cost with nothing else scheduled.
+    let empty = {
+        let backends = Backends::in_memory();
+        let s = Scheduler::builder(backends.clone())
+            .with_config(config(fires * 3 + 1024, 4))
+            .start();
+        let execs = executors(&backends, 2, 256).await;
+        s.wait_active().await;
+        let us = fire_cost(&s, fires, "empty").await;
+        for e in &execs {
+            e.shutdown().await;
+        }
+        s.shutdown().await;
+        us
+    };
+    let before = rss_mib();
+    let backends = Backends::in_memory();
+    let s = Scheduler::builder(backends.clone())
+        .with_config(config(fires * 3 + 1024, 4))
+        .start();
+    let execs = executors(&backends, 2, 256).await;
+    s.wait_active().await;
+    let t0 = Instant::now();
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
+        let specs = chunk
+            .iter()
+            .map(|i| JobSpec::cron(format!("daily-{i}"), daily(*i), "").with_type("noop"))
+            .collect();
+        s.create_jobs(specs).await.expect("jobs created");
+    }
+    engine_caught_up(&s, jobs as u64).await;
+    let reg_s = t0.elapsed().as_secs_f64();
+    let after = rss_mib();
+    let big = fire_cost(&s, fires, "big").await;
+    s.shutdown().await;
+    let t1 = Instant::now();
+    let s = Scheduler::builder(backends.clone())
+        .with_config(config(1024, 4))
+        .start();
+    s.wait_active().await;
+    let reload_s = t1.elapsed().as_secs_f64();
+    json_line(
+        "scale",
+        0,
+        serde_json::json!({"jobs": jobs, "fires": fires}),
+        serde_json::json!({"register_s": reg_s, "rss_mib": after, "peak_rss_mib": peak_rss_mib(),
+            "bytes_per_job": (after - before) * 1024.0 * 1024.0 / jobs as f64, "reload_s": reload_s,
+            "fire_us_big": big, "fire_us_empty": empty}),
+    );
+    for e in &execs {
+        e.shutdown().await;
+    }
+    s.shutdown().await;
 }
 
 /// Microseconds per fire: `n` one-shot jobs due at the same instant, until all are recorded and dispatched.

@@ -1,4 +1,5 @@
 //! Examples of embedding jobsched in an application. `examples/embedded.rs` runs [`run_embedded`].
+#![allow(clippy::print_stdout)] // An example prints what it does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -52,6 +52,11 @@ pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+// The crate README's example runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use backends::Backends;
 pub use engine::{CancelOutcome, EngineStats, Event, Scheduler, SchedulerConfig, SystemStatus};
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use jobsched::model::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy};
-use jobsched::storage::{Storage, keys};
+use jobsched::storage::keys;
 use jobsched::{CancelOutcome, JobSpec, TaskStatus, Trigger};
 use support::{Cluster, finished, finished_for, t};
 

@@ -13,7 +13,9 @@ use super::supervisor::{EngineSlot, supervise};
 use super::{CancelOutcome, EngineStats, Event, OutcomeCounts, SchedulerConfig, SystemStatus};
 use crate::Backends;
 use crate::clock::{SharedClock, SystemClock};
-use crate::coord::{CONFIG_KEY, Coordinator, CoordinatorExt, EXECUTORS, SCHEDULER_LEADER};
+use crate::coord::{
+    CONFIG_KEY, Coordinator, CoordinatorExt, EXECUTORS, SCHEDULER_LEADER, SCHEDULERS,
+};
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -466,12 +468,20 @@ impl Scheduler {
         let members = self.sh().coordinator.members(EXECUTORS).await?;
         let executors_online = members.borrow().len() as u64;
         let leader = self.sh().coordinator.leader(SCHEDULER_LEADER).await?;
+        let schedulers = self
+            .sh()
+            .coordinator
+            .members(SCHEDULERS)
+            .await?
+            .borrow()
+            .len() as u64;
         Ok(SystemStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: self.inner.started.elapsed().as_secs(),
             scheduler_id: self.sh().config.scheduler_id.clone(),
             active: self.is_active(),
             leader,
+            schedulers,
             jobs,
             executors_online,
             running,

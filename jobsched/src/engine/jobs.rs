@@ -219,12 +219,6 @@ impl JobTable {
             });
         }
     }
-
-    /// Every job.
-    #[cfg(test)]
-    pub fn iter(&self) -> impl Iterator<Item = (&JobId, &JobState)> {
-        self.jobs.iter()
-    }
 }
 
 #[cfg(test)]

@@ -130,6 +130,8 @@ pub struct SystemStatus {
     pub active: bool,
     /// The active scheduler's id, if any.
     pub leader: Option<String>,
+    /// Schedulers running (active and standby).
+    pub schedulers: u64,
     /// Jobs defined.
     pub jobs: u64,
     /// Executors online.

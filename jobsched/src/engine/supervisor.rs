@@ -9,7 +9,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::Event;
 use super::core::{Command, Engine, Exit, Shared};
-use crate::coord::SCHEDULER_LEADER;
+use crate::coord::{Registration, SCHEDULER_LEADER, SCHEDULERS};
 use crate::storage::Fence;
 
 /// Where the handle finds the running engine of this process (if it leads).
@@ -33,9 +33,26 @@ pub(crate) async fn supervise(
     let span = info_span!("scheduler", scheduler_id = %id);
     async move {
         let mut backoff = Duration::from_millis(200);
+        let mut member: Option<Box<dyn Registration>> = None;
         loop {
+            // Scheduler membership: every scheduler, active or standby, is listed while its session lives.
+            if member.as_ref().is_none_or(|m| m.lost().is_cancelled()) {
+                let data = serde_json::json!({
+                    "scheduler_id": id,
+                    "version": env!("CARGO_PKG_VERSION"),
+                });
+                match sh.coordinator.register(SCHEDULERS, &id, data).await {
+                    Ok(m) => member = Some(m),
+                    Err(e) => warn!(error = %e, "registering as a scheduler failed; will retry"),
+                }
+            }
             let campaign = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    if let Some(m) = member.take() {
+                        let _ = m.deregister().await;
+                    }
+                    return;
+                }
                 r = sh.coordinator.campaign(SCHEDULER_LEADER, &id) => r,
             };
             let leadership = match campaign {
@@ -95,6 +112,9 @@ pub(crate) async fn supervise(
             match exit {
                 Exit::Shutdown => {
                     let _ = leadership.resign().await;
+                    if let Some(m) = member.take() {
+                        let _ = m.deregister().await;
+                    }
                     info!("scheduler stopped");
                     return;
                 }

@@ -49,7 +49,7 @@ fn new_uuid_v7() -> uuid::Uuid {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Clone, Eq, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(Arc<str>);
 
@@ -57,6 +57,13 @@ macro_rules! id_type {
             fn eq(&self, other: &Self) -> bool {
                 // Ids are cloned far more than created: most comparisons are of the same allocation.
                 Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+            }
+        }
+
+        // Equality is content equality (the pointer check is a shortcut), so hashing the content agrees.
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state)
             }
         }
 

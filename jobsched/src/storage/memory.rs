@@ -25,10 +25,11 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct Inner {
-    jobs: FastMap<JobId, Arc<Job>>,
-    /// Latest revision of every job ever stored, deleted ones included (their tombstone).
-    latest: FastMap<JobId, u64>,
-    changes: BTreeMap<u64, (JobId, Option<Arc<Job>>)>,
+    /// Every job ever stored with its latest revision; `None` for a deleted one (its tombstone). One map
+    /// for both: a million jobs make every per-job byte count.
+    jobs: FastMap<JobId, (Option<Arc<Job>>, u64)>,
+    /// The latest revision of each job, in revision order (the change feed).
+    changes: BTreeMap<u64, JobId>,
     revision: u64,
     records: Records,
     by_key: FastMap<(TaskId, u32), i64>,
@@ -125,15 +126,17 @@ impl Inner {
         self.revision += 1;
         let rev = self.revision;
         // Only the latest change of a job is kept; a re-created job replaces its tombstone.
-        if let Some(old) = self.latest.insert(id.clone(), rev) {
-            self.changes.remove(&old);
+        let slot = self.jobs.entry(id.clone()).or_insert((None, 0));
+        if slot.1 != 0 {
+            self.changes.remove(&slot.1);
         }
-        match &job {
-            Some(j) => self.jobs.insert(id.clone(), j.clone()),
-            None => self.jobs.remove(id),
-        };
-        self.changes.insert(rev, (id.clone(), job));
+        *slot = (job, rev);
+        self.changes.insert(rev, id.clone());
         rev
+    }
+
+    fn job(&self, id: &JobId) -> Option<&Arc<Job>> {
+        self.jobs.get(id).and_then(|(j, _)| j.as_ref())
     }
 
     fn insert_record(&mut self, mut rec: ExecutionRecord) -> i64 {
@@ -199,7 +202,7 @@ impl Storage for MemoryStorage {
         let mut g = self.lock();
         let mut seen = std::collections::HashSet::new();
         for j in jobs {
-            if g.jobs.contains_key(&j.job_id) || !seen.insert(&j.job_id) {
+            if g.job(&j.job_id).is_some() || !seen.insert(&j.job_id) {
                 return Err(Error::AlreadyExists {
                     kind: "job",
                     id: j.job_id.to_string(),
@@ -219,8 +222,7 @@ impl Storage for MemoryStorage {
 
     async fn get_job(&self, id: &JobId) -> Result<Job> {
         self.lock()
-            .jobs
-            .get(id)
+            .job(id)
             .map(|j| (**j).clone())
             .ok_or_else(|| Error::not_found("job", id.as_str()))
     }
@@ -228,8 +230,7 @@ impl Storage for MemoryStorage {
     async fn update_job(&self, job: &Job) -> Result<Job> {
         let mut g = self.lock();
         let stored = g
-            .jobs
-            .get(&job.job_id)
+            .job(&job.job_id)
             .map(|j| j.version)
             .ok_or_else(|| Error::not_found("job", job.job_id.as_str()))?;
         if stored != job.version {
@@ -248,8 +249,7 @@ impl Storage for MemoryStorage {
     async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
         let mut g = self.lock();
         let stored = g
-            .jobs
-            .get(id)
+            .job(id)
             .map(|j| j.version)
             .ok_or_else(|| Error::not_found("job", id.as_str()))?;
         if let Some(v) = expected_version {
@@ -268,6 +268,7 @@ impl Storage for MemoryStorage {
         let mut matching: Vec<&Arc<Job>> = g
             .jobs
             .values()
+            .filter_map(|(j, _)| j.as_ref())
             .filter(|j| {
                 query
                     .name
@@ -289,10 +290,10 @@ impl Storage for MemoryStorage {
         Ok(g.changes
             .range(after + 1..)
             .take(limit)
-            .map(|(rev, (id, job))| JobChange {
+            .map(|(rev, id)| JobChange {
                 revision: *rev,
                 job_id: id.clone(),
-                job: job.clone(),
+                job: g.job(id).cloned(),
             })
             .collect())
     }

@@ -1,0 +1,182 @@
+//! The `Scheduler` handle as the HTTP API will use it: status, configuration, executors, tasks, errors.
+
+mod support;
+
+use std::time::Duration;
+
+use jobsched::{
+    CancelOutcome, Error, ExecutorId, JobId, JobSpec, SystemConfig, TaskId, TaskStatus,
+};
+use support::{Cluster, finished_for};
+
+#[tokio::test(start_paused = true)]
+async fn status_counts_jobs_executors_schedulers_and_outcomes() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s1, _) = c.scheduler("s1").await;
+    s1.wait_active().await;
+    let (s2, _) = c.scheduler("s2").await;
+    let (_e, _) = c.executor("e1", 2).await;
+    let mut ev = s1.subscribe();
+    let ok = s1
+        .create_job(JobSpec::manual("ok", "").with_type("script"))
+        .await
+        .unwrap();
+    let bad = s1
+        .create_job(JobSpec::manual("bad", "fail").with_type("script"))
+        .await
+        .unwrap();
+    let t1 = s1.execute(&ok.job_id, None).await.unwrap();
+    let t2 = s1.execute(&bad.job_id, None).await.unwrap();
+    finished_for(&mut ev, &t1, 1).await;
+    finished_for(&mut ev, &t2, 1).await;
+    // A standby answers the same, from storage and the coordinator.
+    for s in [&s1, &s2] {
+        let st = s.status().await.unwrap();
+        assert_eq!(st.jobs, 2);
+        assert_eq!(st.executors_online, 1);
+        assert_eq!(st.schedulers, 2, "active and standby are both members");
+        assert_eq!(st.leader.as_deref(), Some("s1"));
+        assert_eq!((st.last_hour.succeeded, st.last_hour.failed), (1, 1));
+        assert!((st.last_hour.success_rate - 0.5).abs() < 1e-9);
+        assert_eq!((st.running, st.queued), (0, 0));
+    }
+    assert!(s1.status().await.unwrap().active);
+    assert!(!s2.status().await.unwrap().active);
+    let stats = s1.engine_stats().await.expect("active");
+    assert_eq!(
+        (stats.jobs, stats.active_tasks, stats.executors_online),
+        (2, 0, 1)
+    );
+    assert!(s2.engine_stats().await.is_none(), "a standby has no engine");
+    s2.shutdown().await;
+    s1.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn configuration_is_validated_versioned_and_reaches_the_engine() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s, _) = c.scheduler("s1").await;
+    let (_e, _) = c.executor("e1", 1).await;
+    s.wait_active().await;
+    let current = s.config().await.unwrap();
+    assert_eq!(
+        (current.value.clone(), current.version),
+        (SystemConfig::default(), 0)
+    );
+    let bad = SystemConfig {
+        timeout_grace_secs: 0,
+        ..SystemConfig::default()
+    };
+    let e = s.update_config(bad, None).await.unwrap_err().to_string();
+    assert!(e.contains("timeout_grace_secs"), "{e}");
+    let new = SystemConfig {
+        timeout_grace_secs: 2,
+        ..SystemConfig::default()
+    };
+    let v = s.update_config(new.clone(), Some(0)).await.unwrap();
+    assert_eq!(v, 1);
+    assert!(matches!(
+        s.update_config(new, Some(0)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(s.config().await.unwrap().value.timeout_grace_secs, 2);
+    // The running engine applies it: a silent executor is now timed out after timeout + 2 s.
+    let mut ev = s.subscribe();
+    let job = s
+        .create_job(
+            JobSpec::manual("hang", "block")
+                .with_type("script")
+                .with_timeout(3),
+        )
+        .await
+        .unwrap();
+    let task = s.execute(&job.job_id, None).await.unwrap();
+    c.script.wait_starts(1).await;
+    _e.kill().await;
+    let rec = finished_for(&mut ev, &task, 1).await.remove(0);
+    assert_eq!(rec.status, TaskStatus::TimedOut);
+    assert_eq!(
+        (rec.end_time.unwrap() - rec.start_time.unwrap()).num_seconds(),
+        5
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn executors_tasks_and_unknown_ids() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s, _) = c.scheduler("s1").await;
+    let (_e, _) = c.executor("e1", 3).await;
+    s.wait_active().await;
+    let execs = s.executors().await.unwrap();
+    assert_eq!(execs.len(), 1);
+    assert_eq!((execs[0].capacity, execs[0].enabled), (3, true));
+    assert!(execs[0].handlers.contains(&"script".to_string()));
+    let disabled = s
+        .set_executor_enabled(&ExecutorId::new("e1").unwrap(), false)
+        .await
+        .unwrap();
+    assert!(!disabled.enabled);
+    assert!(
+        !s.executor(&ExecutorId::new("e1").unwrap())
+            .await
+            .unwrap()
+            .enabled
+    );
+
+    let ghost_job = JobId::new("no-such-job").unwrap();
+    let ghost_task = TaskId::new("no-such-task").unwrap();
+    assert!(matches!(
+        s.get_job(&ghost_job).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.execute(&ghost_job, None).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.cancel_job(&ghost_job).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.task(&ghost_task).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.cancel_task(&ghost_task).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.executor(&ExecutorId::new("ghost").unwrap()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete_job(&ghost_job).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // With the only executor disabled the task waits queued; enabling it lets it run.
+    let mut ev = s.subscribe();
+    let job = s
+        .create_job(JobSpec::manual("m", "out:hi").with_type("script"))
+        .await
+        .unwrap();
+    let task = s.execute(&job.job_id, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(s.task(&task).await.unwrap()[0].status, TaskStatus::Queued);
+    s.set_executor_enabled(&ExecutorId::new("e1").unwrap(), true)
+        .await
+        .unwrap();
+    let rec = finished_for(&mut ev, &task, 1).await.remove(0);
+    assert_eq!(
+        (rec.status, rec.output.as_str()),
+        (TaskStatus::Succeeded, "hi")
+    );
+    assert_eq!(
+        s.cancel_task(&task).await.unwrap(),
+        CancelOutcome::AlreadyFinished {
+            status: TaskStatus::Succeeded
+        }
+    );
+    s.shutdown().await;
+}
