@@ -60,6 +60,34 @@ async fn executors(backends: &Backends, n: usize, capacity: u32) -> Vec<Executor
     out
 }
 
+/// A scheduler and its executors in this process.
+struct Embedded {
+    backends: Backends,
+    s: Scheduler,
+    execs: Vec<Executor>,
+}
+
+impl Embedded {
+    /// Starts a scheduler (with room for `events` buffered events) and `n` executors, and waits until the
+    /// scheduler is active.
+    async fn start(events: usize, storage_concurrency: usize, n: usize, capacity: u32) -> Self {
+        let backends = Backends::in_memory();
+        let s = Scheduler::builder(backends.clone())
+            .with_config(config(events, storage_concurrency))
+            .start();
+        let execs = executors(&backends, n, capacity).await;
+        s.wait_active().await;
+        Embedded { backends, s, execs }
+    }
+
+    async fn stop(self) {
+        for e in &self.execs {
+            e.shutdown().await;
+        }
+        self.s.shutdown().await;
+    }
+}
+
 /// Waits until the engine has read every job written so far.
 async fn engine_caught_up(s: &Scheduler, jobs: u64) {
     loop {
@@ -134,12 +162,8 @@ pub async fn throughput(runs: usize, p: Throughput) {
     let mut cpu = Figure::new("CPU per task (scheduler + executors)", "µs");
     let mut p_last = Figure::new("time from the fire instant to the last result", "ms");
     for run in 0..runs {
-        let backends = Backends::in_memory();
-        let s = Scheduler::builder(backends.clone())
-            .with_config(config(tasks * 3 + 1024, storage_concurrency))
-            .start();
-        let execs = executors(&backends, n_exec, capacity).await;
-        s.wait_active().await;
+        let emb = Embedded::start(tasks * 3 + 1024, storage_concurrency, n_exec, capacity).await;
+        let s = emb.s.clone();
         let mut events = s.subscribe();
         let mut late = false;
         let job = if via_execute {
@@ -215,10 +239,7 @@ pub async fn throughput(runs: usize, p: Throughput) {
             serde_json::json!({"tasks_per_sec": tasks as f64 / elapsed, "elapsed_ms": elapsed * 1000.0,
                 "cpu_us_per_task": cpu_used / tasks as f64 * 1e6}),
         );
-        for e in &execs {
-            e.shutdown().await;
-        }
-        s.shutdown().await;
+        emb.stop().await;
     }
     table(
         "Throughput: embedded, in-memory backends, no-op handler",
@@ -305,26 +326,14 @@ pub async fn scale(runs: usize, jobs: usize, fires: usize) {
 pub async fn scale_once(jobs: usize, fires: usize) {
     // Per-fire cost with nothing else scheduled.
     let empty = {
-        let backends = Backends::in_memory();
-        let s = Scheduler::builder(backends.clone())
-            .with_config(config(fires * 3 + 1024, 4))
-            .start();
-        let execs = executors(&backends, 2, 256).await;
-        s.wait_active().await;
-        let us = fire_cost(&s, fires, "empty").await;
-        for e in &execs {
-            e.shutdown().await;
-        }
-        s.shutdown().await;
+        let emb = Embedded::start(fires * 3 + 1024, 4, 2, 256).await;
+        let us = fire_cost(&emb.s, fires, "empty").await;
+        emb.stop().await;
         us
     };
     let before = rss_mib();
-    let backends = Backends::in_memory();
-    let s = Scheduler::builder(backends.clone())
-        .with_config(config(fires * 3 + 1024, 4))
-        .start();
-    let execs = executors(&backends, 2, 256).await;
-    s.wait_active().await;
+    let emb = Embedded::start(fires * 3 + 1024, 4, 2, 256).await;
+    let s = emb.s.clone();
     let t0 = Instant::now();
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
         let specs = chunk
@@ -339,10 +348,10 @@ pub async fn scale_once(jobs: usize, fires: usize) {
     let big = fire_cost(&s, fires, "big").await;
     s.shutdown().await;
     let t1 = Instant::now();
-    let s = Scheduler::builder(backends.clone())
+    let reloaded = Scheduler::builder(emb.backends.clone())
         .with_config(config(1024, 4))
         .start();
-    s.wait_active().await;
+    reloaded.wait_active().await;
     let reload_s = t1.elapsed().as_secs_f64();
     json_line(
         "scale",
@@ -352,10 +361,8 @@ pub async fn scale_once(jobs: usize, fires: usize) {
             "bytes_per_job": (after - before) * 1024.0 * 1024.0 / jobs as f64, "reload_s": reload_s,
             "fire_us_big": big, "fire_us_empty": empty}),
     );
-    for e in &execs {
-        e.shutdown().await;
-    }
-    s.shutdown().await;
+    reloaded.shutdown().await;
+    emb.stop().await;
 }
 
 /// Microseconds per fire: `n` one-shot jobs due at the same instant, until all are recorded and dispatched.

@@ -5,9 +5,9 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jobsched::{ExecutionQuery, JobSpec, PageRequest, TaskStatus, Trigger};
+use jobsched::{JobSpec, TaskStatus, Trigger};
 use support::flaky::Flaky;
-use support::{Cluster, finished};
+use support::{Cluster, finished, recorded_fire_times};
 
 #[tokio::test(start_paused = true)]
 async fn a_storage_outage_loses_no_fire_and_no_result() {
@@ -33,32 +33,16 @@ async fn a_storage_outage_loses_no_fire_and_no_result() {
     store.set_down(false);
     let up_at = c.clock.now();
     finished(&mut ev, 5).await;
-    let hist = s
-        .history(&ExecutionQuery {
-            job_id: Some(job.job_id.clone()),
-            page: PageRequest::new(1, 1000).unwrap(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut times: Vec<_> = hist.items.iter().map(|r| r.scheduled_time).collect();
-    times.sort();
-    let n = times.len();
-    times.dedup();
-    assert_eq!(times.len(), n, "no fire recorded twice");
+    let fires = recorded_fire_times(&s, &job.job_id).await;
+    let recs: Vec<_> = fires.into_iter().map(|(_, r)| r).collect();
     // Tasks running when storage went down still got their results recorded.
-    let before: Vec<_> = hist
-        .items
-        .iter()
-        .filter(|r| r.scheduled_time < down_at)
-        .collect();
+    let before: Vec<_> = recs.iter().filter(|r| r.scheduled_time < down_at).collect();
     assert!(
         before.iter().all(|r| r.status == TaskStatus::Succeeded),
         "{before:#?}"
     );
     // The fires due during the outage were handled by the default misfire policy (fire once).
-    let caught_up: Vec<_> = hist
-        .items
+    let caught_up: Vec<_> = recs
         .iter()
         .filter(|r| r.trigger == Trigger::Misfire)
         .collect();
@@ -70,8 +54,7 @@ async fn a_storage_outage_loses_no_fire_and_no_result() {
         caught > down_at && caught <= up_at + chrono::TimeDelta::seconds(6),
         "{caught} vs {down_at}..{up_at}"
     );
-    let inside = hist
-        .items
+    let inside = recs
         .iter()
         .filter(|r| {
             r.scheduled_time > down_at + chrono::TimeDelta::seconds(1) && r.scheduled_time < caught
@@ -80,8 +63,7 @@ async fn a_storage_outage_loses_no_fire_and_no_result() {
     assert_eq!(inside, 0, "no regular fire recorded during the outage");
     // Regular fires resumed after the outage.
     assert!(
-        hist.items
-            .iter()
+        recs.iter()
             .any(|r| r.trigger == Trigger::Schedule && r.scheduled_time > up_at)
     );
     s.shutdown().await;

@@ -6,15 +6,11 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use jobsched::{Error, JobSpec, TaskStatus, Trigger};
-use support::{Cluster, finished, t};
+use support::{Cluster, finished, started, t};
 
 #[tokio::test(start_paused = true)]
 async fn cron_with_seconds_fires_each_second_once() {
-    let c = Cluster::new("2026-03-01T10:00:00.200Z");
-    let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 4).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
+    let (_c, s, _e, mut ev) = started("2026-03-01T10:00:00.200Z", 4).await;
     let job = s
         .create_job(JobSpec::cron("tick", "* * * * * *", "out:tick").with_type("script"))
         .await
@@ -48,11 +44,7 @@ async fn cron_with_seconds_fires_each_second_once() {
 async fn five_field_cron_in_a_time_zone_across_a_dst_gap() {
     // 2024-03-10 in New York: 02:00 EST jumps to 03:00 EDT at 07:00 UTC. A job at 02:30 local fires once,
     // at the first instant after the gap (03:00 EDT = 07:00 UTC), then at 02:30 EDT the next day.
-    let c = Cluster::new("2024-03-10T06:59:00Z");
-    let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 4).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
+    let (_c, s, _e, mut ev) = started("2024-03-10T06:59:00Z", 4).await;
     let job = s
         .create_job(
             JobSpec::cron("nightly", "30 2 * * *", "out:x")
@@ -74,11 +66,7 @@ async fn five_field_cron_in_a_time_zone_across_a_dst_gap() {
 #[tokio::test(start_paused = true)]
 async fn dst_overlap_fires_a_fixed_time_once() {
     // 2024-11-03 in New York: 01:00-02:00 happens twice (EDT, then EST).
-    let c = Cluster::new("2024-11-03T05:00:00Z");
-    let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 4).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
+    let (_c, s, _e, mut ev) = started("2024-11-03T05:00:00Z", 4).await;
     s.create_job(
         JobSpec::cron("once", "0 30 1 * * *", "")
             .with_type("script")
@@ -102,11 +90,7 @@ async fn dst_overlap_fires_a_fixed_time_once() {
 
 #[tokio::test(start_paused = true)]
 async fn fixed_rate_ignores_run_time_fixed_delay_waits_for_it() {
-    let c = Cluster::new("2026-01-01T00:00:00Z");
-    let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 8).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
+    let (_c, s, _e, mut ev) = started("2026-01-01T00:00:00Z", 8).await;
     let start = t("2026-01-01T00:00:10Z");
     let rate = s
         .create_job(
@@ -157,11 +141,7 @@ async fn fixed_rate_ignores_run_time_fixed_delay_waits_for_it() {
 
 #[tokio::test(start_paused = true)]
 async fn one_shot_fires_once_and_manual_never_by_itself() {
-    let c = Cluster::new("2026-01-01T00:00:00Z");
-    let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 4).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
+    let (_c, s, _e, mut ev) = started("2026-01-01T00:00:00Z", 4).await;
     let at = t("2026-01-01T00:00:30Z");
     let once = s
         .create_job(JobSpec::once("once", at, "").with_type("script"))
@@ -193,11 +173,7 @@ async fn one_shot_fires_once_and_manual_never_by_itself() {
 
 #[tokio::test(start_paused = true)]
 async fn updates_apply_from_the_next_fire_and_delete_or_disable_stops_fires() {
-    let c = Cluster::new("2026-01-01T00:00:00.500Z");
-    let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 4).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
+    let (_c, s, _e, mut ev) = started("2026-01-01T00:00:00.500Z", 4).await;
     let job = s
         .create_job(JobSpec::cron("a", "* * * * * *", "out:v1").with_type("script"))
         .await

@@ -14,8 +14,8 @@ use jobsched::dispatch::ChannelDispatcher;
 use jobsched::handler::{ExecError, HandlerRegistry, Outcome, TaskContext, TaskHandler};
 use jobsched::storage::{MemoryStorage, Storage};
 use jobsched::{
-    Backends, Event, ExecutionRecord, Executor, ExecutorId, Scheduler, SchedulerConfig, Task,
-    TaskId,
+    Backends, Event, ExecutionQuery, ExecutionRecord, Executor, ExecutorId, JobId, PageRequest,
+    Scheduler, SchedulerConfig, Task, TaskId,
 };
 use tokio::sync::{Notify, broadcast};
 
@@ -238,6 +238,45 @@ pub async fn finished_for(
                 out.push(rec);
             }
         }
+    }
+    out
+}
+
+/// A cluster with an active scheduler `s1`, one executor `e1` with `capacity` slots, and a subscription to the
+/// scheduler's events: the start of most engine tests.
+pub async fn started(
+    start: &str,
+    capacity: u32,
+) -> (Cluster, Scheduler, Executor, broadcast::Receiver<Event>) {
+    let c = Cluster::new(start);
+    let (s, _) = c.scheduler("s1").await;
+    let (e, _) = c.executor("e1", capacity).await;
+    s.wait_active().await;
+    let ev = s.subscribe();
+    (c, s, e, ev)
+}
+
+/// The fire times recorded for a job, sorted; fails if one was recorded twice.
+pub async fn recorded_fire_times(
+    s: &Scheduler,
+    job: &JobId,
+) -> Vec<(DateTime<Utc>, ExecutionRecord)> {
+    let hist = s
+        .history(&ExecutionQuery {
+            job_id: Some(job.clone()),
+            page: PageRequest::new(1, 1000).unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out: Vec<_> = hist
+        .items
+        .into_iter()
+        .map(|r| (r.scheduled_time, r))
+        .collect();
+    out.sort_by_key(|(t, _)| *t);
+    for w in out.windows(2) {
+        assert_ne!(w[0].0, w[1].0, "fire time {} recorded twice", w[0].0);
     }
     out
 }
