@@ -73,9 +73,12 @@ pub fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s))
 }
 
-/// Adds a std `Duration` to a time, saturating.
+/// Adds a std `Duration` to a time, saturating at the latest representable time.
 pub fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]
@@ -93,6 +96,13 @@ mod tests {
         let at = instant_at(&clock, target);
         tokio::time::sleep_until(at).await;
         assert_eq!(clock.now(), target);
+    }
+
+    #[test]
+    fn adding_saturates_instead_of_panicking() {
+        let t: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+        assert_eq!(add(t, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(add(t, Duration::from_secs(1)), t + TimeDelta::seconds(1));
     }
 
     #[test]

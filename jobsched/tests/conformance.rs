@@ -12,6 +12,15 @@ macro_rules! each {
                     testing::$suite::$name(&<$opener>::default()).await;
                 }
             )+
+
+            #[test]
+            fn every_behaviour_is_run() {
+                let mut listed = vec![$(stringify!($name)),+];
+                let mut all = testing::$suite::behaviours();
+                listed.sort();
+                all.sort();
+                assert_eq!(listed, all, "this file must run every behaviour of the suite");
+            }
         }
     };
 }
@@ -34,6 +43,8 @@ each!(
         executors_keep_enabled_across_upserts,
         settings_are_versioned,
         text_is_stored_verbatim,
+        batches_with_a_taken_attempt_change_nothing,
+        attempts_survive_purge_of_earlier_ones,
     ]
 );
 

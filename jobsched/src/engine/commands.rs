@@ -180,15 +180,12 @@ impl Engine {
         };
         if matches!(t.phase, super::tasks::Phase::Dispatching { .. }) || t.finishing {
             // A write for it is in flight: its completion honours the cancel (an unsent task is recorded
-            // cancelled; a finishing one ends as its executor reported).
-            t.cancel.get_or_insert(reason);
-            let (exec, _) = t
-                .phase
-                .executor()
-                .expect("dispatching or finishing tasks have an executor");
-            return Ok(CancelOutcome::Cancelling {
-                executor_id: exec.clone(),
-            });
+            // cancelled; a finishing one ends as its executor reported and is not retried).
+            if let Some((exec, _)) = t.phase.executor() {
+                let executor_id = exec.clone();
+                t.cancel.get_or_insert(reason);
+                return Ok(CancelOutcome::Cancelling { executor_id });
+            }
         }
         if let Some((exec, _)) = t.phase.executor() {
             let exec = exec.clone();

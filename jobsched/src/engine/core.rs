@@ -105,6 +105,15 @@ pub(crate) struct Engine {
     pub resend: Vec<crate::model::Task>,
     /// Next sweep for dispatched tasks that have not started (sent again after `redispatch_after_secs`).
     pub redispatch_sweep: Instant,
+    /// Start of the generation range of the last attempt added.
+    pub generation_base: u64,
+    /// Tasks whose insert (fire, manual run, next attempt) is in flight: a storage scan must not adopt them.
+    pub inserting: crate::fastmap::FastSet<TaskId>,
+    /// When the last successful read of job changes started: the watermark stays below it, so a job created
+    /// elsewhere and not read yet cannot have its first fire passed by the watermark.
+    pub jobs_synced_at: Option<DateTime<Utc>>,
+    /// Attempts whose state could not be read back after a stale write; read again later.
+    pub reconcile_later: Vec<(TaskId, u32)>,
     /// Bulk writes in flight.
     pub inflight: tokio::task::JoinSet<super::pipeline::Done>,
     pub op_seq: u64,
@@ -181,6 +190,10 @@ impl Engine {
             nudge_rx,
             pending_results: Vec::new(),
             inflight: tokio::task::JoinSet::new(),
+            generation_base: 0,
+            inserting: Default::default(),
+            jobs_synced_at: None,
+            reconcile_later: Vec::new(),
             op_seq: 0,
             fires_in_flight: Vec::new(),
             runs_in_flight: FastMap::default(),
@@ -288,11 +301,15 @@ impl Engine {
 
     /// Registers a new active attempt in memory in `phase`.
     pub fn add_task(&mut self, rec: ExecutionRecord, phase: Phase, job: (Option<Arc<Job>>, bool)) {
+        // Each attempt counts its generations in its own range, so a timer or queue entry left by an earlier
+        // attempt of the same task can never match a later one.
+        self.generation_base += 1 << 20;
+        let generation = self.generation_base;
         let task_id = rec.task_id.clone();
         let mut t = Box::new(ActiveTask {
             rec,
             phase: phase.clone(),
-            generation: 0,
+            generation,
             cancel: None,
             started_seen: None,
             sent_at: None,
@@ -302,9 +319,10 @@ impl Engine {
         });
         match &phase {
             Phase::Ready => self.ready.push(&t),
-            Phase::Waiting => self
-                .timers
-                .set(task_id.clone(), 0, TimerKind::Due, t.rec.due_time),
+            Phase::Waiting => {
+                self.timers
+                    .set(task_id.clone(), generation, TimerKind::Due, t.rec.due_time)
+            }
             Phase::Dispatched { .. } => t.sent_at = Some(self.now()),
             Phase::Running { .. } => t.started_seen = Some(self.now()),
             Phase::Held | Phase::Dispatching { .. } => {}
@@ -432,9 +450,15 @@ impl Engine {
             UpdateOutcome::NotFound => self.forget(task_id, attempt),
             _ => {
                 // Active but not in the state this engine thought: adopt what storage says.
-                if let Ok(rec) = self.sh.storage.get_execution(task_id, attempt).await {
-                    self.forget(task_id, attempt);
-                    self.adopt(rec);
+                match self.sh.storage.get_execution(task_id, attempt).await {
+                    Ok(rec) => {
+                        self.forget(task_id, attempt);
+                        self.adopt(rec);
+                    }
+                    Err(e) => {
+                        warn!(task_id = %task_id, attempt, error = %e, "reading an attempt back failed; will retry");
+                        self.reconcile_later.push((task_id.clone(), attempt));
+                    }
                 }
             }
         }
@@ -566,6 +590,17 @@ impl Engine {
             self.members_dirty = false;
             self.apply_members().await;
         }
+        for (task_id, attempt) in std::mem::take(&mut self.reconcile_later) {
+            if self.healthy() {
+                let outcome = UpdateOutcome::Stale {
+                    status: TaskStatus::Running,
+                    executor_id: None,
+                };
+                self.reconcile_stale(&task_id, attempt, &outcome).await;
+            } else {
+                self.reconcile_later.push((task_id, attempt));
+            }
+        }
         let lost = std::mem::take(&mut self.pending_lost);
         for (id, epoch) in lost {
             if self.healthy() {
@@ -655,7 +690,8 @@ impl Engine {
                 let known = self
                     .tasks
                     .get(&rec.task_id)
-                    .is_some_and(|t| t.rec.attempt >= rec.attempt);
+                    .is_some_and(|t| t.rec.attempt >= rec.attempt)
+                    || self.inserting.contains(&rec.task_id);
                 if !known {
                     let queue_policy = self.jobs.get(&rec.job_id).is_some_and(|s| {
                         s.job.overlap_policy == crate::model::OverlapPolicy::Queue
@@ -805,6 +841,9 @@ impl Engine {
         }
         if let Some(floor) = self.fire_floor() {
             mark = mark.min(floor - TimeDelta::milliseconds(1));
+        }
+        if let Some(synced) = self.jobs_synced_at {
+            mark = mark.min(synced);
         }
         let value = mark.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         if let Err(e) = self

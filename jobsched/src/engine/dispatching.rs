@@ -141,9 +141,11 @@ impl Engine {
                     debug!(task_id = %task_id, outcome = ?other, "queued task changed elsewhere; not dispatched");
                     self.execs.release(&e, epoch);
                     if ours {
+                        // Back in the queue until storage says otherwise (reconciled just below).
                         if let Some(t) = self.tasks.get_mut(&task_id) {
                             t.phase = Phase::Ready;
                             t.generation += 1;
+                            self.ready.push(t);
                         }
                     }
                     self.reconcile_stale(&task_id, u.attempt, &other).await;

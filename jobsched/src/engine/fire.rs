@@ -221,9 +221,10 @@ impl Engine {
                         self.execs.release(exec, rec.executor_epoch);
                     }
                 }
-                // Put the fires back: they are handled again (misfire policy included) once storage is back.
+                // Put the fires back: they are handled again (misfire policy included) once storage is back,
+                // unless the job changed meanwhile (disabled, rescheduled, deleted).
                 for (id, at) in popped {
-                    self.jobs.set_next_fire(&id, Some(at));
+                    self.jobs.restore_fire(&id, at);
                 }
                 self.storage_failed("recording fires", e);
                 return;
@@ -295,7 +296,16 @@ impl Engine {
             self.add_task(rec, Phase::Held, job);
         } else if let Some(exec) = rec.executor_id.clone() {
             let epoch = rec.executor_epoch;
-            sends.push(rec.to_task());
+            if self
+                .execs
+                .get(&exec)
+                .is_some_and(|x| x.online && x.epoch == epoch)
+            {
+                sends.push(rec.to_task());
+            } else if !self.pending_lost.contains(&(exec.clone(), epoch)) {
+                // Its executor left while the write was in flight: fail it over instead of sending it.
+                self.pending_lost.push((exec.clone(), epoch));
+            }
             self.add_task(
                 rec,
                 Phase::Dispatched {
@@ -317,6 +327,7 @@ impl Engine {
             Some(w) => JobLoad::Initial(w),
             None => JobLoad::Incremental,
         };
+        let started = self.now();
         loop {
             let changes = self.sh.storage.job_changes(self.job_cursor, 10_000).await?;
             let n = changes.len();
@@ -325,6 +336,7 @@ impl Engine {
                 self.apply_job_change(c, mode).await;
             }
             if n < 10_000 {
+                self.jobs_synced_at = Some(started);
                 return Ok(());
             }
         }

@@ -164,6 +164,18 @@ impl JobTable {
         }
     }
 
+    /// Puts back a fire popped for a write that failed, if the job still waits for it: same job still
+    /// there and enabled, and no other fire scheduled meanwhile.
+    pub fn restore_fire(&mut self, id: &JobId, at: DateTime<Utc>) {
+        if self
+            .jobs
+            .get(id)
+            .is_some_and(|s| s.job.enabled && s.next_fire.is_none_or(|n| n > at))
+        {
+            self.set_next_fire(id, Some(at));
+        }
+    }
+
     /// The earliest pending fire time, dropping stale entries on the way.
     pub fn peek_time(&mut self) -> Option<DateTime<Utc>> {
         loop {

@@ -83,6 +83,9 @@ impl Engine {
                 self.fires_in_flight.push((id, min));
             }
         }
+        for_inserted_tasks(&op, |t| {
+            self.inserting.insert(t.clone());
+        });
         let storage = self.sh.storage.clone();
         let fence = self.fence.clone();
         self.inflight.spawn(async move {
@@ -115,6 +118,9 @@ impl Engine {
     /// Applies a completed write.
     pub async fn complete(&mut self, done: Done) {
         self.fires_in_flight.retain(|(id, _)| *id != done.id);
+        for_inserted_tasks(&done.op, |t| {
+            self.inserting.remove(t);
+        });
         match (done.op, done.result) {
             (
                 Op::Fires {
@@ -169,6 +175,20 @@ impl Engine {
     /// The earliest fire time whose insert is in flight (the watermark must stay below it).
     pub fn fire_floor(&self) -> Option<DateTime<Utc>> {
         self.fires_in_flight.iter().map(|(_, t)| *t).min()
+    }
+}
+
+/// Calls `f` for each task whose record an operation inserts (first attempts, or next attempts of retries).
+fn for_inserted_tasks(op: &Op, mut f: impl FnMut(&TaskId)) {
+    match op {
+        Op::Fires { recs, .. } | Op::Executes { recs, .. } => {
+            recs.iter().for_each(|r| f(&r.task_id))
+        }
+        Op::Results { updates, .. } => updates
+            .iter()
+            .filter(|u| u.next_attempt.is_some())
+            .for_each(|u| f(&u.task_id)),
+        Op::Dispatch { .. } => {}
     }
 }
 

@@ -38,7 +38,9 @@ impl Engine {
                     .map(|s| (s.job.retry_backoff, s.job.retry_max_interval))
                     .unwrap_or((RetryBackoff::Fixed, 0));
                 let delay = match retry_after_ms {
-                    Some(ms) => std::time::Duration::from_millis(ms),
+                    // A handler's own wait is bounded like every configured one (30 days).
+                    Some(ms) => std::time::Duration::from_millis(ms)
+                        .min(crate::clock::secs(crate::model::limits::MAX_SECONDS)),
                     None => backoff.delay(rec.retry_interval, max, rec.attempt),
                 };
                 Some(rec.next_attempt(Trigger::Retry, crate::clock::add(now, delay), now))
@@ -105,7 +107,9 @@ impl Engine {
         }
         for u in &updates {
             if let Some(t) = self.tasks.get_mut(&u.task_id) {
-                if t.rec.attempt == u.attempt {
+                // Only an attempt on an executor can be ending; a result for a queued one is bogus and its
+                // conditional write will not apply.
+                if t.rec.attempt == u.attempt && t.phase.executor().is_some() {
                     t.finishing = true;
                 }
             }
@@ -148,8 +152,20 @@ impl Engine {
         };
         self.storage_ok();
         for (u, o) in updates.iter().zip(outcomes) {
+            // A cancel asked for while the result was being written still applies (to a planned retry, or
+            // to the attempt if the result did not apply).
+            let cancel = self
+                .tasks
+                .get(&u.task_id)
+                .filter(|t| t.rec.attempt == u.attempt)
+                .and_then(|t| t.cancel);
             match o {
-                UpdateOutcome::Applied { next_id } => self.finish(&u.task_id, u, next_id),
+                UpdateOutcome::Applied { next_id } => {
+                    self.finish(&u.task_id, u, next_id);
+                    if let (Some(reason), Some(_)) = (cancel, &u.next_attempt) {
+                        let _ = self.cancel_task(&u.task_id, reason).await;
+                    }
+                }
                 UpdateOutcome::Stale {
                     status,
                     executor_id,
@@ -158,6 +174,8 @@ impl Engine {
                         executor_id = ?executor_id, "duplicate or stale result ignored");
                     if status.is_terminal() {
                         self.forget(&u.task_id, u.attempt);
+                    } else if let Some(reason) = cancel {
+                        let _ = self.cancel_task(&u.task_id, reason).await;
                     }
                 }
                 UpdateOutcome::NotFound => {

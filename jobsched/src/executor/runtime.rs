@@ -77,6 +77,9 @@ pub(crate) struct Runtime {
     running: FastMap<Key, Running>,
     seen: FastSet<Key>,
     seen_order: VecDeque<Key>,
+    /// Cancels that arrived before their task (the task is reported with the cancel's status on arrival).
+    early_cancels: FastMap<Key, CancelReason>,
+    early_cancels_order: VecDeque<Key>,
     join: JoinSet<(Key, TaskResult)>,
     outbox: Vec<TaskResult>,
     seq: u64,
@@ -93,7 +96,7 @@ async fn register(
     loop {
         match backends.coordinator.register_executor(info).await {
             Ok(r) => return Ok(r),
-            Err(Error::AlreadyExists { .. }) | Err(Error::Unavailable { .. }) => {
+            Err(e) if e.is_retryable() || matches!(e, Error::AlreadyExists { .. }) => {
                 if !waited {
                     info!(executor_id = %info.executor_id,
                         "waiting to register: a previous session of this executor has not expired yet, or the coordinator is unreachable");
@@ -154,6 +157,8 @@ impl Runtime {
             running: FastMap::default(),
             seen: FastSet::default(),
             seen_order: VecDeque::new(),
+            early_cancels: FastMap::default(),
+            early_cancels_order: VecDeque::new(),
             join: JoinSet::new(),
             outbox: Vec::new(),
             seq: 0,
@@ -250,6 +255,15 @@ impl Runtime {
                 drop_tags.push(d.tag);
                 continue;
             }
+            if let Some(reason) = self.early_cancels.remove(&key) {
+                info!(task_id = %task.task_id, attempt = task.attempt, ?reason, "cancelled before it arrived");
+                self.remember(key);
+                let mut res = self.result(&task, reason.status());
+                res.error = "cancelled before it started on the executor".into();
+                self.outbox.push(res);
+                drop_tags.push(d.tag);
+                continue;
+            }
             if self.running.contains_key(&key)
                 || self.queued.contains_key(&key)
                 || !self.remember(key.clone())
@@ -299,6 +313,15 @@ impl Runtime {
                         res.error = "cancelled before it started on the executor".into();
                         self.outbox.push(res);
                         let _ = self.tasks.ack(&[tag]).await;
+                    } else if !self.seen.contains(&key) {
+                        // The task itself has not arrived yet: remember the cancel for when it does.
+                        self.early_cancels_order.push_back(key.clone());
+                        self.early_cancels.insert(key, reason);
+                        if self.early_cancels_order.len() > SEEN_LIMIT {
+                            if let Some(old) = self.early_cancels_order.pop_front() {
+                                self.early_cancels.remove(&old);
+                            }
+                        }
                     }
                 }
             }
@@ -465,8 +488,8 @@ impl Runtime {
         let tags: Vec<AckTag> = self.queued.drain().map(|(_, (_, tag))| tag).collect();
         self.queue.clear();
         let _ = self.tasks.ack(&tags).await;
-        // Results of the old epoch are stale for the scheduler; sending them is harmless but pointless.
-        self.outbox.clear();
+        // Results that finished before the session ended are still sent: they may well apply (the writes
+        // are conditional). Those of the tasks stopped just now were not collected.
         match register(&self.backends, &self.info, Some(&self.shutdown)).await {
             Ok(reg) => {
                 self.epoch = reg.epoch();
@@ -476,8 +499,11 @@ impl Runtime {
                 info!(epoch = self.epoch, "registered again");
             }
             Err(e) => {
+                // Shutting down, or a permanent error: try again after a pause unless shutting down.
                 warn!(error = %e, "registering again failed");
-                self.lost = CancellationToken::new();
+                let retry = CancellationToken::new();
+                retry.cancel();
+                self.lost = retry;
                 self.backoff();
             }
         }

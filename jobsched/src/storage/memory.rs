@@ -32,7 +32,8 @@ struct Inner {
     changes: BTreeMap<u64, JobId>,
     revision: u64,
     records: Records,
-    by_key: FastMap<(TaskId, u32), i64>,
+    /// Record ids of each task's attempts: `(attempt, id)`, in attempt order.
+    by_task: FastMap<TaskId, Vec<(u32, i64)>>,
     /// Record ids per job, ascending (ids only grow).
     by_job: FastMap<JobId, Vec<i64>>,
     fires: FastMap<(JobId, i64), TaskId>,
@@ -135,6 +136,63 @@ impl Inner {
         rev
     }
 
+    fn attempt_id(&self, task: &TaskId, attempt: u32) -> Option<i64> {
+        self.by_task
+            .get(task)?
+            .iter()
+            .find(|(a, _)| *a == attempt)
+            .map(|(_, id)| *id)
+    }
+
+    /// Fails with `AlreadyExists` if any of `keys` is stored already or repeated, before anything changes.
+    fn check_new_attempts<'a>(&self, keys: impl Iterator<Item = (&'a TaskId, u32)>) -> Result<()> {
+        let mut seen: crate::fastmap::FastSet<(&TaskId, u32)> = Default::default();
+        for (task, attempt) in keys {
+            if self.attempt_id(task, attempt).is_some() || !seen.insert((task, attempt)) {
+                return Err(Error::AlreadyExists {
+                    kind: "task attempt",
+                    id: format!("{task}#{attempt}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reverts a partly applied update batch: restores changed records, removes inserted ones.
+    fn undo(&mut self, changed: Vec<(i64, ExecutionRecord)>, inserted: Vec<i64>) {
+        for id in inserted.into_iter().rev() {
+            if let Some(rec) = self.records.get(id).cloned() {
+                self.remove_record(id, &rec);
+            }
+        }
+        for (id, before) in changed.into_iter().rev() {
+            if !before.status.is_terminal() {
+                self.active.insert(id);
+            }
+            if let Some(rec) = self.records.get_mut(id) {
+                *rec = before;
+            }
+        }
+    }
+
+    /// Drops a record and its index entries.
+    fn remove_record(&mut self, id: i64, rec: &ExecutionRecord) {
+        self.records.remove(id);
+        self.active.remove(&id);
+        if let Some(v) = self.by_task.get_mut(&rec.task_id) {
+            v.retain(|(a, _)| *a != rec.attempt);
+            if v.is_empty() {
+                self.by_task.remove(&rec.task_id);
+            }
+        }
+        if let Some(s) = self.by_job.get_mut(&rec.job_id) {
+            s.retain(|x| *x != id);
+        }
+        if let Some((job, at)) = rec.fire_key() {
+            self.fires.remove(&(job.clone(), at.timestamp_millis()));
+        }
+    }
+
     fn job(&self, id: &JobId) -> Option<&Arc<Job>> {
         self.jobs.get(id).and_then(|(j, _)| j.as_ref())
     }
@@ -150,7 +208,10 @@ impl Inner {
         if !rec.status.is_terminal() {
             self.active.insert(id);
         }
-        self.by_key.insert((rec.task_id.clone(), rec.attempt), id);
+        self.by_task
+            .entry(rec.task_id.clone())
+            .or_default()
+            .push((rec.attempt, id));
         self.by_job.entry(rec.job_id.clone()).or_default().push(id);
         self.records.insert(id, rec);
         id
@@ -304,15 +365,10 @@ impl Storage for MemoryStorage {
         fence: Option<&Fence>,
     ) -> Result<Vec<InsertOutcome>> {
         let mut g = self.lock();
+        g.check_new_attempts(records.iter().map(|r| (&r.task_id, r.attempt)))?;
         g.check_fence(fence)?;
         let mut out = Vec::with_capacity(records.len());
         for rec in records {
-            if g.by_key.contains_key(&(rec.task_id.clone(), rec.attempt)) {
-                return Err(Error::AlreadyExists {
-                    kind: "task attempt",
-                    id: format!("{}#{}", rec.task_id, rec.attempt),
-                });
-            }
             if let Some((job, at)) = rec.fire_key() {
                 if let Some(existing) = g.fires.get(&(job.clone(), at.timestamp_millis())) {
                     out.push(InsertOutcome::AlreadyFired {
@@ -335,8 +391,20 @@ impl Storage for MemoryStorage {
         let mut g = self.lock();
         g.check_fence(fence)?;
         let mut out = Vec::with_capacity(updates.len());
+        // Like a transaction: if an applied update's next attempt is taken, everything is undone. That can
+        // only happen if some next attempt's key exists (or repeats) already; otherwise keep no undo log.
+        let may_collide = g
+            .check_new_attempts(
+                updates
+                    .iter()
+                    .filter_map(|u| u.next_attempt.as_ref())
+                    .map(|n| (&n.task_id, n.attempt)),
+            )
+            .is_err();
+        let mut undo: Vec<(i64, ExecutionRecord)> = Vec::new();
+        let mut inserted: Vec<i64> = Vec::new();
         for u in updates {
-            let Some(&id) = g.by_key.get(&(u.task_id.clone(), u.attempt)) else {
+            let Some(id) = g.attempt_id(&u.task_id, u.attempt) else {
                 out.push(UpdateOutcome::NotFound);
                 continue;
             };
@@ -348,11 +416,25 @@ impl Storage for MemoryStorage {
                 });
                 continue;
             }
+            if may_collide {
+                undo.push((id, rec.clone()));
+            }
             u.apply_to(rec);
             if rec.status.is_terminal() {
                 g.active.remove(&id);
             }
-            let next_id = u.next_attempt.clone().map(|n| g.insert_record(n));
+            let next_id = match &u.next_attempt {
+                None => None,
+                Some(n) => {
+                    if let Err(e) = g.check_new_attempts(std::iter::once((&n.task_id, n.attempt))) {
+                        g.undo(undo, inserted);
+                        return Err(e);
+                    }
+                    let id = g.insert_record(n.clone());
+                    inserted.push(id);
+                    Some(id)
+                }
+            };
             out.push(UpdateOutcome::Applied { next_id });
         }
         Ok(out)
@@ -360,22 +442,22 @@ impl Storage for MemoryStorage {
 
     async fn get_execution(&self, task_id: &TaskId, attempt: u32) -> Result<ExecutionRecord> {
         let g = self.lock();
-        g.by_key
-            .get(&(task_id.clone(), attempt))
-            .and_then(|id| g.records.get(*id))
+        g.attempt_id(task_id, attempt)
+            .and_then(|id| g.records.get(id))
             .cloned()
             .ok_or_else(|| Error::not_found("task attempt", format!("{task_id}#{attempt}")))
     }
 
     async fn task_attempts(&self, task_id: &TaskId) -> Result<Vec<ExecutionRecord>> {
         let g = self.lock();
-        let mut out = Vec::new();
-        for attempt in 1.. {
-            match g.by_key.get(&(task_id.clone(), attempt)) {
-                Some(id) => out.push(g.records.get(*id).expect("indexed").clone()),
-                None => break,
-            }
-        }
+        let mut out: Vec<ExecutionRecord> = g
+            .by_task
+            .get(task_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| g.records.get(*id).cloned())
+            .collect();
+        out.sort_by_key(|r| r.attempt);
         if out.is_empty() {
             return Err(Error::not_found("task", task_id.as_str()));
         }
@@ -430,14 +512,8 @@ impl Storage for MemoryStorage {
             .map(|r| r.id)
             .collect();
         for id in &victims {
-            let rec = g.records.remove(*id).expect("listed above");
-            g.by_key.remove(&(rec.task_id.clone(), rec.attempt));
-            if let Some(s) = g.by_job.get_mut(&rec.job_id) {
-                s.retain(|x| x != id);
-            }
-            if let Some((job, at)) = rec.fire_key() {
-                g.fires.remove(&(job.clone(), at.timestamp_millis()));
-            }
+            let rec = g.records.get(*id).cloned().expect("listed above");
+            g.remove_record(*id, &rec);
         }
         Ok(victims.len() as u64)
     }

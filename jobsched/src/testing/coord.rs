@@ -233,3 +233,8 @@ pub async fn watched_values_propagate(open: &dyn OpenCoordinator) {
     assert!(seen, "b sees the unconditional write");
     assert!(a.get("conf-missing").await.unwrap().is_none());
 }
+
+/// Every behaviour of this suite, by function name (for the coverage check in backend tests).
+pub fn behaviours() -> Vec<&'static str> {
+    super::behaviours_in(include_str!("coord.rs"))
+}

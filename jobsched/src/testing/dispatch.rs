@@ -223,3 +223,8 @@ pub async fn recv_is_cancel_safe(open: &dyn OpenDispatcher) {
     assert_eq!(got[0].message.task_id, t.task_id);
     inbox.ack(&[got[0].tag]).await.unwrap();
 }
+
+/// Every behaviour of this suite, by function name (for the coverage check in backend tests).
+pub fn behaviours() -> Vec<&'static str> {
+    super::behaviours_in(include_str!("dispatch.rs"))
+}

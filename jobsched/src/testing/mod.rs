@@ -84,6 +84,17 @@ impl OpenCoordinator for LocalOpener {
     }
 }
 
+/// The behaviours (conformance functions) defined in a suite module's source: every
+/// `pub async fn name(open: &dyn Open…)`. A backend's test file checks that it runs all of them.
+fn behaviours_in(source: &'static str) -> Vec<&'static str> {
+    source
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub async fn "))
+        .filter(|l| l.contains("(open: &dyn Open"))
+        .filter_map(|l| l.split('(').next())
+        .collect()
+}
+
 /// A fixed time for records made by the suite.
 pub fn t0() -> DateTime<Utc> {
     "2026-06-01T12:00:00Z".parse().expect("valid time")

@@ -720,3 +720,68 @@ pub async fn text_is_stored_verbatim(open: &dyn OpenStorage) {
         "the task snapshot keeps the command"
     );
 }
+
+/// A batch that contains an attempt already stored (or one twice) fails as a whole: nothing of it is stored,
+/// and an update batch whose retry would duplicate an attempt applies none of its updates.
+pub async fn batches_with_a_taken_attempt_change_nothing(open: &dyn OpenStorage) {
+    let s = open.open().await;
+    let job = sample_job("atomic-batch");
+    let taken = sample_record(&job, Trigger::Manual, t0());
+    insert_one(&s, &taken).await;
+    let fresh = sample_record(&job, Trigger::Manual, t0());
+    let e = s
+        .insert_executions(&[fresh.clone(), taken.clone()], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists { .. }), "got {e:?}");
+    assert!(
+        matches!(
+            s.get_execution(&fresh.task_id, 1).await,
+            Err(Error::NotFound { .. })
+        ),
+        "a failed batch stores none of its records"
+    );
+    // An update whose next attempt exists already: the batch fails and the other update is not applied.
+    let a = dispatched(sample_record(&job, Trigger::Manual, t0()), "exec-t");
+    let b = dispatched(sample_record(&job, Trigger::Manual, t0()), "exec-t");
+    s.insert_executions(&[a.clone(), b.clone()], None)
+        .await
+        .unwrap();
+    let second = a.next_attempt(Trigger::Retry, t0(), t0());
+    insert_one(&s, &second).await;
+    let ok = finish(&b, "exec-t", TaskStatus::Succeeded);
+    let mut dup = finish(&a, "exec-t", TaskStatus::Failed);
+    dup.next_attempt = Some(a.next_attempt(Trigger::Retry, t0(), t0()));
+    let e = s.update_executions(&[ok, dup], None).await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists { .. }), "got {e:?}");
+    assert_eq!(
+        s.get_execution(&b.task_id, 1).await.unwrap().status,
+        TaskStatus::Dispatched,
+        "no update of a failed batch applies"
+    );
+}
+
+/// A task's attempts stay listed when earlier attempts were purged.
+pub async fn attempts_survive_purge_of_earlier_ones(open: &dyn OpenStorage) {
+    let s = open.open().await;
+    let job = sample_job("purged-attempts");
+    let first = dispatched(sample_record(&job, Trigger::Manual, t0()), "exec-q");
+    insert_one(&s, &first).await;
+    let mut fail = finish(&first, "exec-q", TaskStatus::Failed);
+    fail.end_time = Some(t0());
+    fail.next_attempt = Some(first.next_attempt(Trigger::Retry, t0() + TimeDelta::days(5), t0()));
+    s.update_executions(&[fail], None).await.unwrap();
+    assert_eq!(
+        s.purge_executions(t0() + TimeDelta::days(1), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let left = s.task_attempts(&first.task_id).await.unwrap();
+    assert_eq!(left.iter().map(|r| r.attempt).collect::<Vec<_>>(), vec![2]);
+}
+
+/// Every behaviour of this suite, by function name (for the coverage check in backend tests).
+pub fn behaviours() -> Vec<&'static str> {
+    super::behaviours_in(include_str!("storage.rs"))
+}

@@ -20,6 +20,8 @@ pub struct Flaky {
     inner: MemoryStorage,
     down: AtomicBool,
     pub refused: AtomicU64,
+    /// Milliseconds each insert takes after it has been applied (a slow network round trip).
+    insert_delay_ms: AtomicU64,
 }
 
 impl Flaky {
@@ -29,6 +31,11 @@ impl Flaky {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
+    pub fn set_insert_delay(&self, d: std::time::Duration) {
+        self.insert_delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
     fn check(&self) -> Result<()> {
         if self.down.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +85,12 @@ impl Storage for Flaky {
         f: Option<&Fence>,
     ) -> Result<Vec<InsertOutcome>> {
         self.check()?;
-        self.inner.insert_executions(r, f).await
+        let out = self.inner.insert_executions(r, f).await;
+        let delay = self.insert_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        out
     }
     async fn update_executions(
         &self,

@@ -37,7 +37,7 @@ pub struct Start {
 }
 
 /// A handler driven by its command: `;`-separated steps
-/// `sleep:MS`, `fail`, `panic`, `abort`, `retry_after:MS`, `block` (until cancelled), `block_on:EXEC` (block only on
+/// `sleep:MS`, `fail`, `fail_before:N` (fail attempts before N), `panic`, `abort`, `retry_after:MS`, `block` (until cancelled), `block_on:EXEC` (block only on
 /// that executor), `out:TEXT`.
 #[derive(Clone)]
 pub struct Script {
@@ -108,6 +108,13 @@ impl TaskHandler for Script {
                 }
                 "fail" => return Err(ExecError::failed("scripted failure")),
                 "panic" => panic!("scripted panic"),
+                "fail_before" if task.attempt < arg.parse::<u32>().unwrap() => {
+                    return Err(ExecError::failed(format!(
+                        "scripted failure of attempt {}",
+                        task.attempt
+                    )));
+                }
+                "fail_before" => {}
                 "abort" => return Err(ExecError::abort("scripted abort")),
                 "retry_after" => {
                     return Err(ExecError::retry_after(
