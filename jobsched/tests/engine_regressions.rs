@@ -114,16 +114,26 @@ async fn a_cancel_that_overtakes_its_task_still_cancels_it() {
     e.shutdown().await;
 }
 
-/// A storage scan during a slow insert used to adopt the task a second time, counting its executor slot
-/// twice; the slot leaked and the executor got no more tasks.
-#[tokio::test(start_paused = true)]
-async fn a_storage_scan_during_a_slow_insert_does_not_leak_executor_slots() {
+/// A cluster whose store takes 2 s per insert, one executor `e1` with one slot, and a manual run of a job
+/// whose insert is in flight (half a second into it) when this returns.
+struct SlowInsert {
+    c: Cluster,
+    store: std::sync::Arc<Flaky>,
+    s: jobsched::Scheduler,
+    e1: jobsched::Executor,
+    e1_session: std::sync::Arc<jobsched::coord::LocalCoordinator>,
+    ev: tokio::sync::broadcast::Receiver<jobsched::Event>,
+    job: jobsched::Job,
+    pending: tokio::task::JoinHandle<TaskId>,
+}
+
+async fn slow_insert() -> SlowInsert {
     let store = Flaky::new();
     let c = Cluster::with_storage("2026-01-01T00:00:00Z", store.clone());
     let (s, _) = c.scheduler("s1").await;
-    let (_e, _) = c.executor("e1", 1).await;
+    let (e1, e1_session) = c.executor("e1", 1).await;
     s.wait_active().await;
-    let mut ev = s.subscribe();
+    let ev = s.subscribe();
     let job = s
         .create_job(JobSpec::manual("m", "out:x").with_type("script"))
         .await
@@ -131,13 +141,39 @@ async fn a_storage_scan_during_a_slow_insert_does_not_leak_executor_slots() {
     store.set_insert_delay(Duration::from_secs(2));
     let s2 = s.clone();
     let id = job.job_id.clone();
-    let first = tokio::spawn(async move { s2.execute(&id, None).await.unwrap() });
+    let pending = tokio::spawn(async move { s2.execute(&id, None).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(500)).await;
+    SlowInsert {
+        c,
+        store,
+        s,
+        e1,
+        e1_session,
+        ev,
+        job,
+        pending,
+    }
+}
+
+/// A storage scan during a slow insert used to adopt the task a second time, counting its executor slot
+/// twice; the slot leaked and the executor got no more tasks.
+#[tokio::test(start_paused = true)]
+async fn a_storage_scan_during_a_slow_insert_does_not_leak_executor_slots() {
+    let SlowInsert {
+        c: _c,
+        store,
+        s,
+        e1: _e1,
+        mut ev,
+        job,
+        pending,
+        ..
+    } = slow_insert().await;
     // A job change makes the engine re-read storage while the insert is still in flight.
     s.create_job(JobSpec::manual("other", "").with_type("script"))
         .await
         .unwrap();
-    let first = first.await.unwrap();
+    let first = pending.await.unwrap();
     finished_for(&mut ev, &first, 1).await;
     store.set_insert_delay(Duration::ZERO);
     for _ in 0..5 {
@@ -152,21 +188,16 @@ async fn a_storage_scan_during_a_slow_insert_does_not_leak_executor_slots() {
 /// A task given to an executor that left while the task's insert was in flight stayed dispatched forever.
 #[tokio::test(start_paused = true)]
 async fn a_task_given_to_an_executor_that_left_during_its_insert_fails_over() {
-    let store = Flaky::new();
-    let c = Cluster::with_storage("2026-01-01T00:00:00Z", store.clone());
-    let (s, _) = c.scheduler("s1").await;
-    let (e1, e1_session) = c.executor("e1", 1).await;
-    s.wait_active().await;
-    let mut ev = s.subscribe();
-    let job = s
-        .create_job(JobSpec::manual("m", "out:x").with_type("script"))
-        .await
-        .unwrap();
-    store.set_insert_delay(Duration::from_secs(2));
-    let s2 = s.clone();
-    let id = job.job_id.clone();
-    let pending = tokio::spawn(async move { s2.execute(&id, None).await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let SlowInsert {
+        c,
+        store,
+        s,
+        e1,
+        e1_session,
+        mut ev,
+        pending,
+        ..
+    } = slow_insert().await;
     // e1 dies while the insert (recording the task as dispatched to it) is in flight.
     e1.kill().await;
     e1_session.expire();
