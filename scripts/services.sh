@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The servers jobsched's tests and distributed mode need, on 127.0.0.1, without systemd.
+#
+#   scripts/services.sh start     install what is missing (apt), start every server, wait until each answers
+#   scripts/services.sh stop      stop the servers this script started
+#   scripts/services.sh status    say what runs
+#   scripts/services.sh env       print the connection settings as shell lines:
+#                                 eval "$(scripts/services.sh env)"
+#
+# Idempotent: a server already running (started by this script, or answering with its credentials) is reused.
+# State (data directories, sockets, pid files, logs) lives in $JOBSCHED_SERVICES_DIR (default .services/).
+#
+# Servers: MariaDB (the MySQL store). Kafka and ZooKeeper are added by their issues.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${JOBSCHED_SERVICES_DIR:-$ROOT/.services}
+MYSQL_PORT=${JOBSCHED_MYSQL_PORT:-3306}
+MYSQL_USER=jobsched
+MYSQL_PASSWORD=jobsched
+MYSQL_DB=jobsched
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Waits until "$@" succeeds, polling every 0.1 s for at most $1 seconds (never a fixed sleep).
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            die "$what did not become ready within ${secs}s"
+        fi
+        sleep 0.1
+    done
+}
+
+apt_install() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    ((${#missing[@]} == 0)) && return 0
+    log "installing ${missing[*]} (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
+        apt-get update -q >/dev/null 2>&1 || true
+        apt-get install -y -q "${missing[@]}" >/dev/null || die "could not install ${missing[*]}"
+    fi
+}
+
+# ---------------------------------------------------------------- MariaDB
+
+MYSQL_DIR=$STATE/mariadb
+MYSQL_SOCK=$MYSQL_DIR/mysqld.sock
+
+mysql_ours_running() { [[ -S $MYSQL_SOCK ]] && mariadb-admin --socket="$MYSQL_SOCK" -uroot ping >/dev/null 2>&1; }
+
+mysql_tcp_works() {
+    mariadb --protocol=tcp -h127.0.0.1 -P"$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" -e 'SELECT 1' >/dev/null 2>&1
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+mysql_start() {
+    apt_install mariadb-server mariadb-client
+    if mysql_ours_running; then
+        log "MariaDB already running (ours, port $MYSQL_PORT)"
+    elif mysql_tcp_works; then
+        log "MariaDB already running on port $MYSQL_PORT and our credentials work: reusing it"
+        return 0
+    else
+        if port_busy "$MYSQL_PORT"; then
+            die "port $MYSQL_PORT is taken by a server where user '$MYSQL_USER' cannot log in; set JOBSCHED_MYSQL_PORT"
+        fi
+        mkdir -p "$MYSQL_DIR"
+        chown mysql:mysql "$MYSQL_DIR"
+        if [[ ! -d $MYSQL_DIR/data/mysql ]]; then
+            log "initialising a MariaDB data directory in $MYSQL_DIR/data"
+            mariadb-install-db --user=mysql --datadir="$MYSQL_DIR/data" --skip-test-db \
+                --auth-root-authentication-method=socket >"$MYSQL_DIR/install.log" 2>&1 ||
+                die "mariadb-install-db failed: see $MYSQL_DIR/install.log"
+        fi
+        log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
+        start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "$MYSQL_DIR/ssd.pid" \
+            --chuid mysql --exec /usr/sbin/mariadbd -- --no-defaults --datadir="$MYSQL_DIR/data" \
+            --socket="$MYSQL_SOCK" --pid-file="$MYSQL_DIR/mysqld.pid" --port="$MYSQL_PORT" \
+            --bind-address=127.0.0.1 --skip-name-resolve --log-error="$MYSQL_DIR/error.log" \
+            --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+            --max-connections=500 --innodb-buffer-pool-size=256M
+        wait_for 60 "MariaDB" mariadb-admin --socket="$MYSQL_SOCK" -uroot ping
+    fi
+    # The tests create a fresh database per test, so the user may create and drop databases.
+    mariadb --socket="$MYSQL_SOCK" -uroot <<SQL
+CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'127.0.0.1';
+CREATE DATABASE IF NOT EXISTS \`$MYSQL_DB\` CHARACTER SET utf8mb4;
+SQL
+    wait_for 10 "MariaDB (TCP login)" mysql_tcp_works
+    log "MariaDB ready: mysql://$MYSQL_USER:***@127.0.0.1:$MYSQL_PORT/$MYSQL_DB"
+}
+
+mysql_stop() {
+    if [[ -f $MYSQL_DIR/ssd.pid ]]; then
+        log "stopping MariaDB"
+        start-stop-daemon --stop --oknodo --pidfile "$MYSQL_DIR/ssd.pid" --retry TERM/30/KILL/5 >/dev/null || true
+        rm -f "$MYSQL_DIR/ssd.pid"
+    fi
+}
+
+mysql_status() {
+    if mysql_ours_running; then
+        echo "mariadb: running (ours) on 127.0.0.1:$MYSQL_PORT"
+    elif mysql_tcp_works; then
+        echo "mariadb: running (not started by this script) on 127.0.0.1:$MYSQL_PORT"
+    else
+        echo "mariadb: stopped"
+    fi
+}
+
+mysql_env() {
+    echo "export JOBSCHED_STORE=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT/$MYSQL_DB"
+    echo "export JOBSCHED_TEST_MYSQL=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT"
+}
+
+# ---------------------------------------------------------------- main
+
+case ${1:-} in
+start) mysql_start ;;
+stop) mysql_stop ;;
+status) mysql_status ;;
+env) mysql_env ;;
+*)
+    echo "usage: $0 start|stop|status|env" >&2
+    exit 2
+    ;;
+esac
