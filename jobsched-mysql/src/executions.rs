@@ -7,12 +7,12 @@ use chrono::NaiveDateTime;
 use jobsched::storage::{ExecutionUpdate, Fence, InsertOutcome, UpdateOutcome};
 use jobsched::{ExecutionRecord, TaskId};
 use jobsched_sql::{
-    EXEC_COLUMNS, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, ExecRow, assignments, cap_record,
-    check_distinct_attempts, naive, plan_updates, push_exec_values, taken,
+    DbError, EXEC_COLUMNS, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, ExecRow, assignments,
+    cap_record, check_distinct_attempts, naive, plan_updates, push_exec_values, taken,
 };
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
-use crate::error::{BACKEND, DbError, is_duplicate_on};
+use crate::error::{BACKEND, is_duplicate_on};
 use crate::settings::check_fence;
 use crate::store::{Ctx, IdMode};
 

@@ -1,13 +1,12 @@
 //! The `executors` table: registrations, liveness, and the operator's enabled flag.
 
-use jobsched::{Error, ExecutorHeartbeat, ExecutorId, ExecutorRecord};
+use jobsched::{ExecutorHeartbeat, ExecutorId, ExecutorRecord};
 use jobsched_sql::{
-    EXECUTOR_COLUMNS, EXECUTOR_UPSERT_COLUMNS, ExecutorRow, assignments, naive,
-    push_executor_values,
+    DbError, EXECUTOR_UPSERT_COLUMNS, ExecutorRow, assignments, naive, push_executor_values,
 };
-use sqlx::{AssertSqlSafe, MySql, QueryBuilder};
+use sqlx::{MySql, QueryBuilder};
 
-use crate::error::{BACKEND, DbError};
+use crate::error::BACKEND;
 use crate::store::Ctx;
 
 pub(crate) async fn upsert(ctx: &Ctx, record: &ExecutorRecord) -> Result<ExecutorRecord, DbError> {
@@ -27,7 +26,7 @@ pub(crate) async fn upsert(ctx: &Ctx, record: &ExecutorRecord) -> Result<Executo
     });
     qb.push(format!(" ON DUPLICATE KEY UPDATE {update}"));
     qb.build().execute(&ctx.pool).await?;
-    get(ctx, &record.executor_id).await
+    jobsched_sql::reads::get_executor(&ctx.pool, BACKEND, &record.executor_id).await
 }
 
 pub(crate) async fn heartbeats(ctx: &Ctx, beats: &[ExecutorHeartbeat]) -> Result<(), DbError> {
@@ -50,30 +49,6 @@ pub(crate) async fn heartbeats(ctx: &Ctx, beats: &[ExecutorHeartbeat]) -> Result
     Ok(())
 }
 
-pub(crate) async fn get(ctx: &Ctx, id: &ExecutorId) -> Result<ExecutorRecord, DbError> {
-    let row: Option<ExecutorRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXECUTOR_COLUMNS} FROM executors WHERE executor_id = ?"
-    )))
-    .bind(id.as_str())
-    .fetch_optional(&ctx.pool)
-    .await?;
-    match row {
-        Some(r) => Ok(r.into_record(BACKEND)?),
-        None => Err(Error::not_found("executor", id.as_str()).into()),
-    }
-}
-
-pub(crate) async fn list(ctx: &Ctx) -> Result<Vec<ExecutorRecord>, DbError> {
-    let rows: Vec<ExecutorRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXECUTOR_COLUMNS} FROM executors ORDER BY executor_id"
-    )))
-    .fetch_all(&ctx.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| r.into_record(BACKEND).map_err(DbError::from))
-        .collect()
-}
-
 pub(crate) async fn set_enabled(
     ctx: &Ctx,
     id: &ExecutorId,
@@ -84,5 +59,5 @@ pub(crate) async fn set_enabled(
         .bind(id.as_str())
         .execute(&ctx.pool)
         .await?;
-    get(ctx, id).await
+    jobsched_sql::reads::get_executor(&ctx.pool, BACKEND, id).await
 }

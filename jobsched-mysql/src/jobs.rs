@@ -6,14 +6,11 @@
 //! tombstone row (`deleted = 1`) so the feed can report the deletion; creating the id again replaces it.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use jobsched::storage::JobChange;
-use jobsched::{Error, Job, JobId, JobQuery, Page};
-use jobsched_sql::{JOB_COLUMNS, JobRow, assignments, column_names, push_job_values};
+use jobsched::{Error, Job, JobId};
+use jobsched_sql::{DbError, JOB_COLUMNS, JobRow, assignments, column_names, push_job_values};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
-use crate::error::{BACKEND, DbError};
 use crate::store::Ctx;
 
 /// Takes `n` revisions; returns the first.
@@ -126,19 +123,6 @@ fn already_exists(id: &JobId) -> DbError {
     .into()
 }
 
-pub(crate) async fn get(ctx: &Ctx, id: &JobId) -> Result<Job, DbError> {
-    let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND deleted = 0"
-    )))
-    .bind(id.as_str())
-    .fetch_optional(&ctx.pool)
-    .await?;
-    match row {
-        Some(r) => Ok(r.into_job(BACKEND)?),
-        None => Err(Error::not_found("job", id.as_str()).into()),
-    }
-}
-
 pub(crate) async fn update(ctx: &Ctx, job: &Job) -> Result<Job, DbError> {
     let mut tx = ctx.pool.begin().await?;
     let revision = take_revisions(&mut tx, 1).await?;
@@ -186,55 +170,4 @@ pub(crate) async fn delete(ctx: &Ctx, id: &JobId, expected: Option<u64>) -> Resu
         .await?;
     tx.commit().await?;
     Ok(())
-}
-
-pub(crate) async fn list(ctx: &Ctx, q: &JobQuery) -> Result<Page<Job>, DbError> {
-    let mut count = QueryBuilder::<MySql>::new("SELECT COUNT(*) FROM jobs");
-    jobsched_sql::push_job_where(&mut count, q);
-    let total: i64 = count.build_query_scalar().fetch_one(&ctx.pool).await?;
-    let mut qb = QueryBuilder::<MySql>::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
-    jobsched_sql::push_job_where(&mut qb, q);
-    qb.push(" ORDER BY job_id");
-    jobsched_sql::push_page(&mut qb, q.page);
-    let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&ctx.pool).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| r.into_job(BACKEND))
-        .collect::<jobsched::Result<Vec<_>>>()?;
-    Ok(Page {
-        items,
-        total: total.max(0) as u64,
-        page: q.page.page,
-        page_size: q.page.page_size,
-    })
-}
-
-pub(crate) async fn changes(
-    ctx: &Ctx,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<JobChange>, DbError> {
-    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE revision > ? ORDER BY revision LIMIT ?"
-    )))
-    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(&ctx.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let revision = r.revision.max(0) as u64;
-            let job_id = JobId::from_trusted(r.job_id.clone());
-            let job = if r.deleted {
-                None
-            } else {
-                Some(Arc::new(r.into_job(BACKEND)?))
-            };
-            Ok(JobChange {
-                revision,
-                job_id,
-                job,
-            })
-        })
-        .collect()
 }

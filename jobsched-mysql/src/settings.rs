@@ -1,11 +1,11 @@
 //! Settings (`jobsched_settings`, versioned) and fencing tokens (`jobsched_fences`).
 
 use jobsched::Error;
-use jobsched::storage::{Fence, Versioned};
+use jobsched::storage::Fence;
 use sqlx::MySqlConnection;
 
-use crate::error::DbError;
 use crate::store::Ctx;
+use jobsched_sql::DbError;
 
 /// Checks a fencing token inside a transaction. The newest token per scope is read with a shared lock,
 /// so fenced writes of the current holder run concurrently; a newer holder's first write takes the
@@ -48,18 +48,6 @@ pub(crate) async fn check_fence(
         .into());
     }
     Ok(())
-}
-
-pub(crate) async fn get(ctx: &Ctx, key: &str) -> Result<Option<Versioned<String>>, DbError> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT value, version FROM jobsched_settings WHERE name = ?")
-            .bind(key)
-            .fetch_optional(&ctx.pool)
-            .await?;
-    Ok(row.map(|(value, version)| Versioned {
-        value,
-        version: version.max(0) as u64,
-    }))
 }
 
 pub(crate) async fn put(

@@ -20,8 +20,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, Row};
 
 use crate::config::{MysqlConfig, redact_url};
-use crate::error::{BACKEND, DbError, retrying};
+use crate::error::{BACKEND, into_error, retrying};
 use crate::{executions, executors, history, jobs, settings};
+use jobsched_sql::reads;
 
 /// The embedded schema migrations (`jobsched-mysql/migrations`), applied in order and recorded in
 /// `_sqlx_migrations`.
@@ -102,7 +103,7 @@ impl MysqlStore {
         )
         .fetch_one(&pool)
         .await
-        .map_err(|e| DbError::from(e).into_error())?;
+        .map_err(into_error)?;
         let lock_mode: i64 = row.try_get(0).unwrap_or(2);
         let increment: i64 = row.try_get::<u64, _>(1).map_or(1, |v| v as i64);
         let packet: i64 = row.try_get::<u64, _>(2).map_or(4 << 20, |v| v as i64);
@@ -157,7 +158,7 @@ impl MysqlStore {
 
 async fn migrate_pool(pool: &MySqlPool) -> Result<()> {
     MIGRATOR.run(pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::Execute(e) => DbError::from(e).into_error(),
+        sqlx::migrate::MigrateError::Execute(e) => into_error(e),
         other => Error::backend(BACKEND, format!("migration failed: {other}")),
     })
 }
@@ -181,7 +182,7 @@ impl Storage for MysqlStore {
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Job> {
-        retrying("get_job", || jobs::get(&self.ctx, id)).await
+        retrying("get_job", || reads::get_job(&self.ctx.pool, BACKEND, id)).await
     }
 
     async fn update_job(&self, job: &Job) -> Result<Job> {
@@ -196,11 +197,17 @@ impl Storage for MysqlStore {
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
-        retrying("list_jobs", || jobs::list(&self.ctx, query)).await
+        retrying("list_jobs", || {
+            reads::list_jobs(&self.ctx.pool, BACKEND, query)
+        })
+        .await
     }
 
     async fn job_changes(&self, after: u64, limit: usize) -> Result<Vec<JobChange>> {
-        retrying("job_changes", || jobs::changes(&self.ctx, after, limit)).await
+        retrying("job_changes", || {
+            reads::job_changes(&self.ctx.pool, BACKEND, after, limit)
+        })
+        .await
     }
 
     async fn insert_executions(
@@ -227,22 +234,28 @@ impl Storage for MysqlStore {
 
     async fn get_execution(&self, task_id: &TaskId, attempt: u32) -> Result<ExecutionRecord> {
         retrying("get_execution", || {
-            history::get(&self.ctx, task_id, attempt)
+            reads::get_execution(&self.ctx.pool, BACKEND, task_id, attempt)
         })
         .await
     }
 
     async fn task_attempts(&self, task_id: &TaskId) -> Result<Vec<ExecutionRecord>> {
-        retrying("task_attempts", || history::attempts(&self.ctx, task_id)).await
+        retrying("task_attempts", || {
+            reads::task_attempts(&self.ctx.pool, BACKEND, task_id)
+        })
+        .await
     }
 
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionRecord>> {
-        retrying("list_executions", || history::list(&self.ctx, query)).await
+        retrying("list_executions", || {
+            reads::list_executions(&self.ctx.pool, BACKEND, query)
+        })
+        .await
     }
 
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>> {
         retrying("active_executions", || {
-            history::active(&self.ctx, after_id, limit)
+            reads::active_executions(&self.ctx.pool, BACKEND, after_id, limit)
         })
         .await
     }
@@ -266,11 +279,17 @@ impl Storage for MysqlStore {
     }
 
     async fn get_executor(&self, id: &ExecutorId) -> Result<ExecutorRecord> {
-        retrying("get_executor", || executors::get(&self.ctx, id)).await
+        retrying("get_executor", || {
+            reads::get_executor(&self.ctx.pool, BACKEND, id)
+        })
+        .await
     }
 
     async fn list_executors(&self) -> Result<Vec<ExecutorRecord>> {
-        retrying("list_executors", || executors::list(&self.ctx)).await
+        retrying("list_executors", || {
+            reads::list_executors(&self.ctx.pool, BACKEND)
+        })
+        .await
     }
 
     async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord> {
@@ -281,7 +300,7 @@ impl Storage for MysqlStore {
     }
 
     async fn get_value(&self, key: &str) -> Result<Option<Versioned<String>>> {
-        retrying("get_value", || settings::get(&self.ctx, key)).await
+        retrying("get_value", || reads::get_value(&self.ctx.pool, key)).await
     }
 
     async fn put_value(

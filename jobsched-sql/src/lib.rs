@@ -10,6 +10,7 @@ mod binds;
 mod error;
 mod filters;
 mod plan;
+pub mod reads;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -21,7 +22,7 @@ pub use binds::{
     Bind, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, EXECUTOR_UPSERT_COLUMNS, assignments,
     column_names, push_exec_values, push_executor_values, push_job_values,
 };
-pub use error::{DbErrorKind, classify, to_error};
+pub use error::{DbError, DbErrorKind, KindOf, classify, retrying, to_error};
 pub use filters::{
     active_status_list, push_exec_where, push_job_where, push_page, terminal_status_list,
 };

@@ -9,7 +9,8 @@ use std::borrow::Cow;
 /// ```
 /// use jobsched_sql::cap_text;
 /// assert_eq!(cap_text("short", 100), "short");
-/// let capped = cap_text(&"x".repeat(1000), 100);
+/// let long = "x".repeat(1000);
+/// let capped = cap_text(&long, 100);
 /// assert!(capped.starts_with("[jobsched: "));
 /// assert!(capped.len() <= 100 && capped.ends_with("xxx"));
 /// ```
