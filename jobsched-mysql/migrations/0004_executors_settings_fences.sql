@@ -20,5 +20,5 @@ CREATE TABLE IF NOT EXISTS jobsched_settings (
 -- The newest fencing token seen per scope: writes with an older one are refused.
 CREATE TABLE IF NOT EXISTS jobsched_fences (
     scope VARCHAR(128) PRIMARY KEY,
-    token BIGINT UNSIGNED NOT NULL
+    token BIGINT NOT NULL
 );

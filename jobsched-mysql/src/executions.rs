@@ -7,13 +7,12 @@ use chrono::NaiveDateTime;
 use jobsched::storage::{ExecutionUpdate, Fence, InsertOutcome, UpdateOutcome};
 use jobsched::{ExecutionRecord, TaskId};
 use jobsched_sql::{
-    DbError, EXEC_COLUMNS, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, ExecRow, assignments,
-    cap_record, check_distinct_attempts, naive, plan_updates, push_exec_values, taken,
+    DbError, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, ExecRow, MYSQL, assignments, cap_record,
+    check_distinct_attempts, naive, plan_updates, push_exec_values, reads, taken, writes,
 };
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
 use crate::error::{BACKEND, is_duplicate_on};
-use crate::settings::check_fence;
 use crate::store::{Ctx, IdMode};
 
 /// Most keys in one `IN (…)` or `OR` list.
@@ -155,7 +154,7 @@ pub(crate) async fn insert(
     // Fast path: a fire recorded twice is rare (another scheduler, or a takeover), so insert everything
     // and let the unique key `uk_fire` tell.
     let mut tx = ctx.pool.begin().await?;
-    check_fence(&mut tx, fence).await?;
+    writes::check_fence::<MySql>(&mut tx, &MYSQL, fence).await?;
     match insert_rows(ctx, &mut tx, rows_of(ctx, records)).await {
         Ok(ids) => {
             tx.commit().await?;
@@ -183,7 +182,7 @@ async fn insert_skipping_recorded_fires(
     fence: Option<&Fence>,
 ) -> Result<Vec<InsertOutcome>, DbError> {
     let mut tx = ctx.pool.begin().await?;
-    check_fence(&mut tx, fence).await?;
+    writes::check_fence::<MySql>(&mut tx, &MYSQL, fence).await?;
     let keys: Vec<(String, NaiveDateTime)> = records
         .iter()
         .filter_map(|r| r.fire_key())
@@ -226,32 +225,6 @@ async fn insert_skipping_recorded_fires(
         .collect())
 }
 
-/// Every stored attempt of the tasks named by `updates`, locked for update.
-async fn lock_attempts(
-    conn: &mut MySqlConnection,
-    updates: &[ExecutionUpdate],
-) -> Result<Vec<ExecutionRecord>, DbError> {
-    let mut tasks: Vec<&str> = updates.iter().map(|u| u.task_id.as_str()).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
-    let mut out = Vec::new();
-    for chunk in tasks.chunks(KEYS_PER_QUERY) {
-        let mut qb = QueryBuilder::<MySql>::new(format!(
-            "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id IN ("
-        ));
-        let mut list = qb.separated(", ");
-        for t in chunk {
-            list.push_bind(*t);
-        }
-        qb.push(") FOR UPDATE");
-        let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        for r in rows {
-            out.push(r.into_record(BACKEND)?);
-        }
-    }
-    Ok(out)
-}
-
 /// Writes the final state of changed rows: whole rows through `ON DUPLICATE KEY UPDATE` on the primary
 /// key, one statement per chunk, setting only the columns a state change may set.
 async fn write_changed(
@@ -291,8 +264,12 @@ pub(crate) async fn update(
         return Ok(Vec::new());
     }
     let mut tx = ctx.pool.begin().await?;
-    check_fence(&mut tx, fence).await?;
-    let stored = lock_attempts(&mut tx, updates).await?;
+    writes::check_fence::<MySql>(&mut tx, &MYSQL, fence).await?;
+    let mut tasks: Vec<&str> = updates.iter().map(|u| u.task_id.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let stored =
+        reads::attempts_of_tasks::<MySql>(&mut tx, BACKEND, &tasks, MYSQL.for_update).await?;
     let mut plan = plan_updates(updates, stored, ctx.limits.max_output_bytes)?;
     if !plan.changed.is_empty() {
         write_changed(ctx, &mut tx, &plan.changed).await?;

@@ -34,10 +34,7 @@
 mod config;
 mod error;
 mod executions;
-mod executors;
 mod history;
-mod jobs;
-mod settings;
 mod store;
 
 pub use config::{MAX_OUTPUT_BYTES, MysqlConfig, redact_url};

@@ -15,14 +15,30 @@ use jobsched::{
     Error, ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job,
     JobId, JobQuery, Page, Result, TaskId,
 };
-use jobsched_sql::Limits;
+use jobsched_sql::{Limits, MYSQL, writes};
+use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Executor, Row};
 
 use crate::config::{MysqlConfig, redact_url};
 use crate::error::{BACKEND, into_error, retrying};
-use crate::{executions, executors, history, jobs, settings};
+use crate::{executions, history};
 use jobsched_sql::reads;
+
+/// Runs `$body` (a future using the connection `$conn`) in a transaction, committing on success; the
+/// whole transaction runs again if it lost a lock race.
+macro_rules! in_tx {
+    ($store:expr, $op:literal, |$conn:ident| $body:expr) => {
+        retrying($op, || async {
+            let mut tx = $store.ctx.pool.begin().await?;
+            let $conn: &mut sqlx::MySqlConnection = &mut tx;
+            let out = $body.await?;
+            tx.commit().await?;
+            Ok(out)
+        })
+        .await
+    };
+}
 
 /// The embedded schema migrations (`jobsched-mysql/migrations`), applied in order and recorded in
 /// `_sqlx_migrations`.
@@ -178,7 +194,12 @@ impl Storage for MysqlStore {
     }
 
     async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
-        retrying("create_jobs", || jobs::create(&self.ctx, jobs)).await
+        in_tx!(self, "create_jobs", |c| writes::create_jobs::<MySql>(
+            c,
+            &MYSQL,
+            &self.ctx.limits,
+            jobs
+        ))
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Job> {
@@ -186,14 +207,21 @@ impl Storage for MysqlStore {
     }
 
     async fn update_job(&self, job: &Job) -> Result<Job> {
-        retrying("update_job", || jobs::update(&self.ctx, job)).await
+        in_tx!(self, "update_job", |c| writes::update_job::<MySql>(
+            c,
+            &MYSQL,
+            &self.ctx.limits,
+            job
+        ))
     }
 
     async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
-        retrying("delete_job", || {
-            jobs::delete(&self.ctx, id, expected_version)
-        })
-        .await
+        in_tx!(self, "delete_job", |c| writes::delete_job::<MySql>(
+            c,
+            &MYSQL,
+            id,
+            expected_version
+        ))
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
@@ -268,14 +296,17 @@ impl Storage for MysqlStore {
     }
 
     async fn upsert_executor(&self, record: &ExecutorRecord) -> Result<ExecutorRecord> {
-        retrying("upsert_executor", || executors::upsert(&self.ctx, record)).await
+        in_tx!(
+            self,
+            "upsert_executor",
+            |c| writes::upsert_executor::<MySql>(c, &MYSQL, record)
+        )
     }
 
     async fn record_heartbeats(&self, beats: &[ExecutorHeartbeat]) -> Result<()> {
-        retrying("record_heartbeats", || {
-            executors::heartbeats(&self.ctx, beats)
-        })
-        .await
+        in_tx!(self, "record_heartbeats", |c| writes::record_heartbeats::<
+            MySql,
+        >(c, beats))
     }
 
     async fn get_executor(&self, id: &ExecutorId) -> Result<ExecutorRecord> {
@@ -293,10 +324,9 @@ impl Storage for MysqlStore {
     }
 
     async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord> {
-        retrying("set_executor_enabled", || {
-            executors::set_enabled(&self.ctx, id, enabled)
+        in_tx!(self, "set_executor_enabled", |c| {
+            writes::set_executor_enabled::<MySql>(c, &MYSQL, id, enabled)
         })
-        .await
     }
 
     async fn get_value(&self, key: &str) -> Result<Option<Versioned<String>>> {
@@ -310,9 +340,9 @@ impl Storage for MysqlStore {
         expected_version: Option<u64>,
         fence: Option<&Fence>,
     ) -> Result<u64> {
-        retrying("put_value", || {
-            settings::put(&self.ctx, key, value, expected_version, fence)
+        in_tx!(self, "put_value", |c| async {
+            writes::check_fence::<MySql>(&mut *c, &MYSQL, fence).await?;
+            writes::put_value::<MySql>(c, &MYSQL, key, value, expected_version).await
         })
-        .await
     }
 }

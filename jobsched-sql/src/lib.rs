@@ -7,6 +7,7 @@
 //! SQLite); rows carry them as `NaiveDateTime`, read and written as UTC, so no session time zone applies.
 
 mod binds;
+mod dialect;
 mod error;
 mod filters;
 mod plan;
@@ -15,6 +16,7 @@ mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
+pub mod writes;
 
 use std::ops::Range;
 
@@ -22,6 +24,7 @@ pub use binds::{
     Bind, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, EXECUTOR_UPSERT_COLUMNS, assignments,
     column_names, push_exec_values, push_executor_values, push_job_values,
 };
+pub use dialect::{Dialect, MYSQL, SQLITE};
 pub use error::{DbError, DbErrorKind, KindOf, classify, retrying, to_error};
 pub use filters::{
     active_status_list, push_exec_where, push_job_where, push_page, terminal_status_list,

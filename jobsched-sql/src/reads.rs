@@ -292,3 +292,34 @@ where
         version: version.max(0) as u64,
     }))
 }
+
+/// Every stored attempt of the given tasks, read inside the caller's transaction with `lock` appended
+/// (the dialect's `for_update`), in chunks of 500 tasks.
+pub async fn attempts_of_tasks<DB>(
+    conn: &mut DB::Connection,
+    backend: &'static str,
+    tasks: &[&str],
+    lock: &'static str,
+) -> Result<Vec<ExecutionRecord>, DbError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    ExecRow: for<'r> FromRow<'r, DB::Row>,
+    String: Bind<DB>,
+{
+    let mut out = Vec::new();
+    for chunk in tasks.chunks(500) {
+        let mut qb = QueryBuilder::<DB>::new(format!(
+            "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id IN ("
+        ));
+        let mut list = qb.separated(", ");
+        for t in chunk {
+            list.push_bind((*t).to_owned());
+        }
+        qb.push(")").push(lock);
+        let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        out.extend(records(backend, rows)?);
+    }
+    Ok(out)
+}
