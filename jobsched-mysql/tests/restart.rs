@@ -160,7 +160,7 @@ async fn a_server_restart_fails_calls_retryably_and_the_store_recovers_by_itself
     store.create_jobs(std::slice::from_ref(&job)).await.unwrap();
     let before = sample_record(&job, Trigger::Schedule, t0());
     store
-        .insert_executions(&[before.clone()], None)
+        .insert_executions(std::slice::from_ref(&before), None)
         .await
         .unwrap();
 
