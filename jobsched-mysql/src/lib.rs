@@ -8,9 +8,9 @@
 //! # async fn run() -> jobsched::Result<()> {
 //! use std::sync::Arc;
 //! use jobsched::{Backends, Scheduler};
-//! use jobsched_mysql::{MysqlConfig, MysqlStore};
+//! use jobsched_mysql::MysqlConfig;
 //!
-//! let store = MysqlStore::connect(MysqlConfig::new("mysql://jobsched:jobsched@127.0.0.1:3306/jobsched")).await?;
+//! let store = MysqlConfig::new("mysql://jobsched:jobsched@127.0.0.1:3306/jobsched").connect().await?;
 //! let backends = Backends { storage: Arc::new(store), ..Backends::in_memory() };
 //! let scheduler = Scheduler::builder(backends).start();
 //! # Ok(()) }
@@ -32,10 +32,7 @@
 //! (strict SQL mode), never truncated silently.
 
 mod config;
-mod error;
-mod executions;
-mod history;
-mod store;
+mod connect;
 
 pub use config::{MAX_OUTPUT_BYTES, MysqlConfig, redact_url};
-pub use store::{MIGRATOR, MysqlStore};
+pub use connect::{MIGRATOR, MysqlStore};

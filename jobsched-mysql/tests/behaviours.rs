@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use jobsched::storage::Storage;
 use jobsched::testing::OpenStorage;
-use jobsched_mysql::{MIGRATOR, MysqlConfig, MysqlStore};
+use jobsched_mysql::{MIGRATOR, MysqlConfig};
 use support::{Opener, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +15,10 @@ async fn output_is_capped_with_a_marker() {
     let Some(db) = TestDb::create().await else {
         return;
     };
-    let store = MysqlStore::connect(db.config().with_max_output_bytes(4096))
+    let store = db
+        .config()
+        .with_max_output_bytes(4096)
+        .connect()
         .await
         .unwrap();
     let opener = Fixed(Arc::new(store));
@@ -60,7 +63,7 @@ async fn open(url: String) -> Arc<dyn Storage> {
     let config = MysqlConfig::new(url)
         .with_migrate(false)
         .with_max_connections(4);
-    Arc::new(MysqlStore::connect(config).await.expect("open the store"))
+    Arc::new(config.connect().await.expect("open the store"))
 }
 
 async fn child(url: String) {

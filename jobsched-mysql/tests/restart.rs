@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jobsched::Trigger;
 use jobsched::storage::Storage;
 use jobsched::testing::{sample_job, sample_record, t0};
-use jobsched_mysql::{MysqlConfig, MysqlStore};
+use jobsched_mysql::MysqlConfig;
 use tokio::process::{Child, Command};
 
 const MARIADBD: &str = "/usr/sbin/mariadbd";
@@ -151,11 +151,11 @@ async fn a_server_restart_fails_calls_retryably_and_the_store_recovers_by_itself
     let Some(mut server) = PrivateServer::start().await else {
         return;
     };
-    let store = MysqlStore::connect(
-        MysqlConfig::new(server.url()).with_acquire_timeout(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap();
+    let store = MysqlConfig::new(server.url())
+        .with_acquire_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
     let job = sample_job("restart");
     store.create_jobs(std::slice::from_ref(&job)).await.unwrap();
     let before = sample_record(&job, Trigger::Schedule, t0());

@@ -1,9 +1,13 @@
 //! The few places where MySQL and SQLite SQL differ, as fixed text.
 
+use sqlx::error::DatabaseError;
+use sqlx::mysql::MySqlDatabaseError;
+
 use crate::binds::assignments;
+use crate::error::{DbErrorKind, KindOf};
 
 /// How one database spells what the shared statements need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Dialect {
     /// The backend's name, for messages.
     pub backend: &'static str,
@@ -18,6 +22,15 @@ pub struct Dialect {
     pub for_share: &'static str,
     /// The larger-of-two function (`GREATEST` / `MAX`).
     pub greatest: &'static str,
+    /// The statement that starts a write transaction (SQLite: `BEGIN IMMEDIATE`, which takes the write
+    /// lock at once, so a transaction never fails to upgrade a read lock).
+    pub begin: Option<&'static str>,
+    /// What a duplicate-key message on the fire key `(job_id, fire_time)` contains.
+    pub fire_key_marker: &'static str,
+    /// What a duplicate-key message on the attempt key `(task_id, attempt)` contains.
+    pub attempt_key_marker: &'static str,
+    /// The meaning of the server's error codes.
+    pub kind_of: KindOf,
 }
 
 /// MySQL and MariaDB.
@@ -27,6 +40,10 @@ pub const MYSQL: Dialect = Dialect {
     for_update: " FOR UPDATE",
     for_share: " LOCK IN SHARE MODE",
     greatest: "GREATEST",
+    begin: None,
+    fire_key_marker: "uk_fire",
+    attempt_key_marker: "uk_task_attempt",
+    kind_of: mysql_kind_of,
 };
 
 /// SQLite.
@@ -36,7 +53,53 @@ pub const SQLITE: Dialect = Dialect {
     for_update: "",
     for_share: "",
     greatest: "MAX",
+    begin: Some("BEGIN IMMEDIATE"),
+    fire_key_marker: "job_logs.fire_time",
+    attempt_key_marker: "job_logs.attempt",
+    kind_of: sqlite_kind_of,
 };
+
+/// The kind of a MySQL/MariaDB error number.
+pub fn mysql_kind_of(db: &dyn DatabaseError) -> DbErrorKind {
+    let Some(number) = db
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(|e| e.number())
+    else {
+        return DbErrorKind::Other;
+    };
+    match number {
+        1062 => DbErrorKind::Duplicate,
+        // ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK
+        1205 | 1213 => DbErrorKind::Contention,
+        // Too many connections, server shutdown, aborted connection, network read/write errors and
+        // timeouts, read-only server (a failover in progress), connection killed, idle disconnect.
+        1040 | 1053 | 1152 | 1153 | 1158..=1161 | 1290 | 1836 | 1927 | 4031 => {
+            DbErrorKind::Unavailable
+        }
+        // Data too long, column cannot be null, out of range, incorrect string value (bad encoding),
+        // truncated incorrect value.
+        1406 | 1048 | 1264 | 1366 | 1292 => DbErrorKind::InvalidValue,
+        _ => DbErrorKind::Other,
+    }
+}
+
+/// The kind of an SQLite extended result code.
+pub fn sqlite_kind_of(db: &dyn DatabaseError) -> DbErrorKind {
+    let code: i32 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+    match code {
+        // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
+        2067 | 1555 => DbErrorKind::Duplicate,
+        // SQLITE_CONSTRAINT_NOTNULL, _CHECK, _DATATYPE (a STRICT table), SQLITE_TOOBIG
+        1299 | 275 | 3091 | 18 => DbErrorKind::InvalidValue,
+        _ => match code & 0xff {
+            // SQLITE_BUSY, SQLITE_LOCKED: another connection holds the lock beyond the busy timeout.
+            5 | 6 => DbErrorKind::Contention,
+            // SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: the disk, not the data.
+            10 | 13 | 14 => DbErrorKind::Unavailable,
+            _ => DbErrorKind::Other,
+        },
+    }
+}
 
 impl Dialect {
     /// The upsert clause that, on a duplicate `key`, sets `columns` to the new row's values.

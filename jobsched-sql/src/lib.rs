@@ -9,10 +9,12 @@
 mod binds;
 mod dialect;
 mod error;
+mod executions;
 mod filters;
 mod plan;
 pub mod reads;
 mod rows;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
@@ -24,7 +26,7 @@ pub use binds::{
     Bind, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, EXECUTOR_UPSERT_COLUMNS, assignments,
     column_names, push_exec_values, push_executor_values, push_job_values,
 };
-pub use dialect::{Dialect, MYSQL, SQLITE};
+pub use dialect::{Dialect, MYSQL, SQLITE, mysql_kind_of, sqlite_kind_of};
 pub use error::{DbError, DbErrorKind, KindOf, classify, retrying, to_error};
 pub use filters::{
     active_status_list, push_exec_where, push_job_where, push_page, terminal_status_list,
@@ -34,6 +36,7 @@ pub use rows::{
     EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JOB_COLUMNS, JobRow, from_json_text,
     naive, to_json_text, type_code, utc,
 };
+pub use store::{InsertedIds, SqlStore, SqlStoreParts};
 pub use text::cap_text;
 
 /// Size limits of a SQL store's writes (part of each store's configuration).

@@ -65,9 +65,7 @@ impl TestDb {
 
     /// A store on this database (migrated).
     pub async fn store(&self) -> MysqlStore {
-        MysqlStore::connect(self.config())
-            .await
-            .expect("open the store")
+        self.config().connect().await.expect("open the store")
     }
 }
 
@@ -113,6 +111,6 @@ impl Opener {
 impl OpenStorage for Opener {
     async fn open(&self) -> Arc<dyn Storage> {
         let config = self.db.config().with_migrate(false).with_max_connections(4);
-        Arc::new(MysqlStore::connect(config).await.expect("open the store"))
+        Arc::new(config.connect().await.expect("open the store"))
     }
 }
