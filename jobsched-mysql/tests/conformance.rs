@@ -42,4 +42,5 @@ each!([
     text_is_stored_verbatim,
     batches_with_a_taken_attempt_change_nothing,
     attempts_survive_purge_of_earlier_ones,
+    inserted_ids_are_the_stored_ids,
 ]);

@@ -781,6 +781,51 @@ pub async fn attempts_survive_purge_of_earlier_ones(open: &dyn OpenStorage) {
     assert_eq!(left.iter().map(|r| r.attempt).collect::<Vec<_>>(), vec![2]);
 }
 
+/// The ids `insert_executions` returns are the stored records' ids, and grow in batch order, also when
+/// several handles insert batches (and retries) at once.
+pub async fn inserted_ids_are_the_stored_ids(open: &dyn OpenStorage) {
+    let job = sample_job("ids");
+    let mut set = JoinSet::new();
+    for h in 0..4 {
+        let s = open.open().await;
+        let job = job.clone();
+        set.spawn(async move {
+            let mut out = Vec::new();
+            for b in 0..5 {
+                let recs: Vec<_> = (0..50)
+                    .map(|i| {
+                        let at = t0() + TimeDelta::seconds(h * 10_000 + b * 100 + i);
+                        sample_record(&job, Trigger::Schedule, at)
+                    })
+                    .collect();
+                let outcomes = s.insert_executions(&recs, None).await.unwrap();
+                let ids: Vec<i64> = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        InsertOutcome::Inserted { id } => *id,
+                        other => panic!("a new fire was not inserted: {other:?}"),
+                    })
+                    .collect();
+                assert!(
+                    ids.windows(2).all(|w| w[0] < w[1]),
+                    "ids grow in batch order: {ids:?}"
+                );
+                out.extend(recs.into_iter().zip(ids));
+            }
+            out
+        });
+    }
+    let s = open.open().await;
+    for (rec, id) in set.join_all().await.into_iter().flatten() {
+        let stored = s.get_execution(&rec.task_id, 1).await.unwrap();
+        assert_eq!(
+            stored.id, id,
+            "the returned id of {} is its stored id",
+            rec.task_id
+        );
+    }
+}
+
 /// Every behaviour of this suite, by function name (for the coverage check in backend tests).
 pub fn behaviours() -> Vec<&'static str> {
     super::behaviours_in(include_str!("storage.rs"))
