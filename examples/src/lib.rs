@@ -2,14 +2,18 @@
 #![allow(clippy::print_stdout)] // An example prints what it does.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jobsched::handler::{ExecError, Outcome, TaskContext, TaskHandler};
+use jobsched::storage::StorageExt;
 use jobsched::{
-    Backends, Event, Executor, ExecutorId, JobSpec, Params, Scheduler, Task, TaskStatus,
+    Backends, Event, ExecutionQuery, Executor, ExecutorId, Job, JobId, JobSpec, Params, Scheduler,
+    Task, TaskStatus,
 };
+use jobsched_sqlite::SqliteConfig;
 
 /// A custom handler: greets the `name` given in the task's params.
 #[derive(Debug, Default)]
@@ -28,13 +32,51 @@ impl TaskHandler for Greeter {
     }
 }
 
-/// Runs a scheduler and an executor in this process for `duration` (forever if `None`): a cron job that
-/// runs `echo hello` every second and a job with the custom [`Greeter`] handler every two seconds. Prints
-/// each result as it arrives and returns the number of successful runs per job name.
-pub async fn run_embedded(duration: Option<Duration>) -> jobsched::Result<BTreeMap<String, u64>> {
-    let backends = Backends::in_memory();
+/// What one run of [`run_embedded`] saw.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Execution records that were stored when the run started (from earlier runs).
+    pub earlier_records: u64,
+    /// Whether the example's jobs were stored already when the run started.
+    pub jobs_existed: bool,
+    /// Successful runs during this run, per job name.
+    pub succeeded: BTreeMap<String, u64>,
+}
+
+/// The example's jobs: a cron job that runs `echo hello` every second and a job with the custom
+/// [`Greeter`] handler every two seconds. Fixed ids, so a restart finds them.
+fn example_jobs() -> jobsched::Result<Vec<JobSpec>> {
+    let mut params = Params::new();
+    params.insert("name".into(), "jobsched".into());
+    Ok(vec![
+        JobSpec::cron("echo-hello", "* * * * * *", "echo hello")
+            .with_job_id(JobId::new("echo-hello")?),
+        JobSpec::cron("greeter", "*/2 * * * * *", "")
+            .with_job_id(JobId::new("greeter")?)
+            .with_type("greet")
+            .with_params(params),
+    ])
+}
+
+/// Runs a scheduler and an executor in this process for `duration` (forever if `None`), with jobs and
+/// history kept in an SQLite file in `data_dir`: the example's jobs are created on the first run and
+/// found again on later ones. Prints each result as it arrives.
+pub async fn run_embedded(
+    data_dir: &Path,
+    duration: Option<Duration>,
+) -> jobsched::Result<Summary> {
+    let store = SqliteConfig::in_dir(data_dir).connect().await?;
+    let backends = Backends::in_process(Arc::new(store));
+    let mut summary = Summary {
+        earlier_records: backends
+            .storage
+            .list_executions(&ExecutionQuery::default())
+            .await?
+            .total,
+        ..Summary::default()
+    };
     let scheduler = Scheduler::builder(backends.clone()).start();
-    let executor = Executor::builder(ExecutorId::new("embedded-executor")?, backends)
+    let executor = Executor::builder(ExecutorId::new("embedded-executor")?, backends.clone())
         .with_capacity(4)
         .with_handler("greet", Arc::new(Greeter))?
         .start()
@@ -42,28 +84,31 @@ pub async fn run_embedded(duration: Option<Duration>) -> jobsched::Result<BTreeM
     scheduler.wait_active().await;
     let mut events = scheduler.subscribe();
 
-    let hello = scheduler
-        .create_job(JobSpec::cron("echo-hello", "* * * * * *", "echo hello"))
-        .await?;
-    let mut params = Params::new();
-    params.insert("name".into(), "jobsched".into());
-    let greet = scheduler
-        .create_job(
-            JobSpec::cron("greeter", "*/2 * * * * *", "")
-                .with_type("greet")
-                .with_params(params),
-        )
-        .await?;
+    let mut jobs: Vec<Job> = Vec::new();
+    for spec in example_jobs()? {
+        let id = spec.job_id.clone().expect("the example's jobs have ids");
+        match backends.storage.find_job(&id).await? {
+            Some(job) => {
+                summary.jobs_existed = true;
+                jobs.push(job);
+            }
+            None => jobs.push(scheduler.create_job(spec).await?),
+        }
+    }
     println!(
-        "scheduled '{}' ({}) and '{}' ({})",
-        hello.name, hello.job_id, greet.name, greet.job_id
+        "data in {} ({} earlier runs recorded); jobs: {}",
+        data_dir.display(),
+        summary.earlier_records,
+        jobs.iter()
+            .map(|j| format!("'{}' ({})", j.name, j.job_id))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
-    let names = BTreeMap::from([
-        (hello.job_id.clone(), hello.name.clone()),
-        (greet.job_id.clone(), greet.name),
-    ]);
-    let mut succeeded: BTreeMap<String, u64> = BTreeMap::new();
+    let names: BTreeMap<JobId, String> = jobs
+        .iter()
+        .map(|j| (j.job_id.clone(), j.name.clone()))
+        .collect();
     let stop = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -89,14 +134,14 @@ pub async fn run_embedded(duration: Option<Duration>) -> jobsched::Result<BTreeM
                     rec.output.trim_end(),
                 );
                 if rec.status == TaskStatus::Succeeded {
-                    *succeeded.entry(name).or_default() += 1;
+                    *summary.succeeded.entry(name).or_default() += 1;
                 }
             }
         }
     }
     executor.shutdown().await;
     scheduler.shutdown().await;
-    Ok(succeeded)
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -104,13 +149,47 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_every_second_job_succeeds_at_least_three_times_in_five_seconds() {
-        let runs = run_embedded(Some(Duration::from_secs(5))).await.unwrap();
-        let hello = runs.get("echo-hello").copied().unwrap_or(0);
+    async fn jobs_and_history_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("jobsched-example-{:016x}", fastrand::u64(..)));
+        let first = run_embedded(&dir, Some(Duration::from_secs(4)))
+            .await
+            .unwrap();
+        let hello = first.succeeded.get("echo-hello").copied().unwrap_or(0);
         assert!(
-            hello >= 3,
-            "only {hello} successful runs of echo-hello in 5 s: {runs:?}"
+            hello >= 2,
+            "only {hello} successful runs of echo-hello in 4 s: {first:?}"
         );
-        assert!(runs.get("greeter").copied().unwrap_or(0) >= 1, "{runs:?}");
+        assert!(
+            first.succeeded.get("greeter").copied().unwrap_or(0) >= 1,
+            "{first:?}"
+        );
+        assert!(
+            !first.jobs_existed && first.earlier_records == 0,
+            "{first:?}"
+        );
+
+        // A restart on the same data directory: the jobs are found, not created again, the history of
+        // the first run is there, and the jobs go on firing.
+        let second = run_embedded(&dir, Some(Duration::from_secs(3)))
+            .await
+            .unwrap();
+        assert!(second.jobs_existed, "{second:?}");
+        let first_total: u64 = first.succeeded.values().sum();
+        assert!(
+            second.earlier_records >= first_total,
+            "{} records kept, {first_total} runs succeeded before: {second:?}",
+            second.earlier_records
+        );
+        assert!(
+            second.succeeded.get("echo-hello").copied().unwrap_or(0) >= 1,
+            "{second:?}"
+        );
+        let store = SqliteConfig::in_dir(&dir).connect().await.unwrap();
+        let jobs = jobsched::storage::Storage::list_jobs(&store, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(jobs.total, 2, "the jobs were not created twice");
+        store.close().await;
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
