@@ -4,9 +4,12 @@
 //! ```text
 //! cargo run --release -p jobsched-bench -- throughput --tasks 100000
 //! cargo run --release -p jobsched-bench -- scale --jobs 1000000
+//! cargo run --release -p jobsched-bench -- store --backend mysql
+//! cargo run --release -p jobsched-bench -- store --backend sqlite
 //! ```
 
 mod measure;
+mod store;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +60,35 @@ enum Workload {
         #[arg(long, default_value_t = 20_000)]
         fires: usize,
     },
+    /// Execution records written per second through a SQL store (batched and one per call, plus the
+    /// result updates), next to a plain multi-row INSERT of the same rows on the same server.
+    Store {
+        /// `mysql` (the server of `--mysql`) or `sqlite` (files under `--dir`).
+        #[arg(long, default_value = "mysql")]
+        backend: String,
+        /// MySQL server, without a database (each figure gets a fresh one).
+        #[arg(
+            long,
+            env = "JOBSCHED_TEST_MYSQL",
+            default_value = "mysql://jobsched:jobsched@127.0.0.1:3306"
+        )]
+        mysql: String,
+        /// Directory for SQLite files (each figure gets a fresh one).
+        #[arg(long, default_value_os_t = std::env::temp_dir())]
+        dir: std::path::PathBuf,
+        /// Records per batched figure.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Records per one-at-a-time figure.
+        #[arg(long, default_value_t = 20_000)]
+        single_records: usize,
+        /// Records per call, and rows per plain INSERT statement.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+    },
     /// One scale run in this process (the `scale` workload starts one fresh process per run, so memory
     /// figures are not polluted by earlier runs).
     #[command(hide = true)]
@@ -97,6 +129,32 @@ fn main() {
                     storage_concurrency,
                 };
                 workloads::throughput(cli.runs, p).await
+            }
+            Workload::Store {
+                backend,
+                mysql,
+                dir,
+                records,
+                single_records,
+                batch,
+                writers,
+            } => {
+                let target = match backend.as_str() {
+                    "mysql" => store::Target::Mysql(mysql),
+                    "sqlite" => store::Target::Sqlite(dir),
+                    other => {
+                        eprintln!("unknown --backend '{other}': expected mysql or sqlite");
+                        std::process::exit(2);
+                    }
+                };
+                let p = store::StoreBench {
+                    target,
+                    records,
+                    single_records,
+                    batch,
+                    writers,
+                };
+                store::store(cli.runs, p).await
             }
             Workload::Scale { jobs, fires } => workloads::scale(cli.runs, jobs, fires).await,
             Workload::ScaleOnce { jobs, fires } => workloads::scale_once(jobs, fires).await,

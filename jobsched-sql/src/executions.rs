@@ -206,21 +206,39 @@ where
     }
     check_distinct_attempts(records.iter().map(|r| (&r.task_id, r.attempt)))?;
     // Fast path: a fire recorded twice is rare (another scheduler, or a takeover), so insert everything
-    // and let the unique key on (job_id, fire_time) tell.
-    let mut tx = s.begin().await?;
-    writes::check_fence::<DB>(&mut tx, &s.dialect, fence).await?;
+    // and let the unique key on (job_id, fire_time) tell. Unfenced rows that fit one statement need no
+    // transaction: a single INSERT is atomic.
     let rows = rows_of(s.limits.max_output_bytes, records);
-    match insert_rows(s, &mut tx, rows).await {
-        Ok(ids) => {
+    let one_statement = fence.is_none()
+        && crate::chunks(
+            &rows,
+            s.limits.max_batch_rows,
+            s.limits.max_statement_bytes,
+            ExecRow::approx_bytes,
+        )
+        .len()
+            == 1;
+    let outcome = if one_statement {
+        let mut conn = s.write.acquire().await?;
+        insert_rows(s, &mut conn, rows).await
+    } else {
+        let mut tx = s.begin().await?;
+        writes::check_fence::<DB>(&mut tx, &s.dialect, fence).await?;
+        let ids = insert_rows(s, &mut tx, rows).await;
+        if ids.is_ok() {
             tx.commit().await?;
+        }
+        ids
+    };
+    match outcome {
+        Ok(ids) => {
             return Ok(ids
                 .into_iter()
                 .map(|id| InsertOutcome::Inserted { id })
                 .collect());
         }
-        Err(e) if s.is_duplicate_on(&e, s.dialect.fire_key_marker) => tx.rollback().await?,
+        Err(e) if s.is_duplicate_on(&e, s.dialect.fire_key_marker) => {}
         Err(e) if s.is_duplicate_on(&e, s.dialect.attempt_key_marker) => {
-            drop(tx);
             return Err(name_taken(s, records).await);
         }
         Err(e) => return Err(e),

@@ -71,12 +71,11 @@ CREATE TABLE job_logs (
 
 CREATE UNIQUE INDEX uk_task_attempt ON job_logs (task_id, attempt);
 CREATE UNIQUE INDEX uk_fire ON job_logs (job_id, fire_time);
-CREATE INDEX idx_job_history ON job_logs (job_id, id);
-CREATE INDEX idx_status_id ON job_logs (status, id);
-CREATE INDEX idx_scheduled_time ON job_logs (scheduled_time);
-CREATE INDEX idx_end_time ON job_logs (end_time);
-CREATE INDEX idx_executor_status ON job_logs (executor_id, status);
+-- SQLite, like InnoDB, ends every index with the row id: (job_id, id) and (status, id).
+CREATE INDEX idx_job_id ON job_logs (job_id);
 CREATE INDEX idx_start_time ON job_logs (start_time);
+CREATE INDEX idx_status_log ON job_logs (status);
+CREATE INDEX idx_end_time ON job_logs (end_time);
 
 CREATE TABLE executors (
     executor_id TEXT NOT NULL PRIMARY KEY,
