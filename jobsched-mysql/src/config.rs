@@ -143,16 +143,11 @@ impl MysqlConfig {
                 format!("must be between 1 and 10000, got {}", self.max_batch_rows),
             ));
         }
-        if !(1024..=MAX_OUTPUT_BYTES).contains(&self.max_output_bytes) {
-            return Err(Error::invalid(
-                "store.max_output_bytes",
-                format!(
-                    "must be between 1024 and {MAX_OUTPUT_BYTES}, got {}",
-                    self.max_output_bytes
-                ),
-            ));
-        }
-        Ok(())
+        jobsched_sql::Limits::check_output_bytes(
+            "store.max_output_bytes",
+            self.max_output_bytes,
+            MAX_OUTPUT_BYTES,
+        )
     }
 }
 

@@ -21,7 +21,7 @@ async fn output_is_capped_with_a_marker() {
         .connect()
         .await
         .unwrap();
-    let opener = Fixed(Arc::new(store));
+    let opener = jobsched_sql::testing::OneStore(Arc::new(store));
     jobsched_sql::testing::output_is_capped_with_a_marker(&opener, 4096).await;
 }
 
@@ -271,15 +271,5 @@ async fn hot_queries_use_an_index() {
                 "{what} scans the table: {plan:?}"
             );
         }
-    }
-}
-
-/// An opener that hands out one store.
-struct Fixed(Arc<dyn Storage>);
-
-#[async_trait::async_trait]
-impl OpenStorage for Fixed {
-    async fn open(&self) -> Arc<dyn Storage> {
-        self.0.clone()
     }
 }

@@ -6,15 +6,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use jobsched::storage::{ExecutionUpdate, Fence, InsertOutcome, UpdateOutcome};
 use jobsched::{ExecutionRecord, TaskId};
-use sqlx::{AssertSqlSafe, Database, Executor, FromRow, IntoArguments, QueryBuilder};
+use sqlx::{AssertSqlSafe, QueryBuilder};
 
-use crate::binds::{Bind, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, push_exec_values};
+use crate::binds::{EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, push_exec_values};
 use crate::error::DbError;
 use crate::filters::terminal_status_list;
 use crate::plan::{cap_record, check_distinct_attempts, plan_updates, taken};
 use crate::rows::{ExecRow, naive};
-use crate::store::Inner;
-use crate::{reads, writes};
 
 /// Most keys in one `IN (…)` or `OR` list.
 const KEYS_PER_QUERY: usize = 500;
@@ -30,407 +28,306 @@ fn rows_of(max_output_bytes: usize, records: &[ExecutionRecord]) -> Vec<ExecRow>
         .collect()
 }
 
-/// Inserts rows with multi-row `INSERT`s (chunked by rows and bytes); returns their ids in order.
-async fn insert_rows<DB>(
-    s: &Inner<DB>,
-    conn: &mut DB::Connection,
-    rows: Vec<ExecRow>,
-) -> Result<Vec<i64>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    i32: Bind<DB>,
-    Option<i32>: Bind<DB>,
-    i8: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    Option<NaiveDateTime>: Bind<DB>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-{
-    let ranges = crate::chunks(
-        &rows,
-        s.limits.max_batch_rows,
-        s.limits.max_statement_bytes,
-        ExecRow::approx_bytes,
-    );
-    let keys: Vec<(String, i32)> = rows
-        .iter()
-        .map(|r| (r.task_id.clone(), r.attempt))
-        .collect();
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut consecutive = true;
-    let mut rows = rows.into_iter();
-    for range in ranges {
-        let mut qb =
-            QueryBuilder::<DB>::new(format!("INSERT INTO job_logs ({EXEC_INSERT_COLUMNS}) "));
-        qb.push_values(rows.by_ref().take(range.len()), |mut v, r| {
-            push_exec_values(&mut v, r)
-        });
-        let done = qb.build().execute(&mut *conn).await?;
-        match (s.inserted_ids)(&done, range.len()) {
-            Some(chunk_ids) if consecutive => ids.extend(chunk_ids),
-            _ => consecutive = false,
-        }
-    }
-    if !consecutive {
-        let tasks: Vec<&str> = keys.iter().map(|(t, _)| t.as_str()).collect();
-        let found = attempt_ids::<DB>(conn, &tasks).await?;
-        ids.clear();
-        for key in &keys {
-            ids.push(*found.get(key).ok_or_else(|| {
-                DbError::Domain(jobsched::Error::backend(
-                    s.dialect.backend,
-                    format!("inserted attempt {}#{} is not readable", key.0, key.1),
-                ))
-            })?);
-        }
-    }
-    Ok(ids)
-}
-
-/// Ids of every stored attempt of the given tasks.
-async fn attempt_ids<DB>(
-    conn: &mut DB::Connection,
-    tasks: &[&str],
-) -> Result<HashMap<(String, i32), i64>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-{
-    let mut out = HashMap::new();
-    for chunk in tasks.chunks(KEYS_PER_QUERY) {
-        let mut qb =
-            QueryBuilder::<DB>::new("SELECT task_id, attempt, id FROM job_logs WHERE task_id IN (");
-        let mut list = qb.separated(", ");
-        for t in chunk {
-            list.push_bind((*t).to_owned());
-        }
-        qb.push(")");
-        let rows: Vec<(String, i32, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        out.extend(rows.into_iter().map(|(t, a, id)| ((t, a), id)));
-    }
-    Ok(out)
-}
-
-/// The `AlreadyExists` error naming the first attempt of `records` that is stored already.
-async fn name_taken<DB>(s: &Inner<DB>, records: &[ExecutionRecord]) -> DbError
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-{
-    let mut conn = match s.read.acquire().await {
-        Ok(c) => c,
-        Err(e) => return e.into(),
-    };
-    let tasks: Vec<&str> = records.iter().map(|r| r.task_id.as_str()).collect();
-    let found = match attempt_ids::<DB>(&mut conn, &tasks).await {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
-    let first = records
-        .iter()
-        .find(|r| found.contains_key(&(r.task_id.to_string(), r.attempt as i32)))
-        .unwrap_or(&records[0]);
-    taken(&first.task_id, first.attempt).into()
-}
-
-/// The tasks that recorded the given fires (read with the dialect's shared lock).
-async fn recorded_fires<DB>(
-    s: &Inner<DB>,
-    conn: &mut DB::Connection,
-    keys: &[(String, NaiveDateTime)],
-) -> Result<HashMap<(String, NaiveDateTime), String>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    (String, NaiveDateTime, String): for<'r> FromRow<'r, DB::Row>,
-{
-    let mut out = HashMap::new();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let mut qb =
-            QueryBuilder::<DB>::new("SELECT job_id, fire_time, task_id FROM job_logs WHERE ");
-        for (i, (job, at)) in chunk.iter().enumerate() {
-            if i > 0 {
-                qb.push(" OR ");
-            }
-            qb.push("(job_id = ")
-                .push_bind(job.clone())
-                .push(" AND fire_time = ")
-                .push_bind(*at)
-                .push(")");
-        }
-        qb.push(s.dialect.for_share);
-        let rows: Vec<(String, NaiveDateTime, String)> =
-            qb.build_query_as().fetch_all(&mut *conn).await?;
-        out.extend(rows.into_iter().map(|(j, t, task)| ((j, t), task)));
-    }
-    Ok(out)
-}
-
-/// See [`Storage::insert_executions`](jobsched::storage::Storage::insert_executions).
-pub(crate) async fn insert<DB>(
-    s: &Inner<DB>,
-    records: &[ExecutionRecord],
-    fence: Option<&Fence>,
-) -> Result<Vec<InsertOutcome>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    i32: Bind<DB>,
-    Option<i32>: Bind<DB>,
-    i8: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    Option<NaiveDateTime>: Bind<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-    (String, NaiveDateTime, String): for<'r> FromRow<'r, DB::Row>,
-{
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    check_distinct_attempts(records.iter().map(|r| (&r.task_id, r.attempt)))?;
-    // Fast path: a fire recorded twice is rare (another scheduler, or a takeover), so insert everything
-    // and let the unique key on (job_id, fire_time) tell. Unfenced rows that fit one statement need no
-    // transaction: a single INSERT is atomic.
-    let rows = rows_of(s.limits.max_output_bytes, records);
-    let one_statement = fence.is_none()
-        && crate::chunks(
+sql_methods! {
+    /// Inserts rows with multi-row `INSERT`s (chunked by rows and bytes); returns their ids in order.
+    pub(crate) async fn insert_rows(
+        &self,
+        conn: &mut DB::Connection,
+        rows: Vec<ExecRow>,
+    ) -> Result<Vec<i64>, DbError> {
+        let ranges = crate::chunks(
             &rows,
-            s.limits.max_batch_rows,
-            s.limits.max_statement_bytes,
+            self.limits.max_batch_rows,
+            self.limits.max_statement_bytes,
             ExecRow::approx_bytes,
-        )
-        .len()
-            == 1;
-    let outcome = if one_statement {
-        let mut conn = s.write.acquire().await?;
-        insert_rows(s, &mut conn, rows).await
-    } else {
-        let mut tx = s.begin().await?;
-        writes::check_fence::<DB>(&mut tx, &s.dialect, fence).await?;
-        let ids = insert_rows(s, &mut tx, rows).await;
-        if ids.is_ok() {
-            tx.commit().await?;
-        }
-        ids
-    };
-    match outcome {
-        Ok(ids) => {
-            return Ok(ids
-                .into_iter()
-                .map(|id| InsertOutcome::Inserted { id })
-                .collect());
-        }
-        Err(e) if s.is_duplicate_on(&e, s.dialect.fire_key_marker) => {}
-        Err(e) if s.is_duplicate_on(&e, s.dialect.attempt_key_marker) => {
-            return Err(name_taken(s, records).await);
-        }
-        Err(e) => return Err(e),
-    }
-    insert_skipping_recorded_fires(s, records, fence).await
-}
-
-/// The slow path: reads which fires of the batch are recorded already (with a shared lock) and inserts
-/// the rest. A fire recorded concurrently in between fails the insert on the fire key, and the
-/// transaction runs again.
-async fn insert_skipping_recorded_fires<DB>(
-    s: &Inner<DB>,
-    records: &[ExecutionRecord],
-    fence: Option<&Fence>,
-) -> Result<Vec<InsertOutcome>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    i32: Bind<DB>,
-    Option<i32>: Bind<DB>,
-    i8: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    Option<NaiveDateTime>: Bind<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-    (String, NaiveDateTime, String): for<'r> FromRow<'r, DB::Row>,
-{
-    let mut tx = s.begin().await?;
-    writes::check_fence::<DB>(&mut tx, &s.dialect, fence).await?;
-    let keys: Vec<(String, NaiveDateTime)> = records
-        .iter()
-        .filter_map(|r| r.fire_key())
-        .map(|(j, at)| (j.to_string(), naive(at)))
-        .collect();
-    let mut fired = recorded_fires(s, &mut tx, &keys).await?;
-    let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; records.len()];
-    let mut pending = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        if let Some((job, at)) = r.fire_key() {
-            let key = (job.to_string(), naive(at));
-            if let Some(task) = fired.get(&key) {
-                outcomes[i] = Some(InsertOutcome::AlreadyFired {
-                    task_id: TaskId::from_trusted(task.clone()),
-                });
-                continue;
+        );
+        let keys: Vec<(String, i32)> = rows
+            .iter()
+            .map(|r| (r.task_id.clone(), r.attempt))
+            .collect();
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut consecutive = true;
+        let mut rows = rows.into_iter();
+        for range in ranges {
+            let mut qb =
+                QueryBuilder::<DB>::new(format!("INSERT INTO job_logs ({EXEC_INSERT_COLUMNS}) "));
+            qb.push_values(rows.by_ref().take(range.len()), |mut v, r| {
+                push_exec_values(&mut v, r)
+            });
+            let done = qb.build().execute(&mut *conn).await?;
+            match (self.inserted_ids)(&done, range.len()) {
+                Some(chunk_ids) if consecutive => ids.extend(chunk_ids),
+                _ => consecutive = false,
             }
-            // A fire repeated within the batch: its first record wins.
-            fired.insert(key, r.task_id.to_string());
         }
-        pending.push(i);
-    }
-    let to_insert: Vec<ExecutionRecord> = pending.iter().map(|&i| records[i].clone()).collect();
-    let rows = rows_of(s.limits.max_output_bytes, &to_insert);
-    let ids = match insert_rows(s, &mut tx, rows).await {
-        Ok(ids) => ids,
-        Err(e) if s.is_duplicate_on(&e, s.dialect.fire_key_marker) => {
-            return Err(DbError::FireRace);
+        if !consecutive {
+            let tasks: Vec<&str> = keys.iter().map(|(t, _)| t.as_str()).collect();
+            let found = self.attempt_ids(conn, &tasks).await?;
+            ids.clear();
+            for key in &keys {
+                ids.push(*found.get(key).ok_or_else(|| {
+                    DbError::Domain(jobsched::Error::backend(
+                        self.dialect.backend,
+                        format!("inserted attempt {}#{} is not readable", key.0, key.1),
+                    ))
+                })?);
+            }
         }
-        Err(e) if s.is_duplicate_on(&e, s.dialect.attempt_key_marker) => {
-            drop(tx);
-            return Err(name_taken(s, records).await);
+        Ok(ids)
+    }
+
+    /// Ids of every stored attempt of the given tasks.
+    pub(crate) async fn attempt_ids(
+        &self,
+        conn: &mut DB::Connection,
+        tasks: &[&str],
+    ) -> Result<HashMap<(String, i32), i64>, DbError> {
+        let mut out = HashMap::new();
+        for chunk in tasks.chunks(KEYS_PER_QUERY) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT task_id, attempt, id FROM job_logs WHERE task_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for t in chunk {
+                list.push_bind((*t).to_owned());
+            }
+            qb.push(")");
+            let rows: Vec<(String, i32, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            out.extend(rows.into_iter().map(|(t, a, id)| ((t, a), id)));
         }
-        Err(e) => return Err(e),
-    };
-    tx.commit().await?;
-    for (&i, id) in pending.iter().zip(ids) {
-        outcomes[i] = Some(InsertOutcome::Inserted { id });
+        Ok(out)
     }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.expect("every record decided"))
-        .collect())
-}
 
-/// Writes the final state of changed rows: whole rows upserted on the primary key, one statement per
-/// chunk, setting only the columns a state change may set.
-async fn write_changed<DB>(
-    s: &Inner<DB>,
-    conn: &mut DB::Connection,
-    changed: &[ExecutionRecord],
-) -> Result<(), DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    i32: Bind<DB>,
-    Option<i32>: Bind<DB>,
-    i8: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    Option<NaiveDateTime>: Bind<DB>,
-{
-    let rows: Vec<ExecRow> = changed.iter().map(ExecRow::from_record).collect();
-    let ranges = crate::chunks(
-        &rows,
-        s.limits.max_batch_rows,
-        s.limits.max_statement_bytes,
-        ExecRow::approx_bytes,
-    );
-    let upsert = s.dialect.upsert("id", EXEC_MUTABLE_COLUMNS);
-    let mut rows = rows.into_iter();
-    for range in ranges {
-        let mut qb =
-            QueryBuilder::<DB>::new(format!("INSERT INTO job_logs (id, {EXEC_INSERT_COLUMNS}) "));
-        qb.push_values(rows.by_ref().take(range.len()), |mut v, r| {
-            v.push_bind(r.id);
-            push_exec_values(&mut v, r)
-        });
-        qb.push(&upsert);
-        qb.build().execute(&mut *conn).await?;
+    /// The `AlreadyExists` error naming the first attempt of `records` that is stored already.
+    pub(crate) async fn name_taken(&self, records: &[ExecutionRecord]) -> DbError {
+        let mut conn = match self.read.acquire().await {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        let tasks: Vec<&str> = records.iter().map(|r| r.task_id.as_str()).collect();
+        let found = match self.attempt_ids(&mut conn, &tasks).await {
+            Ok(f) => f,
+            Err(e) => return e,
+        };
+        let first = records
+            .iter()
+            .find(|r| found.contains_key(&(r.task_id.to_string(), r.attempt as i32)))
+            .unwrap_or(&records[0]);
+        taken(&first.task_id, first.attempt).into()
     }
-    Ok(())
-}
 
-/// See [`Storage::update_executions`](jobsched::storage::Storage::update_executions): the stored
-/// attempts of the batch's tasks are read (and locked) in the transaction, the batch is decided on them
-/// by [`plan_updates`], and the changed rows and new attempts are written.
-pub(crate) async fn update<DB>(
-    s: &Inner<DB>,
-    updates: &[ExecutionUpdate],
-    fence: Option<&Fence>,
-) -> Result<Vec<UpdateOutcome>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    i32: Bind<DB>,
-    Option<i32>: Bind<DB>,
-    i8: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    Option<NaiveDateTime>: Bind<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-{
-    if updates.is_empty() {
-        return Ok(Vec::new());
+    /// The tasks that recorded the given fires (read with the dialect's shared lock).
+    pub(crate) async fn recorded_fires(
+        &self,
+        conn: &mut DB::Connection,
+        keys: &[(String, NaiveDateTime)],
+    ) -> Result<HashMap<(String, NaiveDateTime), String>, DbError> {
+        let mut out = HashMap::new();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let mut qb =
+                QueryBuilder::<DB>::new("SELECT job_id, fire_time, task_id FROM job_logs WHERE ");
+            for (i, (job, at)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                qb.push("(job_id = ")
+                    .push_bind(job.clone())
+                    .push(" AND fire_time = ")
+                    .push_bind(*at)
+                    .push(")");
+            }
+            qb.push(self.dialect.for_share);
+            let rows: Vec<(String, NaiveDateTime, String)> =
+                qb.build_query_as().fetch_all(&mut *conn).await?;
+            out.extend(rows.into_iter().map(|(j, t, task)| ((j, t), task)));
+        }
+        Ok(out)
     }
-    let mut tx = s.begin().await?;
-    writes::check_fence::<DB>(&mut tx, &s.dialect, fence).await?;
-    let mut tasks: Vec<&str> = updates.iter().map(|u| u.task_id.as_str()).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
-    let stored =
-        reads::attempts_of_tasks::<DB>(&mut tx, s.dialect.backend, &tasks, s.dialect.for_update)
-            .await?;
-    let mut plan = plan_updates(updates, stored, s.limits.max_output_bytes)?;
-    if !plan.changed.is_empty() {
-        write_changed(s, &mut tx, &plan.changed).await?;
-    }
-    if !plan.inserts.is_empty() {
-        let rows = plan.inserts.iter().map(ExecRow::from_record).collect();
-        let ids = insert_rows(s, &mut tx, rows).await?;
-        plan.set_next_ids(&ids);
-    }
-    tx.commit().await?;
-    Ok(plan.outcomes)
-}
 
-/// See [`Storage::purge_executions`](jobsched::storage::Storage::purge_executions). The ids are chosen
-/// in a derived table, a form both databases accept for `DELETE … LIMIT`.
-pub(crate) async fn purge<DB>(
-    s: &Inner<DB>,
-    before: DateTime<Utc>,
-    limit: usize,
-) -> Result<u64, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    i64: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-{
-    let mut tx = s.begin().await?;
-    let done = sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM job_logs WHERE id IN (SELECT id FROM (SELECT id FROM job_logs \
-         WHERE status IN ({}) AND end_time < ? ORDER BY end_time LIMIT ?) AS victims)",
-        terminal_status_list()
-    )))
-    .bind(naive(before))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((s.rows_affected)(&done))
+    /// See [`Storage::insert_executions`](jobsched::storage::Storage::insert_executions).
+    pub(crate) async fn insert_executions(
+        &self,
+        records: &[ExecutionRecord],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<InsertOutcome>, DbError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_distinct_attempts(records.iter().map(|r| (&r.task_id, r.attempt)))?;
+        // Fast path: a fire recorded twice is rare (another scheduler, or a takeover), so insert everything
+        // and let the unique key on (job_id, fire_time) tell. Unfenced rows that fit one statement need no
+        // transaction: a single INSERT is atomic.
+        let rows = rows_of(self.limits.max_output_bytes, records);
+        let one_statement = fence.is_none()
+            && crate::chunks(
+                &rows,
+                self.limits.max_batch_rows,
+                self.limits.max_statement_bytes,
+                ExecRow::approx_bytes,
+            )
+            .len()
+                == 1;
+        let outcome = if one_statement {
+            let mut conn = self.write.acquire().await?;
+            self.insert_rows(&mut conn, rows).await
+        } else {
+            let mut tx = self.begin().await?;
+            self.check_fence(&mut tx, fence).await?;
+            let ids = self.insert_rows(&mut tx, rows).await;
+            if ids.is_ok() {
+                tx.commit().await?;
+            }
+            ids
+        };
+        match outcome {
+            Ok(ids) => {
+                return Ok(ids
+                    .into_iter()
+                    .map(|id| InsertOutcome::Inserted { id })
+                    .collect());
+            }
+            Err(e) if self.is_duplicate_on(&e, self.dialect.fire_key_marker) => {}
+            Err(e) if self.is_duplicate_on(&e, self.dialect.attempt_key_marker) => {
+                return Err(self.name_taken(records).await);
+            }
+            Err(e) => return Err(e),
+        }
+        self.insert_skipping_recorded_fires(records, fence).await
+    }
+
+    /// The slow path: reads which fires of the batch are recorded already (with a shared lock) and inserts
+    /// the rest. A fire recorded concurrently in between fails the insert on the fire key, and the
+    /// transaction runs again.
+    pub(crate) async fn insert_skipping_recorded_fires(
+        &self,
+        records: &[ExecutionRecord],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<InsertOutcome>, DbError> {
+        let mut tx = self.begin().await?;
+        self.check_fence(&mut tx, fence).await?;
+        let keys: Vec<(String, NaiveDateTime)> = records
+            .iter()
+            .filter_map(|r| r.fire_key())
+            .map(|(j, at)| (j.to_string(), naive(at)))
+            .collect();
+        let mut fired = self.recorded_fires(&mut tx, &keys).await?;
+        let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; records.len()];
+        let mut pending = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            if let Some((job, at)) = r.fire_key() {
+                let key = (job.to_string(), naive(at));
+                if let Some(task) = fired.get(&key) {
+                    outcomes[i] = Some(InsertOutcome::AlreadyFired {
+                        task_id: TaskId::from_trusted(task.clone()),
+                    });
+                    continue;
+                }
+                // A fire repeated within the batch: its first record wins.
+                fired.insert(key, r.task_id.to_string());
+            }
+            pending.push(i);
+        }
+        let to_insert: Vec<ExecutionRecord> = pending.iter().map(|&i| records[i].clone()).collect();
+        let rows = rows_of(self.limits.max_output_bytes, &to_insert);
+        let ids = match self.insert_rows(&mut tx, rows).await {
+            Ok(ids) => ids,
+            Err(e) if self.is_duplicate_on(&e, self.dialect.fire_key_marker) => {
+                return Err(DbError::FireRace);
+            }
+            Err(e) if self.is_duplicate_on(&e, self.dialect.attempt_key_marker) => {
+                drop(tx);
+                return Err(self.name_taken(records).await);
+            }
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        for (&i, id) in pending.iter().zip(ids) {
+            outcomes[i] = Some(InsertOutcome::Inserted { id });
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every record decided"))
+            .collect())
+    }
+
+    /// Writes the final state of changed rows: whole rows upserted on the primary key, one statement per
+    /// chunk, setting only the columns a state change may set.
+    pub(crate) async fn write_changed(
+        &self,
+        conn: &mut DB::Connection,
+        changed: &[ExecutionRecord],
+    ) -> Result<(), DbError> {
+        let rows: Vec<ExecRow> = changed.iter().map(ExecRow::from_record).collect();
+        let ranges = crate::chunks(
+            &rows,
+            self.limits.max_batch_rows,
+            self.limits.max_statement_bytes,
+            ExecRow::approx_bytes,
+        );
+        let upsert = self.dialect.upsert("id", EXEC_MUTABLE_COLUMNS);
+        let mut rows = rows.into_iter();
+        for range in ranges {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO job_logs (id, {EXEC_INSERT_COLUMNS}) "
+            ));
+            qb.push_values(rows.by_ref().take(range.len()), |mut v, r| {
+                v.push_bind(r.id);
+                push_exec_values(&mut v, r)
+            });
+            qb.push(&upsert);
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// See [`Storage::update_executions`](jobsched::storage::Storage::update_executions): the stored
+    /// attempts of the batch's tasks are read (and locked) in the transaction, the batch is decided on them
+    /// by [`plan_updates`], and the changed rows and new attempts are written.
+    pub(crate) async fn update_executions(
+        &self,
+        updates: &[ExecutionUpdate],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<UpdateOutcome>, DbError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        self.check_fence(&mut tx, fence).await?;
+        let mut tasks: Vec<&str> = updates.iter().map(|u| u.task_id.as_str()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let stored = self.attempts_of_tasks(&mut tx, &tasks).await?;
+        let mut plan = plan_updates(updates, stored, self.limits.max_output_bytes)?;
+        if !plan.changed.is_empty() {
+            self.write_changed(&mut tx, &plan.changed).await?;
+        }
+        if !plan.inserts.is_empty() {
+            let rows = plan.inserts.iter().map(ExecRow::from_record).collect();
+            let ids = self.insert_rows(&mut tx, rows).await?;
+            plan.set_next_ids(&ids);
+        }
+        tx.commit().await?;
+        Ok(plan.outcomes)
+    }
+
+    /// See [`Storage::purge_executions`](jobsched::storage::Storage::purge_executions). The ids are chosen
+    /// in a derived table, a form both databases accept for `DELETE … LIMIT`.
+    pub(crate) async fn purge_executions(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, DbError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM job_logs WHERE id IN (SELECT id FROM (SELECT id FROM job_logs \
+             WHERE status IN ({}) AND end_time < ? ORDER BY end_time LIMIT ?) AS victims)",
+            terminal_status_list()
+        )))
+        .bind(naive(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((self.rows_affected)(&done))
+    }
 }

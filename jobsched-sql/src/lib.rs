@@ -6,6 +6,8 @@
 //! Times are stored as UTC wall-clock values with millisecond precision (`DATETIME(3)` in MySQL, text in
 //! SQLite); rows carry them as `NaiveDateTime`, read and written as UTC, so no session time zone applies.
 
+#[macro_use]
+mod bounds;
 mod binds;
 mod dialect;
 mod error;
@@ -49,6 +51,20 @@ pub struct Limits {
     /// Most bytes of a task's `output`, and of its `error`, that are stored; the rest is cut with a marker
     /// (the tail is kept).
     pub max_output_bytes: usize,
+}
+
+impl Limits {
+    /// Checks a configured output cap: between 1 KiB and `max` bytes (`field` names it in the error).
+    pub fn check_output_bytes(field: &str, value: usize, max: usize) -> jobsched::Result<()> {
+        if (1024..=max).contains(&value) {
+            Ok(())
+        } else {
+            Err(jobsched::Error::invalid(
+                field,
+                format!("must be between 1024 and {max}, got {value}"),
+            ))
+        }
+    }
 }
 
 /// Splits `items` into consecutive ranges of at most `max_rows` items and (unless one item alone is

@@ -9,9 +9,8 @@ use jobsched::{
     Error, ExecutionQuery, ExecutionRecord, ExecutorId, ExecutorRecord, Job, JobId, JobQuery, Page,
     TaskId,
 };
-use sqlx::{AssertSqlSafe, Database, Executor, FromRow, IntoArguments, QueryBuilder};
+use sqlx::{AssertSqlSafe, Executor, QueryBuilder};
 
-use crate::binds::Bind;
 use crate::error::DbError;
 use crate::filters::{active_status_list, push_exec_where, push_job_where, push_page};
 use crate::rows::{EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JOB_COLUMNS, JobRow};
@@ -25,301 +24,227 @@ fn page_of<T>(items: Vec<T>, total: i64, req: jobsched::PageRequest) -> Page<T> 
     }
 }
 
-/// One live job; `NotFound` if absent or deleted.
-pub async fn get_job<'e, DB, E>(e: E, backend: &'static str, id: &JobId) -> Result<Job, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    JobRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-{
-    let row: Option<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND deleted = 0"
-    )))
-    .bind(id.to_string())
-    .fetch_optional(e)
-    .await?;
-    match row {
-        Some(r) => Ok(r.into_job(backend)?),
-        None => Err(Error::not_found("job", id.as_str()).into()),
-    }
-}
-
-/// A page of live jobs by `job_id`, with the total.
-pub async fn list_jobs<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    q: &JobQuery,
-) -> Result<Page<Job>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB> + Copy,
-    DB::Arguments: IntoArguments<DB>,
-    JobRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-    bool: Bind<DB>,
-    i64: Bind<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-{
-    let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM jobs");
-    push_job_where(&mut count, q);
-    let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
-    let mut qb = QueryBuilder::<DB>::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
-    push_job_where(&mut qb, q);
-    qb.push(" ORDER BY job_id");
-    push_page(&mut qb, q.page);
-    let rows: Vec<JobRow> = qb.build_query_as().fetch_all(e).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| r.into_job(backend))
-        .collect::<jobsched::Result<Vec<_>>>()?;
-    Ok(page_of(items, total, q.page))
-}
-
-/// Job changes after revision `after`, oldest first (tombstones as `job: None`).
-pub async fn job_changes<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<JobChange>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    JobRow: for<'r> FromRow<'r, DB::Row>,
-    i64: Bind<DB>,
-{
-    let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE revision > ? ORDER BY revision LIMIT ?"
-    )))
-    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(e)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let revision = r.revision.max(0) as u64;
-            let job_id = JobId::from_trusted(r.job_id.clone());
-            let job = if r.deleted {
-                None
-            } else {
-                Some(Arc::new(r.into_job(backend)?))
-            };
-            Ok(JobChange {
-                revision,
-                job_id,
-                job,
-            })
-        })
-        .collect()
-}
-
 fn records(backend: &'static str, rows: Vec<ExecRow>) -> Result<Vec<ExecutionRecord>, DbError> {
     rows.into_iter()
         .map(|r| r.into_record(backend).map_err(DbError::from))
         .collect()
 }
 
-/// One attempt; `NotFound` if absent.
-pub async fn get_execution<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    task: &TaskId,
-    attempt: u32,
-) -> Result<ExecutionRecord, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-    i64: Bind<DB>,
-{
-    let row: Option<ExecRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id = ? AND attempt = ?"
-    )))
-    .bind(task.to_string())
-    .bind(i64::from(attempt))
-    .fetch_optional(e)
-    .await?;
-    match row {
-        Some(r) => Ok(r.into_record(backend)?),
-        None => Err(Error::not_found("task attempt", format!("{task}#{attempt}")).into()),
-    }
-}
-
-/// Every attempt of a task, oldest first; `NotFound` if none.
-pub async fn task_attempts<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    task: &TaskId,
-) -> Result<Vec<ExecutionRecord>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-{
-    let rows: Vec<ExecRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id = ? ORDER BY attempt"
-    )))
-    .bind(task.to_string())
-    .fetch_all(e)
-    .await?;
-    if rows.is_empty() {
-        return Err(Error::not_found("task", task.as_str()).into());
-    }
-    records(backend, rows)
-}
-
-/// A page of history, newest first, with the total.
-pub async fn list_executions<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    q: &ExecutionQuery,
-) -> Result<Page<ExecutionRecord>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB> + Copy,
-    DB::Arguments: IntoArguments<DB>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-    chrono::NaiveDateTime: Bind<DB>,
-    i64: Bind<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-{
-    let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM job_logs");
-    push_exec_where(&mut count, q);
-    let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
-    let mut qb = QueryBuilder::<DB>::new(format!("SELECT {EXEC_COLUMNS} FROM job_logs"));
-    push_exec_where(&mut qb, q);
-    qb.push(" ORDER BY id DESC");
-    push_page(&mut qb, q.page);
-    let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(e).await?;
-    Ok(page_of(records(backend, rows)?, total, q.page))
-}
-
-/// Active attempts with `id > after_id`, by id.
-pub async fn active_executions<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    after_id: i64,
-    limit: usize,
-) -> Result<Vec<ExecutionRecord>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-    i64: Bind<DB>,
-{
-    let rows: Vec<ExecRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXEC_COLUMNS} FROM job_logs WHERE status IN ({}) AND id > ? ORDER BY id LIMIT ?",
-        active_status_list()
-    )))
-    .bind(after_id)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(e)
-    .await?;
-    records(backend, rows)
-}
-
-/// One executor; `NotFound` if absent.
-pub async fn get_executor<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-    id: &ExecutorId,
-) -> Result<ExecutorRecord, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    ExecutorRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-{
-    let row: Option<ExecutorRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXECUTOR_COLUMNS} FROM executors WHERE executor_id = ?"
-    )))
-    .bind(id.to_string())
-    .fetch_optional(e)
-    .await?;
-    match row {
-        Some(r) => Ok(r.into_record(backend)?),
-        None => Err(Error::not_found("executor", id.as_str()).into()),
-    }
-}
-
-/// Every executor, by id.
-pub async fn list_executors<'e, DB, E>(
-    e: E,
-    backend: &'static str,
-) -> Result<Vec<ExecutorRecord>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    ExecutorRow: for<'r> FromRow<'r, DB::Row>,
-{
-    let rows: Vec<ExecutorRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {EXECUTOR_COLUMNS} FROM executors ORDER BY executor_id"
-    )))
-    .fetch_all(e)
-    .await?;
-    rows.into_iter()
-        .map(|r| r.into_record(backend).map_err(DbError::from))
-        .collect()
-}
-
-/// A setting with its version.
-pub async fn get_value<'e, DB, E>(e: E, key: &str) -> Result<Option<Versioned<String>>, DbError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    (String, i64): for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-{
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT value, version FROM jobsched_settings WHERE name = ?")
-            .bind(key.to_owned())
-            .fetch_optional(e)
-            .await?;
-    Ok(row.map(|(value, version)| Versioned {
-        value,
-        version: version.max(0) as u64,
-    }))
-}
-
-/// Every stored attempt of the given tasks, read inside the caller's transaction with `lock` appended
-/// (the dialect's `for_update`), in chunks of 500 tasks.
-pub async fn attempts_of_tasks<DB>(
-    conn: &mut DB::Connection,
-    backend: &'static str,
-    tasks: &[&str],
-    lock: &'static str,
-) -> Result<Vec<ExecutionRecord>, DbError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-    String: Bind<DB>,
-{
-    let mut out = Vec::new();
-    for chunk in tasks.chunks(500) {
-        let mut qb = QueryBuilder::<DB>::new(format!(
-            "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id IN ("
-        ));
-        let mut list = qb.separated(", ");
-        for t in chunk {
-            list.push_bind((*t).to_owned());
+sql_methods! {
+    /// One live job; `NotFound` if absent or deleted.
+    pub(crate) async fn get_job<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        id: &JobId,
+    ) -> Result<Job, DbError> {
+        let row: Option<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND deleted = 0"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await?;
+        match row {
+            Some(r) => Ok(r.into_job(self.dialect.backend)?),
+            None => Err(Error::not_found("job", id.as_str()).into()),
         }
-        qb.push(")").push(lock);
-        let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        out.extend(records(backend, rows)?);
     }
-    Ok(out)
+
+    /// A page of live jobs by `job_id`, with the total.
+    pub(crate) async fn list_jobs<'e, E: Executor<'e, Database = DB> + Copy>(
+        &self,
+        e: E,
+        q: &JobQuery,
+    ) -> Result<Page<Job>, DbError> {
+        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM jobs");
+        push_job_where(&mut count, q);
+        let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
+        push_job_where(&mut qb, q);
+        qb.push(" ORDER BY job_id");
+        push_page(&mut qb, q.page);
+        let rows: Vec<JobRow> = qb.build_query_as().fetch_all(e).await?;
+        let items = rows
+            .into_iter()
+            .map(|r| r.into_job(self.dialect.backend))
+            .collect::<jobsched::Result<Vec<_>>>()?;
+        Ok(page_of(items, total, q.page))
+    }
+
+    /// Job changes after revision `after`, oldest first (tombstones as `job: None`).
+    pub(crate) async fn job_changes<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<JobChange>, DbError> {
+        let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE revision > ? ORDER BY revision LIMIT ?"
+        )))
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(e)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let revision = r.revision.max(0) as u64;
+                let job_id = JobId::from_trusted(r.job_id.clone());
+                let job = if r.deleted {
+                    None
+                } else {
+                    Some(Arc::new(r.into_job(self.dialect.backend)?))
+                };
+                Ok(JobChange {
+                    revision,
+                    job_id,
+                    job,
+                })
+            })
+            .collect()
+    }
+
+    /// One attempt; `NotFound` if absent.
+    pub(crate) async fn get_execution<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        task: &TaskId,
+        attempt: u32,
+    ) -> Result<ExecutionRecord, DbError> {
+        let row: Option<ExecRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id = ? AND attempt = ?"
+        )))
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .fetch_optional(e)
+        .await?;
+        match row {
+            Some(r) => Ok(r.into_record(self.dialect.backend)?),
+            None => Err(Error::not_found("task attempt", format!("{task}#{attempt}")).into()),
+        }
+    }
+
+    /// Every attempt of a task, oldest first; `NotFound` if none.
+    pub(crate) async fn task_attempts<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        task: &TaskId,
+    ) -> Result<Vec<ExecutionRecord>, DbError> {
+        let rows: Vec<ExecRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id = ? ORDER BY attempt"
+        )))
+        .bind(task.to_string())
+        .fetch_all(e)
+        .await?;
+        if rows.is_empty() {
+            return Err(Error::not_found("task", task.as_str()).into());
+        }
+        records(self.dialect.backend, rows)
+    }
+
+    /// A page of history, newest first, with the total.
+    pub(crate) async fn list_executions<'e, E: Executor<'e, Database = DB> + Copy>(
+        &self,
+        e: E,
+        q: &ExecutionQuery,
+    ) -> Result<Page<ExecutionRecord>, DbError> {
+        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM job_logs");
+        push_exec_where(&mut count, q);
+        let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {EXEC_COLUMNS} FROM job_logs"));
+        push_exec_where(&mut qb, q);
+        qb.push(" ORDER BY id DESC");
+        push_page(&mut qb, q.page);
+        let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(e).await?;
+        Ok(page_of(records(self.dialect.backend, rows)?, total, q.page))
+    }
+
+    /// Active attempts with `id > after_id`, by id.
+    pub(crate) async fn active_executions<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>, DbError> {
+        let rows: Vec<ExecRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EXEC_COLUMNS} FROM job_logs WHERE status IN ({}) AND id > ? ORDER BY id LIMIT ?",
+            active_status_list()
+        )))
+        .bind(after_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(e)
+        .await?;
+        records(self.dialect.backend, rows)
+    }
+
+    /// One executor; `NotFound` if absent.
+    pub(crate) async fn get_executor<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        id: &ExecutorId,
+    ) -> Result<ExecutorRecord, DbError> {
+        let row: Option<ExecutorRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EXECUTOR_COLUMNS} FROM executors WHERE executor_id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await?;
+        match row {
+            Some(r) => Ok(r.into_record(self.dialect.backend)?),
+            None => Err(Error::not_found("executor", id.as_str()).into()),
+        }
+    }
+
+    /// Every executor, by id.
+    pub(crate) async fn list_executors<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+    ) -> Result<Vec<ExecutorRecord>, DbError> {
+        let rows: Vec<ExecutorRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EXECUTOR_COLUMNS} FROM executors ORDER BY executor_id"
+        )))
+        .fetch_all(e)
+        .await?;
+        rows.into_iter()
+            .map(|r| r.into_record(self.dialect.backend).map_err(DbError::from))
+            .collect()
+    }
+
+    /// A setting with its version.
+    pub(crate) async fn get_value<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        key: &str,
+    ) -> Result<Option<Versioned<String>>, DbError> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT value, version FROM jobsched_settings WHERE name = ?")
+                .bind(key.to_owned())
+                .fetch_optional(e)
+                .await?;
+        Ok(row.map(|(value, version)| Versioned {
+            value,
+            version: version.max(0) as u64,
+        }))
+    }
+
+    /// Every stored attempt of the given tasks, read inside the caller's transaction with `lock` appended
+    /// (the dialect's `for_update`), in chunks of 500 tasks.
+    pub(crate) async fn attempts_of_tasks(
+        &self,
+        conn: &mut DB::Connection,
+        tasks: &[&str],
+    ) -> Result<Vec<ExecutionRecord>, DbError> {
+        let mut out = Vec::new();
+        for chunk in tasks.chunks(500) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {EXEC_COLUMNS} FROM job_logs WHERE task_id IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for t in chunk {
+                list.push_bind((*t).to_owned());
+            }
+            qb.push(")").push(self.dialect.for_update);
+            let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            out.extend(records(self.dialect.backend, rows)?);
+        }
+        Ok(out)
+    }
 }

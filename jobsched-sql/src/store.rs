@@ -4,23 +4,20 @@
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use jobsched::storage::{
-    ExecutionUpdate, Fence, InsertOutcome, JobChange, Storage, UpdateOutcome, Versioned,
+    ExecutionUpdate, Fence, InsertOutcome, JobChange, UpdateOutcome, Versioned,
 };
 use jobsched::{
     ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId,
     JobQuery, Page, Result, TaskId,
 };
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::{Database, Executor, FromRow, IntoArguments, Pool, Transaction};
+use sqlx::{Database, Pool, Transaction};
 
-use crate::binds::Bind;
+use crate::Limits;
 use crate::dialect::Dialect;
 use crate::error::{DbError, retrying};
-use crate::rows::{ExecRow, ExecutorRow, JobRow};
-use crate::{Limits, executions, reads, writes};
 
 /// The ids a multi-row insert of `n` rows got, from the statement's result, when the database assigns
 /// them consecutively; `None` makes the store read them back by `(task_id, attempt)`.
@@ -190,29 +187,8 @@ macro_rules! in_tx {
     };
 }
 
-#[async_trait]
-impl<DB> Storage for SqlStore<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    i32: Bind<DB>,
-    Option<i32>: Bind<DB>,
-    i8: Bind<DB>,
-    bool: Bind<DB>,
-    NaiveDateTime: Bind<DB>,
-    Option<NaiveDateTime>: Bind<DB>,
-    JobRow: for<'r> FromRow<'r, DB::Row>,
-    ExecRow: for<'r> FromRow<'r, DB::Row>,
-    ExecutorRow: for<'r> FromRow<'r, DB::Row>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (String, i64): for<'r> FromRow<'r, DB::Row>,
-    (String, i32, i64): for<'r> FromRow<'r, DB::Row>,
-    (String, NaiveDateTime, String): for<'r> FromRow<'r, DB::Row>,
-{
+sql_impl! {
+    [#[async_trait::async_trait] impl<DB> jobsched::storage::Storage for SqlStore<DB>]
     fn backend(&self) -> &'static str {
         self.backend_name()
     }
@@ -227,44 +203,32 @@ where
 
     async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
         let s = &self.inner;
-        in_tx!(self, "create_jobs", |c| writes::create_jobs::<DB>(
-            c, &s.dialect, &s.limits, jobs
-        ))
+        in_tx!(self, "create_jobs", |c| s.create_jobs(c, jobs))
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Job> {
-        let b = self.backend_name();
-        self.retry("get_job", || reads::get_job(&self.inner.read, b, id))
+        self.retry("get_job", || self.inner.get_job(&self.inner.read, id))
             .await
     }
 
     async fn update_job(&self, job: &Job) -> Result<Job> {
         let s = &self.inner;
-        in_tx!(self, "update_job", |c| writes::update_job::<DB>(
-            c, &s.dialect, &s.limits, job
-        ))
+        in_tx!(self, "update_job", |c| s.update_job(c, job))
     }
 
     async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
         let s = &self.inner;
-        in_tx!(self, "delete_job", |c| writes::delete_job::<DB>(
-            c,
-            &s.dialect,
-            id,
-            expected_version
-        ))
+        in_tx!(self, "delete_job", |c| s.delete_job(c, id, expected_version))
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
-        let b = self.backend_name();
-        self.retry("list_jobs", || reads::list_jobs(&self.inner.read, b, query))
+        self.retry("list_jobs", || self.inner.list_jobs(&self.inner.read, query))
             .await
     }
 
     async fn job_changes(&self, after: u64, limit: usize) -> Result<Vec<JobChange>> {
-        let b = self.backend_name();
         self.retry("job_changes", || {
-            reads::job_changes(&self.inner.read, b, after, limit)
+            self.inner.job_changes(&self.inner.read, after, limit)
         })
         .await
     }
@@ -275,7 +239,7 @@ where
         fence: Option<&Fence>,
     ) -> Result<Vec<InsertOutcome>> {
         self.retry("insert_executions", || {
-            executions::insert(&self.inner, records, fence)
+            self.inner.insert_executions(records, fence)
         })
         .await
     }
@@ -286,80 +250,73 @@ where
         fence: Option<&Fence>,
     ) -> Result<Vec<UpdateOutcome>> {
         self.retry("update_executions", || {
-            executions::update(&self.inner, updates, fence)
+            self.inner.update_executions(updates, fence)
         })
         .await
     }
 
     async fn get_execution(&self, task_id: &TaskId, attempt: u32) -> Result<ExecutionRecord> {
-        let b = self.backend_name();
         self.retry("get_execution", || {
-            reads::get_execution(&self.inner.read, b, task_id, attempt)
+            self.inner.get_execution(&self.inner.read, task_id, attempt)
         })
         .await
     }
 
     async fn task_attempts(&self, task_id: &TaskId) -> Result<Vec<ExecutionRecord>> {
-        let b = self.backend_name();
         self.retry("task_attempts", || {
-            reads::task_attempts(&self.inner.read, b, task_id)
+            self.inner.task_attempts(&self.inner.read, task_id)
         })
         .await
     }
 
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionRecord>> {
-        let b = self.backend_name();
         self.retry("list_executions", || {
-            reads::list_executions(&self.inner.read, b, query)
+            self.inner.list_executions(&self.inner.read, query)
         })
         .await
     }
 
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>> {
-        let b = self.backend_name();
         self.retry("active_executions", || {
-            reads::active_executions(&self.inner.read, b, after_id, limit)
+            self.inner.active_executions(&self.inner.read, after_id, limit)
         })
         .await
     }
 
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
         self.retry("purge_executions", || {
-            executions::purge(&self.inner, before, limit)
+            self.inner.purge_executions(before, limit)
         })
         .await
     }
 
     async fn upsert_executor(&self, record: &ExecutorRecord) -> Result<ExecutorRecord> {
         let s = &self.inner;
-        in_tx!(self, "upsert_executor", |c| writes::upsert_executor::<DB>(
-            c, &s.dialect, record
-        ))
+        in_tx!(self, "upsert_executor", |c| s.upsert_executor(c, record))
     }
 
     async fn record_heartbeats(&self, beats: &[ExecutorHeartbeat]) -> Result<()> {
         if beats.is_empty() {
             return Ok(());
         }
+        let s = &self.inner;
         in_tx!(
             self,
             "record_heartbeats",
-            |c| writes::record_heartbeats::<DB>(c, beats)
+            |c| s.record_heartbeats(c, beats)
         )
     }
 
     async fn get_executor(&self, id: &ExecutorId) -> Result<ExecutorRecord> {
-        let b = self.backend_name();
         self.retry("get_executor", || {
-            reads::get_executor(&self.inner.read, b, id)
+            self.inner.get_executor(&self.inner.read, id)
         })
         .await
     }
 
     async fn list_executors(&self) -> Result<Vec<ExecutorRecord>> {
-        let b = self.backend_name();
         self.retry("list_executors", || {
-            reads::list_executors(&self.inner.read, b)
+            self.inner.list_executors(&self.inner.read)
         })
         .await
     }
@@ -367,12 +324,12 @@ where
     async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord> {
         let s = &self.inner;
         in_tx!(self, "set_executor_enabled", |c| {
-            writes::set_executor_enabled::<DB>(c, &s.dialect, id, enabled)
+            s.set_executor_enabled(c, id, enabled)
         })
     }
 
     async fn get_value(&self, key: &str) -> Result<Option<Versioned<String>>> {
-        self.retry("get_value", || reads::get_value(&self.inner.read, key))
+        self.retry("get_value", || self.inner.get_value(&self.inner.read, key))
             .await
     }
 
@@ -385,8 +342,8 @@ where
     ) -> Result<u64> {
         let s = &self.inner;
         in_tx!(self, "put_value", |c| async {
-            writes::check_fence::<DB>(&mut *c, &s.dialect, fence).await?;
-            writes::put_value::<DB>(c, &s.dialect, key, value, expected_version).await
+            s.check_fence(&mut *c, fence).await?;
+            s.put_value(c, key, value, expected_version).await
         })
     }
 }

@@ -12,6 +12,16 @@ use jobsched::testing::{OpenStorage, sample_job, sample_record, t0};
 use jobsched::{Error, ExecutionQuery, JobId, JobQuery, PageRequest, TaskId, TaskStatus, Trigger};
 use tokio::io::AsyncBufReadExt;
 
+/// An opener that hands out one store (for behaviours that need a store opened with special settings).
+pub struct OneStore(pub Arc<dyn Storage>);
+
+#[async_trait::async_trait]
+impl OpenStorage for OneStore {
+    async fn open(&self) -> Arc<dyn Storage> {
+        self.0.clone()
+    }
+}
+
 /// Output beyond the store's cap is stored truncated, keeping its tail after a marker; output within the
 /// cap, NUL bytes and control characters included, is stored verbatim.
 pub async fn output_is_capped_with_a_marker(open: &dyn OpenStorage, max_output_bytes: usize) {

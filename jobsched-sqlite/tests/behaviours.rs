@@ -20,7 +20,11 @@ async fn output_is_capped_with_a_marker() {
         .connect()
         .await
         .unwrap();
-    jobsched_sql::testing::output_is_capped_with_a_marker(&Fixed(Arc::new(store)), 4096).await;
+    jobsched_sql::testing::output_is_capped_with_a_marker(
+        &jobsched_sql::testing::OneStore(Arc::new(store)),
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,14 +177,4 @@ async fn the_schema_is_wal_strict_and_has_the_seed_columns() {
             .contains("cannot store TEXT value in INTEGER column"),
         "{e}"
     );
-}
-
-/// An opener that hands out one store.
-struct Fixed(Arc<dyn Storage>);
-
-#[async_trait::async_trait]
-impl OpenStorage for Fixed {
-    async fn open(&self) -> Arc<dyn Storage> {
-        self.0.clone()
-    }
 }
