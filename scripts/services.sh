@@ -8,13 +8,37 @@
 #                                 eval "$(scripts/services.sh env)"
 #
 # Idempotent: a server already running (started by this script, or answering with its credentials) is reused.
-# State (data directories, sockets, pid files, logs) lives in $JOBSCHED_SERVICES_DIR (default .services/).
+# State (data directories, sockets, pid files, logs) lives in $JOBSCHED_SERVICES_DIR (default .services/ in
+# the checkout, or /var/tmp/jobsched-services-<id> when the checkout is not reachable by other users).
 #
 # Servers: MariaDB (the MySQL store). Kafka and ZooKeeper are added by their issues.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STATE=${JOBSCHED_SERVICES_DIR:-$ROOT/.services}
+
+# True if every directory from / down to $1 lets other users through (the servers run as their own
+# users, e.g. mysql, and must reach their data directories).
+others_can_reach() {
+    local d=$1
+    while [[ -n $d && $d != / ]]; do
+        [[ -e $d ]] || { d=$(dirname "$d"); continue; }
+        case $(stat -c %A "$d") in
+        *x | *t) ;;
+        *) return 1 ;;
+        esac
+        d=$(dirname "$d")
+    done
+}
+
+# State lives in the checkout (.services/) unless the checkout is private (a clone in a mktemp
+# directory): then under /var/tmp, one directory per checkout.
+if [[ -n ${JOBSCHED_SERVICES_DIR:-} ]]; then
+    STATE=$JOBSCHED_SERVICES_DIR
+elif others_can_reach "$ROOT"; then
+    STATE=$ROOT/.services
+else
+    STATE=/var/tmp/jobsched-services-$(printf %s "$ROOT" | cksum | cut -d' ' -f1)
+fi
 MYSQL_PORT=${JOBSCHED_MYSQL_PORT:-3306}
 MYSQL_USER=jobsched
 MYSQL_PASSWORD=jobsched
@@ -73,6 +97,7 @@ mysql_start() {
             die "port $MYSQL_PORT is taken by a server where user '$MYSQL_USER' cannot log in; set JOBSCHED_MYSQL_PORT"
         fi
         mkdir -p "$MYSQL_DIR"
+        chmod 755 "$STATE"
         chown mysql:mysql "$MYSQL_DIR"
         if [[ ! -d $MYSQL_DIR/data/mysql ]]; then
             log "initialising a MariaDB data directory in $MYSQL_DIR/data"
