@@ -101,6 +101,7 @@ pub enum Event {
 
 /// What [`Scheduler::cancel_task`] did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CancelOutcome {
     /// It was queued and is now recorded cancelled.
@@ -119,6 +120,7 @@ pub enum CancelOutcome {
 
 /// A snapshot of the system for `GET /api/system/status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemStatus {
     /// jobsched version.
     pub version: String,
@@ -165,6 +167,7 @@ pub struct EngineStats {
 
 /// Ended attempts by outcome.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutcomeCounts {
     /// Succeeded.
     pub succeeded: u64,

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 /// Settings shared by every scheduler and executor. Unknown fields are rejected by name; absent ones take
 /// their defaults. Each field says who applies it and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SystemConfig {
     /// Executors keep at most this many bytes of a task's stdout and of its stderr (the tail), marking the

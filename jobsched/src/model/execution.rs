@@ -13,6 +13,7 @@ use super::task::{Task, TaskResult, Trigger};
 /// and attempt, the fire time, the exit code, and a snapshot of the task as fired (so a job changed after the
 /// fire does not change what this attempt runs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecutionRecord {
     /// Row id assigned by the store (0 before it is stored); grows with insertion order.
     pub id: i64,
@@ -53,6 +54,7 @@ pub struct ExecutionRecord {
     #[serde(rename = "type")]
     pub task_type: String,
     /// The parameters as fired.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub params: Params,
     /// Timeout in seconds as fired.
     pub timeout: u32,

@@ -10,6 +10,7 @@ use super::status::ExecutorStatus;
 
 /// What an executor announces when it registers (the payload of its membership entry).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecutorInfo {
     /// Its id.
     pub executor_id: ExecutorId,
@@ -36,6 +37,7 @@ pub struct ExecutorInfo {
 /// `last_heartbeat_time`, `register_time`) plus capacity, running count, group, labels, handlers and whether
 /// an operator disabled it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecutorRecord {
     /// Its id.
     pub executor_id: ExecutorId,

@@ -60,6 +60,7 @@ fn default_misfire_max() -> u32 {
 /// jobsched adds. Durations are whole seconds, as in the seed; `0` means "none" for `timeout`.
 /// Build one from a [`JobSpec`](crate::JobSpec).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     /// Unique id (`VARCHAR(64)`).
     pub job_id: JobId,
@@ -87,6 +88,7 @@ pub struct Job {
     pub start_time: Option<DateTime<Utc>>,
     /// IANA time zone the cron expression is read in.
     #[serde(default = "default_tz")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Europe/Berlin"))]
     pub time_zone: Tz,
     /// Seconds a task may run before it is killed and recorded as timed out (`0`: no limit).
     #[serde(default)]
@@ -114,6 +116,7 @@ pub struct Job {
     pub description: String,
     /// Parameters for the handler.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub params: Params,
     /// Only executors of this group run it (empty: any group).
     #[serde(default)]

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 /// assert!(bad.unwrap_err().to_string().contains("minute"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)] // Each field is the `Job` field of the same name.
 pub struct JobSpec {
@@ -70,6 +71,7 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub params: Option<Params>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executor_group: Option<String>,

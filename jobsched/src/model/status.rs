@@ -131,6 +131,53 @@ impl fmt::Display for TaskStatus {
     }
 }
 
+/// An integer schema with the codes of a status enum, for the OpenAPI document.
+#[cfg(feature = "openapi")]
+fn code_schema(
+    codes: impl Iterator<Item = (u8, &'static str)>,
+    what: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let codes: Vec<(u8, &str)> = codes.collect();
+    let described = codes
+        .iter()
+        .map(|(c, n)| format!("{c} = {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some(codes.iter().map(|(c, _)| *c)))
+        .description(Some(format!("{what} as its numeric code: {described}")))
+        .into()
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TaskStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        code_schema(
+            TaskStatus::ALL.iter().map(|s| (s.code(), s.as_str())),
+            "The attempt's status",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TaskStatus {}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ExecutorStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        code_schema(
+            [ExecutorStatus::Offline, ExecutorStatus::Online]
+                .iter()
+                .map(|s| (s.code(), s.as_str())),
+            "The executor's status",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ExecutorStatus {}
+
 impl Serialize for TaskStatus {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_u8(self.code())

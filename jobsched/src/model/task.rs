@@ -13,6 +13,7 @@ use super::status::TaskStatus;
 
 /// Why a task attempt exists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// A regular fire of the job's schedule.

@@ -1,0 +1,175 @@
+//! API errors as JSON (`{"error": {"code": "...", "message": "..."}}`) with the matching status, and the
+//! extractors that turn bad requests into such errors instead of axum's plain-text rejections.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable code (`invalid`, `not_found`, `conflict`, …).
+    pub code: &'static str,
+    /// What is wrong, naming the field where there is one.
+    pub message: String,
+}
+
+/// The body of an error answer.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `invalid`, `not_found`, `already_exists`, `conflict`, `forbidden`,
+    /// `payload_too_large`, `unavailable`, `timeout`, `unsupported`, `internal`.
+    pub code: String,
+    /// What is wrong, in words a user can act on.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400 naming the field and why.
+    pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Self {
+        jobsched::Error::invalid(field, reason.to_string()).into()
+    }
+
+    /// A 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<jobsched::Error> for ApiError {
+    fn from(e: jobsched::Error) -> Self {
+        use jobsched::Error as E;
+        let status = match &e {
+            E::Invalid { .. } => StatusCode::BAD_REQUEST,
+            E::NotFound { .. } => StatusCode::NOT_FOUND,
+            E::AlreadyExists { .. } | E::Conflict { .. } => StatusCode::CONFLICT,
+            E::Unavailable { .. } | E::Closed { .. } | E::Fenced { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            E::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            E::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::warn!(error = %e, "request failed");
+        }
+        ApiError {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body: malformed JSON, unknown fields or wrong types are a 400 that says where; a body over the
+/// size limit is a 413. Any content type is read as JSON (curl's default form type included).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid("body", "a JSON body is required"));
+        }
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+/// An optional JSON body: empty means `None`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        parse(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+/// Parses a JSON body; an error names the field it is in (`timeout: invalid value: integer -1, expected
+/// u32`), or `body` for errors of the document as a whole.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is an object; say so rather than how a list fails to be one.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(&field, e.into_inner())
+    })
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "payload_too_large",
+                message: "the request body is larger than the server accepts".to_owned(),
+            }
+        } else {
+            ApiError::invalid("body", rejection.body_text())
+        }
+    })
+}
+
+/// Query parameters: a value of the wrong type or an unknown parameter is a 400 naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded_query(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid("query", e))
+    }
+}
+
+fn serde_urlencoded_query<T: DeserializeOwned>(query: &str) -> Result<T, String> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}").parse().map_err(|e| format!("{e}"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| e.body_text())
+}

@@ -1,0 +1,350 @@
+//! `/api/jobs…`: create, list, read, change, delete, run now, cancel, history, next fires.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use jobsched::{
+    ExecutionQuery, ExecutionRecord, Job, JobId, JobQuery, JobSpec, Page, PageRequest, Params,
+    TaskStatus,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiJson, ApiQuery, OptionalJson};
+use super::{ApiError, Caller, ErrorBody, SharedState};
+
+/// `page` and `page_size` of a list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    /// Page number, from 1 (default 1).
+    pub page: Option<u32>,
+    /// Items per page, 1–1000 (default 50).
+    pub page_size: Option<u32>,
+}
+
+impl Paging {
+    pub fn request(&self) -> Result<PageRequest, ApiError> {
+        let d = PageRequest::default();
+        Ok(PageRequest::new(
+            self.page.unwrap_or(d.page),
+            self.page_size.unwrap_or(d.page_size),
+        )?)
+    }
+}
+
+/// Filters of `GET /api/jobs`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobFilter {
+    /// Jobs whose name contains this text.
+    pub name: Option<String>,
+    /// Only enabled (`true`) or disabled (`false`) jobs.
+    pub enabled: Option<bool>,
+    /// Only jobs of this owner.
+    pub owner: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1–1000.
+    pub page_size: Option<u32>,
+}
+
+/// Filters of `GET /api/jobs/{jobId}/history`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryFilter {
+    /// Only these statuses: names or codes, comma-separated (`failed,timed_out` or `2,3`).
+    pub status: Option<String>,
+    /// Only runs fired at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Only runs fired before this time (RFC 3339).
+    pub to: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1–1000.
+    pub page_size: Option<u32>,
+}
+
+/// Body of `POST /api/jobs/{jobId}/execute` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// Parameters for this run, merged over the job's.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<Params>,
+}
+
+/// Answer of `POST /api/jobs/{jobId}/execute`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Executed {
+    /// The new task.
+    pub task_id: String,
+    /// The job.
+    pub job_id: String,
+}
+
+/// Answer of `POST /api/jobs/{jobId}/cancel`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Cancelled {
+    /// The job.
+    pub job_id: String,
+    /// How many running or queued tasks were cancelled.
+    pub cancelled: u64,
+}
+
+/// Answer of `GET /api/jobs/{jobId}/next-fires`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NextFires {
+    /// The job.
+    pub job_id: String,
+    /// Its next fire times (UTC), soonest first; empty for a disabled or request-only job.
+    pub next_fires: Vec<DateTime<Utc>>,
+}
+
+/// `count` of `GET /api/jobs/{jobId}/next-fires`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Count {
+    /// How many fire times (1–1000, default 10).
+    pub count: Option<u32>,
+}
+
+pub(super) fn job_id(raw: &str) -> Result<JobId, ApiError> {
+    Ok(JobId::new(raw)?)
+}
+
+fn time(field: &str, raw: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.as_deref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    ApiError::invalid(field, format!("'{s}' is not an RFC 3339 time: {e}"))
+                })
+        })
+        .transpose()
+}
+
+/// Parses `failed,2,…` into statuses.
+pub(super) fn statuses(raw: &Option<String>) -> Result<Vec<TaskStatus>, ApiError> {
+    raw.as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| TaskStatus::parse(s).map_err(ApiError::from))
+        .collect()
+}
+
+/// A job the caller may see.
+async fn visible_job(s: &SharedState, caller: &Caller, raw: &str) -> Result<Job, ApiError> {
+    let job = s.scheduler.get_job(&job_id(raw)?).await?;
+    caller.may_see(&job)?;
+    Ok(job)
+}
+
+/// Create a job.
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = JobSpec,
+    responses((status = 201, body = Job, description = "Created"),
+        (status = 400, body = ErrorBody, description = "A field is invalid (the message names it)"),
+        (status = 409, body = ErrorBody, description = "The job_id is taken"),
+        (status = 413, body = ErrorBody, description = "The body is too large")))]
+pub async fn create(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(mut spec): ApiJson<JobSpec>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    caller.may_change(None)?;
+    if let Some(owner) = caller.owner_scope() {
+        spec.owner = Some(owner.to_owned());
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(s.scheduler.create_job(spec).await?),
+    ))
+}
+
+/// List jobs, by id.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(JobFilter),
+    responses((status = 200, body = Page<Job>), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(f): ApiQuery<JobFilter>,
+) -> Result<Json<Page<Job>>, ApiError> {
+    let page = Paging {
+        page: f.page,
+        page_size: f.page_size,
+    }
+    .request()?;
+    let owner = match caller.owner_scope() {
+        Some(o) => Some(o.to_owned()),
+        None => f.owner,
+    };
+    let q = JobQuery {
+        name: f.name,
+        enabled: f.enabled,
+        owner,
+        page,
+    };
+    Ok(Json(s.scheduler.list_jobs(&q).await?))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{jobId}", tag = "jobs",
+    params(("jobId" = String, Path, description = "The job's id")),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(visible_job(&s, &caller, &id).await?))
+}
+
+/// Change a job: only the fields given (with `version`, only if unchanged since).
+#[utoipa::path(put, path = "/api/jobs/{jobId}", tag = "jobs", request_body = JobSpec,
+    params(("jobId" = String, Path, description = "The job's id")),
+    responses((status = 200, body = Job), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Changed since `version`")))]
+pub async fn update(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(mut spec): ApiJson<JobSpec>,
+) -> Result<Json<Job>, ApiError> {
+    let job = visible_job(&s, &caller, &id).await?;
+    caller.may_change(Some(&job))?;
+    if let Some(given) = &spec.job_id {
+        if *given != job.job_id {
+            return Err(ApiError::invalid(
+                "job_id",
+                format!("the body names '{given}', the path '{}'", job.job_id),
+            ));
+        }
+    }
+    if let Some(owner) = caller.owner_scope() {
+        spec.owner = Some(owner.to_owned());
+    }
+    Ok(Json(s.scheduler.update_job(&job.job_id, spec).await?))
+}
+
+/// Delete a job (its history is kept).
+#[utoipa::path(delete, path = "/api/jobs/{jobId}", tag = "jobs",
+    params(("jobId" = String, Path, description = "The job's id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let job = visible_job(&s, &caller, &id).await?;
+    caller.may_change(Some(&job))?;
+    s.scheduler.delete_job(&job.job_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Run a job now; answers with the new task's id at once.
+#[utoipa::path(post, path = "/api/jobs/{jobId}/execute", tag = "jobs", request_body(content = Option<ExecuteRequest>),
+    params(("jobId" = String, Path, description = "The job's id")),
+    responses((status = 202, body = Executed), (status = 404, body = ErrorBody)))]
+pub async fn execute(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<ExecuteRequest>,
+) -> Result<(StatusCode, Json<Executed>), ApiError> {
+    let job = visible_job(&s, &caller, &id).await?;
+    caller.may_change(Some(&job))?;
+    let params = body.and_then(|b| b.params);
+    let task = s.scheduler.execute(&job.job_id, params).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Executed {
+            task_id: task.to_string(),
+            job_id: job.job_id.to_string(),
+        }),
+    ))
+}
+
+/// Cancel the job's running and queued tasks.
+#[utoipa::path(post, path = "/api/jobs/{jobId}/cancel", tag = "jobs",
+    params(("jobId" = String, Path, description = "The job's id")),
+    responses((status = 200, body = Cancelled), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Cancelled>, ApiError> {
+    let job = visible_job(&s, &caller, &id).await?;
+    caller.may_change(Some(&job))?;
+    let n = s.scheduler.cancel_job(&job.job_id).await?;
+    Ok(Json(Cancelled {
+        job_id: job.job_id.to_string(),
+        cancelled: n as u64,
+    }))
+}
+
+/// The job's runs (every attempt), newest first.
+#[utoipa::path(get, path = "/api/jobs/{jobId}/history", tag = "jobs",
+    params(("jobId" = String, Path, description = "The job's id"), HistoryFilter),
+    responses((status = 200, body = Page<ExecutionRecord>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiQuery(f): ApiQuery<HistoryFilter>,
+) -> Result<Json<Page<ExecutionRecord>>, ApiError> {
+    let job_id = job_id(&id)?;
+    // A deleted job's history is still readable; an existing one must be visible to the caller.
+    match s.scheduler.get_job(&job_id).await {
+        Ok(job) => caller.may_see(&job)?,
+        Err(jobsched::Error::NotFound { .. }) if caller.owner_scope().is_none() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let q = ExecutionQuery {
+        job_id: Some(job_id),
+        statuses: statuses(&f.status)?,
+        from: time("from", &f.from)?,
+        to: time("to", &f.to)?,
+        page: Paging {
+            page: f.page,
+            page_size: f.page_size,
+        }
+        .request()?,
+        ..ExecutionQuery::default()
+    };
+    let page = s.scheduler.history(&q).await?;
+    if page.total == 0 {
+        // An id that never existed is a 404, not an empty history.
+        s.scheduler.get_job(q.job_id.as_ref().expect("set")).await?;
+    }
+    Ok(Json(page))
+}
+
+/// The job's next fire times.
+#[utoipa::path(get, path = "/api/jobs/{jobId}/next-fires", tag = "jobs",
+    params(("jobId" = String, Path, description = "The job's id"), Count),
+    responses((status = 200, body = NextFires), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn next_fires(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiQuery(c): ApiQuery<Count>,
+) -> Result<Json<NextFires>, ApiError> {
+    let count = c.count.unwrap_or(10);
+    if !(1..=1000).contains(&count) {
+        return Err(ApiError::invalid(
+            "count",
+            format!("must be between 1 and 1000, got {count}"),
+        ));
+    }
+    let job = visible_job(&s, &caller, &id).await?;
+    let next_fires = s.scheduler.next_fires(&job.job_id, count as usize).await?;
+    Ok(Json(NextFires {
+        job_id: job.job_id.to_string(),
+        next_fires,
+    }))
+}

@@ -1,0 +1,165 @@
+//! The daemon's configuration: defaults, then a TOML file (`--config`), then environment variables and
+//! flags (clap reads both; a flag wins over its variable). Unknown keys in the file are refused by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The effective configuration of one `jobsched` process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP API listens (`JOBSCHED_LISTEN`).
+    pub listen: SocketAddr,
+    /// The store (`JOBSCHED_STORE`): `mysql://user:password@host:port/database` or `sqlite://path`.
+    /// `standalone` defaults to an SQLite file in `data_dir`.
+    pub store: Option<String>,
+    /// Where `standalone` keeps its SQLite file (`JOBSCHED_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Kafka brokers (`JOBSCHED_KAFKA`), for the distributed roles.
+    pub kafka: Option<String>,
+    /// ZooKeeper hosts (`JOBSCHED_ZOOKEEPER`), for the distributed roles.
+    pub zookeeper: Option<String>,
+    /// This executor's id (`JOBSCHED_ID`); default: `<role>-<host name>`.
+    pub id: Option<String>,
+    /// Tasks the built-in executor runs at once (`JOBSCHED_CAPACITY`).
+    pub capacity: u32,
+    /// The executor's group (`JOBSCHED_GROUP`).
+    pub group: String,
+    /// Seconds running tasks get to finish when the process is asked to stop (`JOBSCHED_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
+    /// Log format (`JOBSCHED_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Log filter, `tracing` syntax (`JOBSCHED_LOG`), e.g. `info` or `jobsched=debug,info`.
+    pub log: String,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// The server the client commands talk to (`JOBSCHED_SERVER`).
+    pub server: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: None,
+            data_dir: PathBuf::from("jobsched-data"),
+            kafka: None,
+            zookeeper: None,
+            id: None,
+            capacity: 8,
+            group: String::new(),
+            shutdown_grace_secs: 30,
+            log_format: LogFormat::Human,
+            log: "info".to_owned(),
+            max_body_bytes: 1 << 20,
+            server: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// Values given as flags or environment variables (absent ones leave the file's or the default).
+#[derive(Clone, Debug, Default, Serialize)]
+#[allow(missing_docs)] // Each field overrides the `Config` field of the same name.
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zookeeper: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+impl Config {
+    /// Defaults, then the TOML file if given, then the overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// The configuration with secrets (the store's password) replaced by `***`, as TOML.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.store = shown.store.as_deref().map(jobsched_mysql::redact_url);
+        let mut out = String::new();
+        let value = serde_json::to_value(&shown).expect("config serialises");
+        for (k, v) in value.as_object().expect("an object") {
+            let v = match v {
+                serde_json::Value::Null => continue,
+                other => other.to_string(),
+            };
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_win() {
+        let dir = std::env::temp_dir().join(format!("jobsched-cfg-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "capacity = 3\nstore = \"mysql://u:secret@h/db\"\n").unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((c.capacity, c.listen.port()), (3, 8080));
+        let o = Overrides {
+            capacity: Some(5),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::load(Some(&file), &o).unwrap().capacity, 5);
+        let shown = c.redacted_toml();
+        assert!(
+            shown.contains("mysql://u:***@h/db") && !shown.contains("secret"),
+            "{shown}"
+        );
+        std::fs::write(&file, "capacty = 3\n").unwrap();
+        let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(e.contains("capacty"), "{e}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,84 @@
+//! `jobsched`: parses the command line, sets up logging, runs a role or a client command.
+
+use clap::Parser;
+use jobsched_daemons::cli::{Cli, Command, ConfigCommand};
+use jobsched_daemons::client::Client;
+use jobsched_daemons::config::{Config, LogFormat};
+use jobsched_daemons::server::{self, Role};
+use jobsched_daemons::{DaemonError, stop_signal, stores};
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+#[allow(clippy::print_stdout)] // The bound address and `config print` go to standard output.
+async fn run(cli: Cli) -> Result<(), DaemonError> {
+    let serve = match &cli.command {
+        Command::Standalone(a) | Command::Scheduler(a) | Command::Executor(a) => Some(a),
+        Command::Config {
+            command: ConfigCommand::Print(a),
+        } => Some(a),
+        _ => None,
+    };
+    let mut overrides = cli.overrides(serve);
+    if let Command::Migrate(a) = &cli.command {
+        overrides.store.clone_from(&a.store);
+    }
+    let config = Config::load(cli.config.as_deref(), &overrides).map_err(DaemonError::Config)?;
+    let role = match &cli.command {
+        Command::Standalone(_) => Some(Role::Standalone),
+        Command::Scheduler(_) => Some(Role::Scheduler),
+        Command::Executor(_) => Some(Role::Executor),
+        _ => None,
+    };
+    if let Some(role) = role {
+        init_logging(&config);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| DaemonError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+        println!(
+            "jobsched {} listening on http://{}",
+            role.name(),
+            listener.local_addr()?
+        );
+        return server::run(role, config, listener, stop_signal()).await;
+    }
+    let client = || Client::new(&config.server, cli.output);
+    match cli.command {
+        Command::Migrate(_) => {
+            let url = config.store.as_deref().ok_or_else(|| {
+                DaemonError::Config("jobsched migrate needs --store (or JOBSCHED_STORE)".into())
+            })?;
+            stores::open(url).await?;
+            println!("{}: schema up to date", jobsched_mysql::redact_url(url));
+            Ok(())
+        }
+        Command::Config { .. } => {
+            print!("{}", config.redacted_toml());
+            Ok(())
+        }
+        Command::Jobs { command } => client()?.jobs(command).await,
+        Command::Tasks { command } => client()?.tasks(command).await,
+        Command::Executors { command } => client()?.executors(command).await,
+        Command::System { command } => client()?.system(command).await,
+        Command::Standalone(_) | Command::Scheduler(_) | Command::Executor(_) => Ok(()),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("jobsched: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,254 @@
+//! The command-line client end to end against a `jobsched standalone` process.
+
+mod support;
+
+use support::{Daemon, TempDir, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_watches_runs_cancels_and_steers_executors() {
+    let dir = TempDir::new();
+    let d = Daemon::start(&dir.0).await;
+
+    // A job that runs every second, and its runs in `jobs history`.
+    let out = d
+        .cli(&[
+            "jobs",
+            "create",
+            "--id",
+            "tick",
+            "--name",
+            "every second",
+            "--cron",
+            "* * * * * *",
+            "--command",
+            "echo tick $JOBSCHED_PARAM_N",
+            "--param",
+            "n=1",
+        ])
+        .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("every second") && out.stdout.contains("cron * * * * * *"),
+        "{}",
+        out.stdout
+    );
+    wait_for("a scheduled run to succeed", || async {
+        let h = d
+            .cli(&[
+                "jobs",
+                "history",
+                "tick",
+                "--status",
+                "succeeded",
+                "-o",
+                "json",
+            ])
+            .await;
+        h.ok && h.json()["total"].as_u64() >= Some(1)
+    })
+    .await;
+    let table = d.cli(&["jobs", "history", "tick"]).await;
+    assert!(
+        table.ok && table.stdout.contains("succeeded") && table.stdout.contains("TASK_ID"),
+        "{}",
+        table.stdout
+    );
+    let list = d.cli(&["jobs", "list"]).await;
+    assert!(
+        list.stdout.contains("tick") && list.stdout.contains("every second"),
+        "{}",
+        list.stdout
+    );
+    let fires = d.cli(&["jobs", "next-fires", "tick", "--count", "3"]).await;
+    assert_eq!(fires.stdout.lines().count(), 3, "{}", fires.stdout);
+
+    // Run it now with a parameter; read its output.
+    let run = d.cli(&["jobs", "run", "tick", "--param", "n=42"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let task = run.stdout.trim().to_owned();
+    assert!(task.starts_with("task-"), "{task}");
+    wait_for("the manual run to succeed", || async {
+        d.cli(&["tasks", "get", &task, "-o", "json"]).await.json()["status"] == 1
+    })
+    .await;
+    let logs = d.cli(&["tasks", "logs", &task]).await;
+    assert!(logs.stdout.contains("tick 42"), "{}", logs.stdout);
+
+    // Cancel a long-running task: its process is killed and it is recorded cancelled.
+    let long = d
+        .cli(&[
+            "jobs",
+            "create",
+            "--id",
+            "long",
+            "--name",
+            "long",
+            "--manual",
+            "--command",
+            "sleep 60",
+        ])
+        .await;
+    assert!(long.ok, "{}", long.stderr);
+    let t = d
+        .cli(&["jobs", "run", "long"])
+        .await
+        .stdout
+        .trim()
+        .to_owned();
+    wait_for("the long task to start", || async {
+        d.cli(&["tasks", "get", &t, "-o", "json"]).await.json()["status"] == 5
+    })
+    .await;
+    let c = d.cli(&["tasks", "cancel", &t]).await;
+    assert!(
+        c.ok && c.stdout.contains("cancelling"),
+        "{} {}",
+        c.stdout,
+        c.stderr
+    );
+    wait_for("the long task to be cancelled", || async {
+        d.cli(&["tasks", "get", &t, "-o", "json"]).await.json()["status"] == 4
+    })
+    .await;
+
+    // Disable the executor: no new task reaches it until it is enabled again.
+    let execs = d.cli(&["executors", "list", "-o", "json"]).await.json();
+    let exec = execs["items"][0]["executor_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dis = d.cli(&["executors", "disable", &exec]).await;
+    assert!(dis.ok && dis.stdout.contains("false"), "{}", dis.stdout);
+    let d2 = d
+        .cli(&["jobs", "update", "tick", "--enabled", "false"])
+        .await;
+    assert!(d2.ok, "{}", d2.stderr);
+    let waiting = d
+        .cli(&["jobs", "run", "tick"])
+        .await
+        .stdout
+        .trim()
+        .to_owned();
+    for _ in 0..10 {
+        let v = d
+            .cli(&["tasks", "get", &waiting, "-o", "json"])
+            .await
+            .json();
+        assert_eq!(v["status"], 0, "a task reached the disabled executor: {v}");
+        assert!(v["executor_id"].is_null(), "{v}");
+    }
+    assert!(d.cli(&["executors", "enable", &exec]).await.ok);
+    wait_for("the waiting task to run", || async {
+        d.cli(&["tasks", "get", &waiting, "-o", "json"])
+            .await
+            .json()["status"]
+            == 1
+    })
+    .await;
+
+    // Errors: a non-zero exit and one line that says why.
+    for args in [
+        &["jobs", "get", "missing"][..],
+        &[
+            "jobs",
+            "create",
+            "--name",
+            "bad",
+            "--cron",
+            "0 61 * * * *",
+            "--command",
+            "x",
+        ],
+        &["tasks", "logs", "task-nope"],
+        &["executors", "disable", "nobody"],
+        &["system", "config", "set", "max_output_bytes=1"],
+    ] {
+        let out = d.cli(args).await;
+        assert!(!out.ok, "{args:?} should fail: {}", out.stdout);
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.starts_with("jobsched: "),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let set = d.cli(&["system", "config", "set", "max_failovers=5"]).await;
+    assert!(
+        set.ok && set.stdout.contains("max_failovers = 5"),
+        "{} {}",
+        set.stdout,
+        set.stderr
+    );
+    let status = d.cli(&["system", "status"]).await;
+    assert!(
+        status.stdout.contains("executors_online") && status.stdout.contains("standalone"),
+        "{}",
+        status.stdout
+    );
+    let unreachable = support::cli("http://127.0.0.1:1", &["jobs", "list"]).await;
+    assert!(
+        !unreachable.ok && unreachable.stderr.contains("cannot reach"),
+        "{}",
+        unreachable.stderr
+    );
+    assert!(d.terminate().await, "the daemon stops cleanly on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
+    let dir = TempDir::new();
+    let file = dir.0.join("jobsched.toml");
+    std::fs::write(
+        &file,
+        "capacity = 3\nlisten = \"127.0.0.1:9000\"\nstore = \"mysql://u:hunter2@db:3306/js\"\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+        .args(["config", "print", "--config"])
+        .arg(&file)
+        .args(["--capacity", "7"])
+        .env("JOBSCHED_LISTEN", "127.0.0.1:9100")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("capacity = 7"),
+        "a flag wins over the file: {text}"
+    );
+    assert!(
+        text.contains("listen = \"127.0.0.1:9100\""),
+        "a variable wins over the file: {text}"
+    );
+    assert!(
+        text.contains("mysql://u:***@db:3306/js") && !text.contains("hunter2"),
+        "{text}"
+    );
+    std::fs::write(&file, "capacty = 3\n").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+        .args(["config", "print", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("capacty"));
+    // Roles this build cannot run yet say so and exit 2.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+        .args(["executor", "--listen", "127.0.0.1:0"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Kafka"));
+}
