@@ -199,6 +199,14 @@ pub enum JobsCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Prints the output and error of the job's latest run.
+    Logs {
+        /// The job's id.
+        job_id: String,
+        /// The latest run in one of these statuses (names or codes, comma-separated).
+        #[arg(long)]
+        status: Option<String>,
+    },
     /// The job's next fire times.
     NextFires {
         /// The job's id.

@@ -73,6 +73,14 @@ async fn the_cli_creates_watches_runs_cancels_and_steers_executors() {
     .await;
     let logs = d.cli(&["tasks", "logs", &task]).await;
     assert!(logs.stdout.contains("tick 42"), "{}", logs.stdout);
+    let latest = d
+        .cli(&["jobs", "logs", "tick", "--status", "succeeded"])
+        .await;
+    assert!(
+        latest.ok && latest.stdout.contains("--- output ---\ntick"),
+        "{}",
+        latest.stdout
+    );
 
     // Cancel a long-running task: its process is killed and it is recorded cancelled.
     let long = d

@@ -300,6 +300,21 @@ impl Client {
                     .await?;
                 self.show(&p, render::history);
             }
+            JobsCommand::Logs { job_id, status } => {
+                let q = query(&[("status", status), ("page_size", Some("1".to_owned()))]);
+                let p: Page<ExecutionRecord> = self
+                    .call(
+                        Method::GET,
+                        &format!("/api/jobs/{}/history{q}", enc(&job_id)),
+                        None,
+                    )
+                    .await?;
+                let latest =
+                    p.items.into_iter().next().ok_or_else(|| {
+                        DaemonError::Client(format!("job {job_id} has no runs yet"))
+                    })?;
+                self.show(&latest, render::logs);
+            }
             JobsCommand::NextFires { job_id, count } => {
                 let v: Value = self
                     .call(
