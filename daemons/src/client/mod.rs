@@ -193,6 +193,16 @@ impl Client {
             .map_err(|e| DaemonError::Client(format!("unexpected answer from {url}: {e}")))
     }
 
+    /// `GET path`.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, DaemonError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// `POST path` without a body.
+    async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, DaemonError> {
+        self.call(Method::POST, path, None).await
+    }
+
     /// Prints `value` as JSON, or with `table` for people.
     fn show<T: serde::Serialize>(&self, value: &T, table: impl FnOnce(&T) -> String) {
         #![allow(clippy::print_stdout)] // The client's output.
@@ -227,15 +237,11 @@ impl Client {
                     ],
                     &page,
                 );
-                let p: Page<Job> = self
-                    .call(Method::GET, &format!("/api/jobs{q}"), None)
-                    .await?;
+                let p: Page<Job> = self.get(&format!("/api/jobs{q}")).await?;
                 self.show(&p, render::jobs);
             }
             JobsCommand::Get { job_id } => {
-                let j: Job = self
-                    .call(Method::GET, &format!("/api/jobs/{}", enc(&job_id)), None)
-                    .await?;
+                let j: Job = self.get(&format!("/api/jobs/{}", enc(&job_id))).await?;
                 self.show(&j, render::job);
             }
             JobsCommand::Create(a) => {
@@ -273,11 +279,7 @@ impl Client {
             }
             JobsCommand::Cancel { job_id } => {
                 let v: Value = self
-                    .call(
-                        Method::POST,
-                        &format!("/api/jobs/{}/cancel", enc(&job_id)),
-                        None,
-                    )
+                    .post(&format!("/api/jobs/{}/cancel", enc(&job_id)))
                     .await?;
                 self.show(&v, |v| {
                     format!("cancelled {} task(s) of {job_id}", v["cancelled"])
@@ -292,22 +294,14 @@ impl Client {
             } => {
                 let q = page_query(&[("status", status), ("from", from), ("to", to)], &page);
                 let p: Page<ExecutionRecord> = self
-                    .call(
-                        Method::GET,
-                        &format!("/api/jobs/{}/history{q}", enc(&job_id)),
-                        None,
-                    )
+                    .get(&format!("/api/jobs/{}/history{q}", enc(&job_id)))
                     .await?;
                 self.show(&p, render::history);
             }
             JobsCommand::Logs { job_id, status } => {
                 let q = query(&[("status", status), ("page_size", Some("1".to_owned()))]);
                 let p: Page<ExecutionRecord> = self
-                    .call(
-                        Method::GET,
-                        &format!("/api/jobs/{}/history{q}", enc(&job_id)),
-                        None,
-                    )
+                    .get(&format!("/api/jobs/{}/history{q}", enc(&job_id)))
                     .await?;
                 let latest =
                     p.items.into_iter().next().ok_or_else(|| {
@@ -317,11 +311,10 @@ impl Client {
             }
             JobsCommand::NextFires { job_id, count } => {
                 let v: Value = self
-                    .call(
-                        Method::GET,
-                        &format!("/api/jobs/{}/next-fires?count={count}", enc(&job_id)),
-                        None,
-                    )
+                    .get(&format!(
+                        "/api/jobs/{}/next-fires?count={count}",
+                        enc(&job_id)
+                    ))
                     .await?;
                 self.show(&v, render::next_fires);
             }
@@ -333,27 +326,21 @@ impl Client {
     pub async fn tasks(&self, cmd: TasksCommand) -> Result<(), DaemonError> {
         match cmd {
             TasksCommand::Get { task_id } => {
-                let v: crate::api::TaskView = self
-                    .call(Method::GET, &format!("/api/tasks/{}", enc(&task_id)), None)
-                    .await?;
+                let v: crate::api::TaskView =
+                    self.get(&format!("/api/tasks/{}", enc(&task_id))).await?;
                 self.show(&v, render::task);
             }
             TasksCommand::Cancel { task_id } => {
                 let v: Value = self
-                    .call(
-                        Method::POST,
-                        &format!("/api/tasks/{}/cancel", enc(&task_id)),
-                        None,
-                    )
+                    .post(&format!("/api/tasks/{}/cancel", enc(&task_id)))
                     .await?;
                 self.show(&v, |v| {
                     format!("{task_id}: {}", v["outcome"].as_str().unwrap_or_default())
                 });
             }
             TasksCommand::Logs { task_id, attempt } => {
-                let v: crate::api::TaskView = self
-                    .call(Method::GET, &format!("/api/tasks/{}", enc(&task_id)), None)
-                    .await?;
+                let v: crate::api::TaskView =
+                    self.get(&format!("/api/tasks/{}", enc(&task_id))).await?;
                 let rec = match attempt {
                     None => v.latest.clone(),
                     Some(n) => v
@@ -375,8 +362,7 @@ impl Client {
     pub async fn executors(&self, cmd: ExecutorsCommand) -> Result<(), DaemonError> {
         let (method, path) = match &cmd {
             ExecutorsCommand::List => {
-                let p: Page<ExecutorRecord> =
-                    self.call(Method::GET, "/api/executors", None).await?;
+                let p: Page<ExecutorRecord> = self.get("/api/executors").await?;
                 self.show(&p, |p| render::executors(&p.items));
                 return Ok(());
             }
@@ -401,19 +387,19 @@ impl Client {
     pub async fn system(&self, cmd: SystemCommand) -> Result<(), DaemonError> {
         match cmd {
             SystemCommand::Status => {
-                let v: Value = self.call(Method::GET, "/api/system/status", None).await?;
+                let v: Value = self.get("/api/system/status").await?;
                 self.show(&v, render::key_values);
             }
             SystemCommand::Config {
                 command: SystemConfigCommand::Get,
             } => {
-                let v: Value = self.call(Method::GET, "/api/system/config", None).await?;
+                let v: Value = self.get("/api/system/config").await?;
                 self.show(&v, render::config);
             }
             SystemCommand::Config {
                 command: SystemConfigCommand::Set { settings },
             } => {
-                let current: Value = self.call(Method::GET, "/api/system/config", None).await?;
+                let current: Value = self.get("/api/system/config").await?;
                 let mut config = current["config"].clone();
                 for s in &settings {
                     let (k, v) = kv(s)?;
