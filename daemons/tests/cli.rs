@@ -216,7 +216,7 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
         "capacity = 3\nlisten = \"127.0.0.1:9000\"\nstore = \"mysql://u:hunter2@db:3306/js\"\n",
     )
     .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+    let out = support::jobsched()
         .args(["config", "print", "--config"])
         .arg(&file)
         .args(["--capacity", "7"])
@@ -243,7 +243,7 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
         "{text}"
     );
     std::fs::write(&file, "capacty = 3\n").unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+    let out = support::jobsched()
         .args(["config", "print", "--config"])
         .arg(&file)
         .output()
@@ -252,7 +252,7 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("capacty"));
     // Roles this build cannot run yet say so and exit 2.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+    let out = support::jobsched()
         .args(["executor", "--listen", "127.0.0.1:0"])
         .output()
         .await

@@ -130,6 +130,18 @@ where
     }
 }
 
+/// The `jobsched` binary, with none of the caller's `JOBSCHED_…` settings (a shell prepared by
+/// `scripts/services.sh env` has `JOBSCHED_STORE`, which would point the daemon at the shared database).
+pub fn jobsched() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("JOBSCHED_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// The `jobsched` binary running `standalone` as a child process.
 pub struct Daemon {
     pub base: String,
@@ -139,7 +151,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `jobsched standalone` on a free port with its data in `dir`, and waits until it serves.
     pub async fn start(dir: &Path) -> Daemon {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+        let mut child = jobsched()
             .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(["--capacity", "4", "--shutdown-grace-secs", "5"])
@@ -199,7 +211,7 @@ impl CliOutput {
 
 /// Runs `jobsched ARGS` against `server`.
 pub async fn cli(server: &str, args: &[&str]) -> CliOutput {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"))
+    let out = jobsched()
         .args(args)
         .env("JOBSCHED_SERVER", server)
         .output()
