@@ -11,7 +11,7 @@
 # State (data directories, sockets, pid files, logs) lives in $JOBSCHED_SERVICES_DIR (default .services/ in
 # the checkout, or /var/tmp/jobsched-services-<id> when the checkout is not reachable by other users).
 #
-# Servers: MariaDB (the MySQL store). Kafka and ZooKeeper are added by their issues.
+# Servers: MariaDB (the MySQL store), ZooKeeper (coordination). Kafka is added by its issue.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -147,13 +147,90 @@ mysql_env() {
     echo "export JOBSCHED_TEST_MYSQL=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT"
 }
 
+# ---------------------------------------------------------------- ZooKeeper
+
+ZK_PORT=${JOBSCHED_ZK_PORT:-2181}
+ZK_DIR=$STATE/zookeeper
+
+zk_answers() {
+    local reply
+    reply=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT && printf ruok >&3 && timeout 2 cat <&3" 2>/dev/null) ||
+        return 1
+    [[ $reply == imok ]]
+}
+
+zk_start() {
+    apt_install zookeeper
+    if zk_answers; then
+        log "ZooKeeper already running on 127.0.0.1:$ZK_PORT: reusing it"
+        return 0
+    fi
+    port_busy "$ZK_PORT" && die "port $ZK_PORT is taken by something that is not ZooKeeper; set JOBSCHED_ZK_PORT"
+    mkdir -p "$ZK_DIR/data"
+    cat >"$ZK_DIR/zoo.cfg" <<CFG
+tickTime=500
+initLimit=10
+syncLimit=5
+dataDir=$ZK_DIR/data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat,mntr
+maxSessionTimeout=60000
+minSessionTimeout=1000
+CFG
+    log "starting ZooKeeper on 127.0.0.1:$ZK_PORT"
+    local cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
+    nohup java -Xmx256m -Dzookeeper.log.dir="$ZK_DIR" -cp "$cp" \
+        org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg" >"$ZK_DIR/zookeeper.log" 2>&1 &
+    echo $! >"$ZK_DIR/zk.pid"
+    wait_for 60 "ZooKeeper" zk_answers
+    log "ZooKeeper ready: 127.0.0.1:$ZK_PORT"
+}
+
+zk_stop() {
+    if [[ -f $ZK_DIR/zk.pid ]]; then
+        local pid
+        pid=$(cat "$ZK_DIR/zk.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            log "stopping ZooKeeper"
+            kill "$pid"
+            local deadline=$((SECONDS + 30))
+            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$ZK_DIR/zk.pid"
+    fi
+}
+
+zk_status() {
+    if zk_answers; then echo "zookeeper: running on 127.0.0.1:$ZK_PORT"; else echo "zookeeper: stopped"; fi
+}
+
+zk_env() {
+    echo "export JOBSCHED_ZOOKEEPER=127.0.0.1:$ZK_PORT"
+    echo "export JOBSCHED_TEST_ZOOKEEPER=127.0.0.1:$ZK_PORT"
+}
+
 # ---------------------------------------------------------------- main
 
 case ${1:-} in
-start) mysql_start ;;
-stop) mysql_stop ;;
-status) mysql_status ;;
-env) mysql_env ;;
+start)
+    mysql_start
+    zk_start
+    ;;
+stop)
+    zk_stop
+    mysql_stop
+    ;;
+status)
+    mysql_status
+    zk_status
+    ;;
+env)
+    mysql_env
+    zk_env
+    ;;
 *)
     echo "usage: $0 start|stop|status|env" >&2
     exit 2

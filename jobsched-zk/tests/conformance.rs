@@ -1,0 +1,75 @@
+//! The core conformance suite against a real ZooKeeper server, each behaviour under its own root znode.
+//!
+//! The server is `JOBSCHED_TEST_ZOOKEEPER` (`host:port`), by default the services script's
+//! `127.0.0.1:2181`. If it cannot be reached, tests fail when `CI=true` and are skipped otherwise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jobsched::coord::Coordinator;
+use jobsched::testing::{self, OpenCoordinator};
+use jobsched_zk::{ZkConfig, ZkCoordinator};
+
+struct Opener {
+    config: ZkConfig,
+}
+
+impl Opener {
+    async fn new() -> Option<Opener> {
+        let hosts = std::env::var("JOBSCHED_TEST_ZOOKEEPER")
+            .unwrap_or_else(|_| "127.0.0.1:2181".to_owned());
+        let config = ZkConfig::parse(&hosts)
+            .unwrap()
+            .with_root(format!("/jobsched-test-{:016x}", fastrand::u64(..)))
+            .with_session_timeout(Duration::from_secs(4));
+        if let Err(e) = ZkCoordinator::connect(config.clone()).await {
+            let msg = format!(
+                "ZooKeeper at {hosts} is unreachable ({e}); start it with scripts/services.sh start"
+            );
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{msg}");
+            }
+            eprintln!("skipped: {msg}");
+            return None;
+        }
+        Some(Opener { config })
+    }
+}
+
+#[async_trait]
+impl OpenCoordinator for Opener {
+    async fn open(&self) -> Arc<dyn Coordinator> {
+        Arc::new(ZkCoordinator::new(self.config.clone()))
+    }
+}
+
+macro_rules! each {
+    ([$($name:ident),+ $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(opener) = Opener::new().await else { return };
+                testing::coord::$name(&opener).await;
+            }
+        )+
+
+        #[test]
+        fn every_behaviour_is_run() {
+            let mut listed = vec![$(stringify!($name)),+];
+            let mut all = testing::coord::behaviours();
+            listed.sort();
+            all.sort();
+            assert_eq!(listed, all, "this file must run every coordination behaviour of the suite");
+        }
+    };
+}
+
+each!([
+    membership_sees_join_and_dead_member_leave,
+    member_ids_are_unique_and_epochs_grow,
+    one_leader_at_a_time,
+    abandoned_campaign_does_not_block,
+    lock_excludes_and_token_grows,
+    watched_values_propagate,
+]);
