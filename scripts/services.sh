@@ -11,7 +11,7 @@
 # State (data directories, sockets, pid files, logs) lives in $JOBSCHED_SERVICES_DIR (default .services/ in
 # the checkout, or /var/tmp/jobsched-services-<id> when the checkout is not reachable by other users).
 #
-# Servers: MariaDB (the MySQL store), ZooKeeper (coordination). Kafka is added by its issue.
+# Servers: MariaDB (the MySQL store), ZooKeeper (coordination), a Kafka-protocol broker (Tansu: dispatch).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +58,15 @@ wait_for() {
         fi
         sleep 0.1
     done
+}
+
+# Stops the daemon whose pid file is $2 (TERM, then KILL after 30 s) and removes the pid file.
+stop_pidfile() {
+    local what=$1 pidfile=$2
+    [[ -f $pidfile ]] || return 0
+    log "stopping $what"
+    start-stop-daemon --stop --oknodo --pidfile "$pidfile" --retry TERM/30/KILL/5 >/dev/null || true
+    rm -f "$pidfile"
 }
 
 apt_install() {
@@ -124,13 +133,7 @@ SQL
     log "MariaDB ready: mysql://$MYSQL_USER:***@127.0.0.1:$MYSQL_PORT/$MYSQL_DB"
 }
 
-mysql_stop() {
-    if [[ -f $MYSQL_DIR/ssd.pid ]]; then
-        log "stopping MariaDB"
-        start-stop-daemon --stop --oknodo --pidfile "$MYSQL_DIR/ssd.pid" --retry TERM/30/KILL/5 >/dev/null || true
-        rm -f "$MYSQL_DIR/ssd.pid"
-    fi
-}
+mysql_stop() { stop_pidfile MariaDB "$MYSQL_DIR/ssd.pid"; }
 
 mysql_status() {
     if mysql_ours_running; then
@@ -181,27 +184,14 @@ minSessionTimeout=1000
 CFG
     log "starting ZooKeeper on 127.0.0.1:$ZK_PORT"
     local cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
-    nohup java -Xmx256m -Dzookeeper.log.dir="$ZK_DIR" -cp "$cp" \
-        org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg" >"$ZK_DIR/zookeeper.log" 2>&1 &
-    echo $! >"$ZK_DIR/zk.pid"
+    start-stop-daemon --start --background --make-pidfile --pidfile "$ZK_DIR/zk.pid" \
+        --output "$ZK_DIR/zookeeper.log" --exec "$(command -v java)" -- -Xmx256m \
+        -Dzookeeper.log.dir="$ZK_DIR" -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg"
     wait_for 60 "ZooKeeper" zk_answers
     log "ZooKeeper ready: 127.0.0.1:$ZK_PORT"
 }
 
-zk_stop() {
-    if [[ -f $ZK_DIR/zk.pid ]]; then
-        local pid
-        pid=$(cat "$ZK_DIR/zk.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            log "stopping ZooKeeper"
-            kill "$pid"
-            local deadline=$((SECONDS + 30))
-            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-        rm -f "$ZK_DIR/zk.pid"
-    fi
-}
+zk_stop() { stop_pidfile ZooKeeper "$ZK_DIR/zk.pid"; }
 
 zk_status() {
     if zk_answers; then echo "zookeeper: running on 127.0.0.1:$ZK_PORT"; else echo "zookeeper: stopped"; fi
@@ -212,24 +202,72 @@ zk_env() {
     echo "export JOBSCHED_TEST_ZOOKEEPER=127.0.0.1:$ZK_PORT"
 }
 
+# ---------------------------------------------------------------- Kafka (Tansu, a Kafka-compatible broker)
+
+KAFKA_PORT=${JOBSCHED_KAFKA_PORT:-9092}
+KAFKA_DIR=$STATE/kafka
+TANSU_VERSION=0.6.0
+
+tansu_bin() { command -v tansu || { [[ -x $HOME/.cargo/bin/tansu ]] && echo "$HOME/.cargo/bin/tansu"; }; }
+
+kafka_start() {
+    if [[ -z $(tansu_bin) ]]; then
+        # Not packaged in Debian; built from crates.io once (10-20 min on 2 cores) and reused.
+        log "installing the Tansu broker $TANSU_VERSION (cargo install; takes a while once)"
+        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+            >"$STATE/tansu-install.log" 2>&1 || die "installing tansu failed: see $STATE/tansu-install.log"
+    fi
+    if port_busy "$KAFKA_PORT"; then
+        log "a broker already listens on 127.0.0.1:$KAFKA_PORT: reusing it"
+        return 0
+    fi
+    mkdir -p "$KAFKA_DIR"
+    log "starting the Kafka broker (Tansu, SQLite storage) on 127.0.0.1:$KAFKA_PORT"
+    # Tansu resolves sqlite:// paths against its working directory and reads a .env from it: run it in
+    # its own directory.
+    # start-stop-daemon detaches it from this script's file descriptors (a pipe left open would keep a
+    # caller such as `services.sh start | tail` waiting).
+    start-stop-daemon --start --background --make-pidfile --pidfile "$KAFKA_DIR/tansu.pid" \
+        --chdir "$KAFKA_DIR" --output "$KAFKA_DIR/tansu.log" --exec "$(tansu_bin)" -- \
+        broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db
+    wait_for 60 "the Kafka broker" port_busy "$KAFKA_PORT"
+    log "Kafka broker ready: 127.0.0.1:$KAFKA_PORT"
+}
+
+kafka_stop() { stop_pidfile "the Kafka broker" "$KAFKA_DIR/tansu.pid"; }
+
+kafka_status() {
+    if port_busy "$KAFKA_PORT"; then echo "kafka: running on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: stopped"; fi
+}
+
+kafka_env() {
+    echo "export JOBSCHED_KAFKA=127.0.0.1:$KAFKA_PORT"
+    echo "export JOBSCHED_TEST_KAFKA=127.0.0.1:$KAFKA_PORT"
+}
+
 # ---------------------------------------------------------------- main
 
 case ${1:-} in
 start)
     mysql_start
     zk_start
+    kafka_start
     ;;
 stop)
+    kafka_stop
     zk_stop
     mysql_stop
     ;;
 status)
     mysql_status
     zk_status
+    kafka_status
     ;;
 env)
     mysql_env
     zk_env
+    kafka_env
     ;;
 *)
     echo "usage: $0 start|stop|status|env" >&2

@@ -1,0 +1,31 @@
+//! # jobsched-kafka
+//!
+//! jobsched's [`Dispatcher`](jobsched::dispatch::Dispatcher) on Kafka (rdkafka, bundled librdkafka): tasks
+//! go to the executor the scheduler chose through that executor's topic, results come back through a
+//! partitioned results topic, cancel and other control messages through each executor's control topic.
+//! Messages are the JSON of the design's task and result messages (seed 4.2.1, 4.2.2), field for field.
+//!
+//! ```no_run
+//! # async fn run() -> jobsched::Result<()> {
+//! use std::sync::Arc;
+//! use jobsched_kafka::{KafkaConfig, KafkaDispatcher};
+//!
+//! let kafka = KafkaDispatcher::connect(KafkaConfig::new("127.0.0.1:9092")).await?;
+//! let backends = jobsched::Backends { dispatcher: Arc::new(kafka), ..jobsched::Backends::in_memory() };
+//! # Ok(()) }
+//! ```
+//!
+//! Delivery is at-least-once (a consumer commits only what was acknowledged); duplicates are harmless by
+//! design (results apply once per `(task_id, attempt)` in storage; executors drop attempts they have
+//! seen and tasks addressed to an earlier registration). Records that are not JSON of the stream's
+//! message are poison: logged with topic, partition and offset, counted
+//! ([`DispatchStats::poison`](jobsched::dispatch::DispatchStats)), and skipped.
+
+mod config;
+mod dispatcher;
+mod error;
+mod inbox;
+mod topics;
+
+pub use config::KafkaConfig;
+pub use dispatcher::{KafkaDispatcher, TopicCreator};
