@@ -167,8 +167,7 @@ async fn read<T: DeserializeOwned>(
             }
             None => {
                 // A poison record counts as handled: let the committed position pass it.
-                let _ =
-                    commit_positions(&consumer, &acks, &msg.topic().to_owned(), CommitMode::Async);
+                let _ = commit_positions(&consumer, &acks, msg.topic(), CommitMode::Async);
             }
         }
     }
