@@ -99,9 +99,15 @@ pub struct ServeArgs {
     /// Kafka brokers (`host:port,…`).
     #[arg(long, env = "JOBSCHED_KAFKA")]
     pub kafka: Option<String>,
-    /// ZooKeeper hosts (`host:port,…`).
+    /// ZooKeeper hosts (`host:port,…[/root]`).
     #[arg(long, env = "JOBSCHED_ZOOKEEPER")]
     pub zookeeper: Option<String>,
+    /// Prefix of the Kafka topics and consumer groups.
+    #[arg(long, env = "JOBSCHED_KAFKA_PREFIX")]
+    pub kafka_prefix: Option<String>,
+    /// ZooKeeper session timeout, seconds.
+    #[arg(long, env = "JOBSCHED_ZK_SESSION_TIMEOUT_SECS")]
+    pub zk_session_timeout_secs: Option<u64>,
     /// This executor's id.
     #[arg(long, env = "JOBSCHED_ID")]
     pub id: Option<String>,
@@ -368,6 +374,8 @@ impl Cli {
             data_dir: s.data_dir,
             kafka: s.kafka,
             zookeeper: s.zookeeper,
+            kafka_prefix: s.kafka_prefix,
+            zk_session_timeout_secs: s.zk_session_timeout_secs,
             id: s.id,
             capacity: s.capacity,
             group: s.group,

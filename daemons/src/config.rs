@@ -34,7 +34,13 @@ pub struct Config {
     pub kafka: Option<String>,
     /// ZooKeeper hosts (`JOBSCHED_ZOOKEEPER`), for the distributed roles.
     pub zookeeper: Option<String>,
-    /// This executor's id (`JOBSCHED_ID`); default: `<role>-<host name>`.
+    /// Prefix of the Kafka topics and consumer groups (`JOBSCHED_KAFKA_PREFIX`): clusters sharing brokers
+    /// use different prefixes.
+    pub kafka_prefix: String,
+    /// ZooKeeper session timeout, seconds (`JOBSCHED_ZK_SESSION_TIMEOUT_SECS`): how long a process may be
+    /// unreachable before its registrations and leadership end.
+    pub zk_session_timeout_secs: u64,
+    /// This executor's id (`JOBSCHED_ID`); default: `<role>-<host name>` (and `-<port>` for `executor`).
     pub id: Option<String>,
     /// Tasks the built-in executor runs at once (`JOBSCHED_CAPACITY`).
     pub capacity: u32,
@@ -60,6 +66,8 @@ impl Default for Config {
             data_dir: PathBuf::from("jobsched-data"),
             kafka: None,
             zookeeper: None,
+            kafka_prefix: "jobsched".to_owned(),
+            zk_session_timeout_secs: 10,
             id: None,
             capacity: 8,
             group: String::new(),
@@ -86,6 +94,10 @@ pub struct Overrides {
     pub kafka: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zookeeper: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zk_session_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

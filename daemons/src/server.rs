@@ -1,19 +1,29 @@
 //! The daemon roles: what each builds from the configuration, serving the API until shutdown, and the
 //! orderly stop (the API stops accepting requests, running tasks get the grace period, the scheduler
 //! writes what is in flight).
+//!
+//! | role | store | dispatch, coordination | executor |
+//! |---|---|---|---|
+//! | `standalone` | SQLite in the data directory (or `--store`) | in-process | built in |
+//! | `scheduler` with `--kafka` and `--zookeeper` | `--store` | Kafka, ZooKeeper | none (separate processes) |
+//! | `scheduler` without them | `--store` | in-process | built in (said at start-up) |
+//! | `executor` | none | Kafka, ZooKeeper | itself |
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jobsched::coord::Coordinator;
+use jobsched::dispatch::Dispatcher;
+use jobsched::storage::{MemoryStorage, Storage};
 use jobsched::{Backends, Executor, ExecutorId, Scheduler, SchedulerConfig};
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::error::DaemonError;
-use crate::stores;
+use crate::{handlers, stores};
 
 /// What a `jobsched` process runs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,44 +56,61 @@ fn host_name() -> String {
     let clean: String = raw
         .trim()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
         .take(40)
         .collect();
-    if clean.is_empty() {
-        "localhost".to_owned()
-    } else {
-        clean
+    if clean.is_empty() { "localhost".to_owned() } else { clean }
+}
+
+/// Kafka dispatch and ZooKeeper coordination, if configured (both or neither).
+async fn distributed(
+    config: &Config,
+) -> Result<Option<(Arc<dyn Dispatcher>, Arc<dyn Coordinator>)>, DaemonError> {
+    match (&config.kafka, &config.zookeeper) {
+        (None, None) => Ok(None),
+        (Some(brokers), Some(zk)) => {
+            let zk = jobsched_zk::ZkConfig::parse(zk)?
+                .with_session_timeout(Duration::from_secs(config.zk_session_timeout_secs));
+            let coordinator = jobsched_zk::ZkCoordinator::connect(zk).await?;
+            let kafka = jobsched_kafka::KafkaConfig::new(brokers).with_prefix(&config.kafka_prefix);
+            let dispatcher = jobsched_kafka::KafkaDispatcher::connect(kafka).await?;
+            Ok(Some((Arc::new(dispatcher), Arc::new(coordinator))))
+        }
+        _ => Err(DaemonError::Config(
+            "--kafka and --zookeeper go together: executors in other processes take tasks over Kafka and \
+             are found through ZooKeeper"
+                .into(),
+        )),
     }
 }
 
-/// Refuses what this build cannot do yet, naming it, before anything starts.
-fn check_supported(role: Role, config: &Config) -> Result<(), DaemonError> {
-    if config.kafka.is_some() {
-        return Err(DaemonError::Unsupported(
-            "--kafka: Kafka dispatch (jobsched-kafka) is not in this build yet; run without it"
-                .into(),
-        ));
+/// The store a role uses.
+async fn store(role: Role, config: &Config) -> Result<Arc<dyn Storage>, DaemonError> {
+    match (&config.store, role) {
+        (Some(url), _) => Ok(stores::open(url).await?),
+        (None, Role::Standalone) => Ok(stores::open_sqlite(&stores::data_dir_file(&config.data_dir)).await?),
+        (None, _) => Err(DaemonError::Config(format!(
+            "jobsched {} needs a store: --store (or JOBSCHED_STORE) mysql://user:password@host:port/db",
+            role.name()
+        ))),
     }
-    if config.zookeeper.is_some() {
-        return Err(DaemonError::Unsupported(
-            "--zookeeper: ZooKeeper coordination (jobsched-zk) is not in this build yet; run without it"
-                .into(),
-        ));
-    }
-    if role == Role::Executor {
-        return Err(DaemonError::Unsupported(
-            "jobsched executor takes its tasks over Kafka (--kafka), which this build does not have yet; \
-             `jobsched standalone` and `jobsched scheduler` run a built-in executor"
-                .into(),
-        ));
-    }
-    Ok(())
+}
+
+/// An executor of this process, registered under `id`.
+async fn start_executor(
+    config: &Config,
+    backends: Backends,
+    id: &str,
+    port: u16,
+) -> Result<Executor, DaemonError> {
+    Ok(Executor::builder(ExecutorId::new(id)?, backends)
+        .with_handlers(handlers::registry()?)
+        .with_capacity(config.capacity)
+        .with_group(config.group.clone())
+        .with_address(host_name(), port)
+        .with_shutdown_grace(Duration::from_secs(config.shutdown_grace_secs))
+        .start()
+        .await?)
 }
 
 /// Runs `role` with `config`, serving the API on `listener`, until `shutdown` completes; then stops in
@@ -94,62 +121,89 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    check_supported(role, &config)?;
-    let store = match (&config.store, role) {
-        (Some(url), _) => stores::open(url).await?,
-        (None, Role::Standalone) => {
-            stores::open_sqlite(&stores::data_dir_file(&config.data_dir)).await?
-        }
-        (None, _) => {
-            return Err(DaemonError::Config(format!(
-                "jobsched {} needs a store: --store (or JOBSCHED_STORE) mysql://user:password@host:port/db",
-                role.name()
-            )));
+    let addr: SocketAddr = listener.local_addr()?;
+    let host = host_name();
+    if role == Role::Standalone && (config.kafka.is_some() || config.zookeeper.is_some()) {
+        return Err(DaemonError::Config(
+            "jobsched standalone runs everything in one process: for Kafka and ZooKeeper run \
+             `jobsched scheduler` and `jobsched executor`"
+                .into(),
+        ));
+    }
+    let remote = distributed(&config).await?;
+    if role == Role::Executor {
+        let Some((dispatcher, coordinator)) = remote else {
+            return Err(DaemonError::Config(
+                "jobsched executor needs --kafka and --zookeeper (where its tasks come from and where it \
+                 registers)"
+                    .into(),
+            ));
+        };
+        // Executors talk only to dispatch and coordination; the store is not used.
+        let backends = Backends {
+            storage: Arc::new(MemoryStorage::new()),
+            dispatcher,
+            coordinator,
+        };
+        let id = config
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("executor-{host}-{}", addr.port()));
+        let executor = start_executor(&config, backends.clone(), &id, addr.port()).await?;
+        tracing::info!(%addr, executor = %id, "jobsched executor is serving");
+        let app = api::executor_router(backends, id);
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        tracing::info!("stopping: running tasks get {}s to finish", config.shutdown_grace_secs);
+        executor.shutdown().await;
+        tracing::info!("stopped");
+        return served.map_err(DaemonError::from);
+    }
+
+    let storage = store(role, &config).await?;
+    let (backends, builtin) = match remote {
+        Some((dispatcher, coordinator)) => (
+            Backends {
+                storage,
+                dispatcher,
+                coordinator,
+            },
+            false,
+        ),
+        None => {
+            if role == Role::Scheduler {
+                tracing::warn!(
+                    capacity = config.capacity,
+                    "no --kafka/--zookeeper: this scheduler runs tasks on its built-in executor only"
+                );
+            }
+            (Backends::in_process(storage), true)
         }
     };
-    if role == Role::Scheduler {
-        tracing::warn!(
-            capacity = config.capacity,
-            "no --kafka: this scheduler runs tasks on its built-in executor only; separate executor \
-             processes need Kafka dispatch (jobsched-kafka)"
-        );
-    }
-    let backends = Backends::in_process(store);
-    let host = host_name();
     let scheduler = Scheduler::builder(backends.clone())
         .with_config(SchedulerConfig {
-            scheduler_id: format!("{}-{host}-{}", role.name(), std::process::id()),
+            scheduler_id: format!("{}-{host}-{}", role.name(), addr.port()),
             ..SchedulerConfig::default()
         })
         .start();
-    let addr: SocketAddr = listener.local_addr()?;
-    let executor_id = config
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{host}", role.name()));
-    let executor = Executor::builder(ExecutorId::new(&executor_id)?, backends.clone())
-        .with_capacity(config.capacity)
-        .with_group(config.group.clone())
-        .with_address(host.clone(), addr.port())
-        .with_shutdown_grace(Duration::from_secs(config.shutdown_grace_secs))
-        .start()
-        .await?;
+    let executor = if builtin {
+        let id = config.id.clone().unwrap_or_else(|| format!("{}-{host}", role.name()));
+        Some((start_executor(&config, backends.clone(), &id, addr.port()).await?, id))
+    } else {
+        None
+    };
     let state = AppState {
         scheduler: scheduler.clone(),
         roles: vec![role.name()],
         started: Instant::now(),
-        executor_id: Some(executor_id.clone()),
+        executor_id: executor.as_ref().map(|(_, id)| id.clone()),
     };
     let app = api::router(Arc::new(state), config.max_body_bytes);
-    tracing::info!(%addr, role = role.name(), executor = %executor_id, "jobsched is serving");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    tracing::info!(
-        "stopping: running tasks get {}s to finish",
-        config.shutdown_grace_secs
-    );
-    executor.shutdown().await;
+    tracing::info!(%addr, role = role.name(), "jobsched is serving");
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    tracing::info!("stopping: running tasks get {}s to finish", config.shutdown_grace_secs);
+    if let Some((e, _)) = &executor {
+        e.shutdown().await;
+    }
     scheduler.shutdown().await;
     tracing::info!("stopped");
     served.map_err(DaemonError::from)

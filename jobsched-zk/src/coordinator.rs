@@ -103,11 +103,16 @@ impl Coordinator for ZkCoordinator {
                 component: "zookeeper coordinator",
             });
         }
+        if let Some(rx) = lock(&self.groups).get(group) {
+            return Ok(rx.clone());
+        }
+        // The first receiver starts current (a caller may read it at once); the follower keeps it so.
+        let initial = members::current(&self.inner, group).await?;
         let mut groups = lock(&self.groups);
         if let Some(rx) = groups.get(group) {
             return Ok(rx.clone());
         }
-        let (tx, rx) = watch::channel(Members::default());
+        let (tx, rx) = watch::channel(Arc::new(initial));
         tokio::spawn(members::follow_group(
             Arc::downgrade(&self.inner),
             group.to_owned(),
@@ -160,11 +165,15 @@ impl Coordinator for ZkCoordinator {
                 component: "zookeeper coordinator",
             });
         }
+        if let Some(rx) = lock(&self.keys).get(key) {
+            return Ok(rx.clone());
+        }
+        let initial = kv::get(&self.inner, key).await?;
         let mut keys = lock(&self.keys);
         if let Some(rx) = keys.get(key) {
             return Ok(rx.clone());
         }
-        let (tx, rx) = watch::channel(None);
+        let (tx, rx) = watch::channel(initial);
         tokio::spawn(kv::follow_key(
             Arc::downgrade(&self.inner),
             key.to_owned(),

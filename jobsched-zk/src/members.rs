@@ -129,6 +129,11 @@ async fn read_group(
     Ok((members, watcher, lost))
 }
 
+/// The members of `group` now.
+pub(crate) async fn current(inner: &Inner, group: &str) -> Result<Vec<Member>> {
+    read_group(inner, &group_dir(group)).await.map(|(m, _, _)| m)
+}
+
 /// Keeps `tx` current with the members of `group` until the coordinator closes: one watch at a time,
 /// re-read on every change and after a new session.
 pub(crate) async fn follow_group(inner: Weak<Inner>, group: String, tx: watch::Sender<Members>) {

@@ -103,6 +103,50 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The router of an `executor` process: `/healthz` (alive), `/readyz` (its dispatch and coordination
+/// answer) and `/api/executor` (who it is). Jobs and tasks are managed through the schedulers' API.
+pub fn executor_router(backends: jobsched::Backends, executor_id: String) -> Router {
+    use axum::Json;
+    use axum::routing::get;
+    let ready = backends.clone();
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route(
+            "/readyz",
+            get(move || {
+                let b = ready.clone();
+                async move {
+                    let checks = async {
+                        b.dispatcher.ping().await?;
+                        b.coordinator.ping().await
+                    };
+                    match checks.await {
+                        Ok(()) => (StatusCode::OK, Json(Health { status: "ok".to_owned() })),
+                        Err(e) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Json(Health { status: e.to_string() }),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/api/executor",
+            get(move || {
+                let id = executor_id.clone();
+                async move { Json(serde_json::json!({"executor_id": id, "roles": ["executor"]})) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "not_found",
+                message: "an executor serves /healthz, /readyz and /api/executor; jobs are managed through a scheduler".to_owned(),
+            }
+        })
+        .layer(TraceLayer::new_for_http())
+}
+
 /// The API's router: the routes, the OpenAPI document, a JSON 404 for unknown paths, the caller layer,
 /// a body limit (413 beyond `max_body_bytes`), tracing, and panics answered as 500 JSON.
 pub fn router(state: SharedState, max_body_bytes: usize) -> Router {
