@@ -13,7 +13,11 @@ pub struct Noop;
 
 #[async_trait]
 impl TaskHandler for Noop {
-    async fn execute(&self, _ctx: &TaskContext, _task: &Task) -> std::result::Result<Outcome, ExecError> {
+    async fn execute(
+        &self,
+        _ctx: &TaskContext,
+        _task: &Task,
+    ) -> std::result::Result<Outcome, ExecError> {
         Ok(Outcome::success(""))
     }
 }

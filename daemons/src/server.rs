@@ -56,10 +56,20 @@ fn host_name() -> String {
     let clean: String = raw
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
-    if clean.is_empty() { "localhost".to_owned() } else { clean }
+    if clean.is_empty() {
+        "localhost".to_owned()
+    } else {
+        clean
+    }
 }
 
 /// Kafka dispatch and ZooKeeper coordination, if configured (both or neither).
@@ -88,7 +98,9 @@ async fn distributed(
 async fn store(role: Role, config: &Config) -> Result<Arc<dyn Storage>, DaemonError> {
     match (&config.store, role) {
         (Some(url), _) => Ok(stores::open(url).await?),
-        (None, Role::Standalone) => Ok(stores::open_sqlite(&stores::data_dir_file(&config.data_dir)).await?),
+        (None, Role::Standalone) => {
+            Ok(stores::open_sqlite(&stores::data_dir_file(&config.data_dir)).await?)
+        }
         (None, _) => Err(DaemonError::Config(format!(
             "jobsched {} needs a store: --store (or JOBSCHED_STORE) mysql://user:password@host:port/db",
             role.name()
@@ -152,8 +164,13 @@ pub async fn run(
         let executor = start_executor(&config, backends.clone(), &id, addr.port()).await?;
         tracing::info!(%addr, executor = %id, "jobsched executor is serving");
         let app = api::executor_router(backends, id);
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        tracing::info!("stopping: running tasks get {}s to finish", config.shutdown_grace_secs);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        tracing::info!(
+            "stopping: running tasks get {}s to finish",
+            config.shutdown_grace_secs
+        );
         executor.shutdown().await;
         tracing::info!("stopped");
         return served.map_err(DaemonError::from);
@@ -186,8 +203,14 @@ pub async fn run(
         })
         .start();
     let executor = if builtin {
-        let id = config.id.clone().unwrap_or_else(|| format!("{}-{host}", role.name()));
-        Some((start_executor(&config, backends.clone(), &id, addr.port()).await?, id))
+        let id = config
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{host}", role.name()));
+        Some((
+            start_executor(&config, backends.clone(), &id, addr.port()).await?,
+            id,
+        ))
     } else {
         None
     };
@@ -199,8 +222,13 @@ pub async fn run(
     };
     let app = api::router(Arc::new(state), config.max_body_bytes);
     tracing::info!(%addr, role = role.name(), "jobsched is serving");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    tracing::info!("stopping: running tasks get {}s to finish", config.shutdown_grace_secs);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!(
+        "stopping: running tasks get {}s to finish",
+        config.shutdown_grace_secs
+    );
     if let Some((e, _)) = &executor {
         e.shutdown().await;
     }

@@ -131,7 +131,9 @@ async fn read_group(
 
 /// The members of `group` now.
 pub(crate) async fn current(inner: &Inner, group: &str) -> Result<Vec<Member>> {
-    read_group(inner, &group_dir(group)).await.map(|(m, _, _)| m)
+    read_group(inner, &group_dir(group))
+        .await
+        .map(|(m, _, _)| m)
 }
 
 /// Keeps `tx` current with the members of `group` until the coordinator closes: one watch at a time,

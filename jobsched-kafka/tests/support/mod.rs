@@ -101,6 +101,17 @@ impl Opener {
         })
     }
 
+    /// An opener on a mock cluster the caller keeps.
+    pub fn with_mock(mock: &Mock) -> Opener {
+        Opener {
+            config: KafkaConfig::new(&mock.brokers)
+                .with_prefix(prefix())
+                .with_result_partitions(4),
+            creator: Some(mock.creator()),
+            _mock: None,
+        }
+    }
+
     pub async fn broker() -> Option<Opener> {
         let brokers = broker_address();
         let config = KafkaConfig::new(&brokers)
