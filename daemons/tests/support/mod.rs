@@ -2,6 +2,8 @@
 //! binary as a child process, JSON calls, and polling with a deadline.
 #![allow(dead_code)] // Each test file uses a part.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,0 +1,435 @@
+//! The distributed mode as separate processes — MariaDB, the Kafka broker, ZooKeeper, one `jobsched
+//! scheduler` and `jobsched executor` processes — checked on the stored records.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::Row;
+use support::cluster::{Cluster, Proc};
+use support::wait_for;
+
+async fn create(c: &Cluster, s: &Proc, body: serde_json::Value) {
+    let (code, v) = c.call(s, Method::POST, "/api/jobs", Some(body)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+}
+
+async fn execute(c: &Cluster, s: &Proc, job: &str) -> String {
+    let (code, v) = c
+        .call(s, Method::POST, &format!("/api/jobs/{job}/execute"), None)
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    v["task_id"].as_str().unwrap().to_owned()
+}
+
+async fn scalar(pool: &sqlx::MySqlPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn no_active_task(pool: &sqlx::MySqlPool) {
+    wait_for("every task to end", || async {
+        scalar(
+            pool,
+            "SELECT COUNT(*) FROM job_logs WHERE status IN (0, 5, 6)",
+        )
+        .await
+            == 0
+    })
+    .await;
+}
+
+/// Writes records that are not messages onto a topic.
+async fn poison(c: &Cluster, topic: &str) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &c.kafka)
+        .create()
+        .unwrap();
+    for g in [&b"garbage"[..], br#"{"task_id": 1}"#] {
+        p.send(
+            FutureRecord::to(topic).key("x").payload(g),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_run_immediate_and_every_second_tasks_exactly_once() {
+    let Some(c) = Cluster::new().await else {
+        return;
+    };
+    let s = c.scheduler("scheduler-1").await;
+    let _e1 = c.executor(&s, "exec-1", 8).await;
+    let _e2 = c.executor(&s, "exec-2", 8).await;
+    for i in 0..20 {
+        create(
+            &c,
+            &s,
+            json!({"job_id": format!("cron-{i:02}"), "name": "every second", "type": "noop",
+            "cron_expression": "* * * * * *"}),
+        )
+        .await;
+    }
+    create(
+        &c,
+        &s,
+        json!({"job_id": "bulk", "name": "bulk", "type": "noop", "schedule_type": "manual"}),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        tasks.push(execute(&c, &s, "bulk").await);
+        if i == 250 {
+            // Poison on the results topic and on an executor's task topic, mid-run.
+            poison(&c, &format!("{}.results", c.prefix)).await;
+            poison(&c, &format!("{}.tasks.exec-1", c.prefix)).await;
+        }
+    }
+    assert_eq!(tasks.len(), 500);
+    // The every-second jobs run for 30 s.
+    tokio::time::sleep_until(started + Duration::from_secs(30)).await;
+    for i in 0..20 {
+        let (code, _) = c
+            .call(
+                &s,
+                Method::PUT,
+                &format!("/api/jobs/cron-{i:02}"),
+                Some(json!({"enabled": false})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    let pool = c.pool().await;
+    no_active_task(&pool).await;
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM job_logs WHERE status <> 1").await,
+        0,
+        "every task succeeded"
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE job_id = 'bulk' AND attempt = 1"
+        )
+        .await,
+        500,
+        "every immediate task recorded once"
+    );
+    let per_executor: Vec<(String, i64)> =
+        sqlx::query_as("SELECT executor_id, COUNT(*) FROM job_logs GROUP BY executor_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        per_executor.len(),
+        2,
+        "both executors used: {per_executor:?}"
+    );
+    assert!(
+        per_executor.iter().all(|(_, n)| *n > 100),
+        "{per_executor:?}"
+    );
+    let fires = sqlx::query(
+        "SELECT job_id, COUNT(*) AS n, COUNT(DISTINCT fire_time) AS distinct_fires, \
+         TIMESTAMPDIFF(SECOND, MIN(fire_time), MAX(fire_time)) AS span \
+         FROM job_logs WHERE job_id LIKE 'cron-%' GROUP BY job_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(fires.len(), 20);
+    for f in fires {
+        let (job, n, distinct, span): (String, i64, i64, i64) = (
+            f.get("job_id"),
+            f.get("n"),
+            f.get("distinct_fires"),
+            f.get("span"),
+        );
+        assert_eq!(n, distinct, "{job}: a fire recorded twice");
+        assert_eq!(
+            n,
+            span + 1,
+            "{job}: a fire is missing ({n} fires over {span} s)"
+        );
+        assert!(n >= 25, "{job}: only {n} fires in 30 s");
+    }
+    let (_, st) = c.call(&s, Method::GET, "/api/system/status", None).await;
+    assert_eq!(
+        (st["running"].as_u64(), st["queued"].as_u64()),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_executors_tasks_run_again_on_the_other_and_a_cancel_kills_the_process() {
+    let Some(c) = Cluster::new().await else {
+        return;
+    };
+    let s = c.scheduler("scheduler-1").await;
+    let mut e1 = c.executor(&s, "exec-1", 4).await;
+    let _e2 = c.executor(&s, "exec-2", 4).await;
+    create(
+        &c,
+        &s,
+        json!({"job_id": "slow", "name": "slow", "command": "sleep 2; echo done",
+        "schedule_type": "manual"}),
+    )
+    .await;
+    for _ in 0..8 {
+        execute(&c, &s, "slow").await;
+    }
+    let pool = c.pool().await;
+    wait_for("8 tasks running", || async {
+        scalar(&pool, "SELECT COUNT(*) FROM job_logs WHERE status = 5").await == 8
+    })
+    .await;
+    e1.kill9().await;
+    // Its session expires (4 s), its tasks are recorded lost and run again on exec-2.
+    wait_for("every task to succeed", || async {
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs l WHERE status = 1 AND attempt = \
+             (SELECT MAX(attempt) FROM job_logs m WHERE m.task_id = l.task_id)",
+        )
+        .await
+            == 8
+    })
+    .await;
+    no_active_task(&pool).await;
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE executor_id = 'exec-1' AND status = 7"
+        )
+        .await,
+        4,
+        "exec-1's four tasks recorded lost"
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM job_logs WHERE trigger_kind = 'failover' AND status = 1 AND executor_id = 'exec-2'").await,
+        4,
+        "and run again on exec-2"
+    );
+    let (_, e) = c.call(&s, Method::GET, "/api/executors/exec-1", None).await;
+    assert_eq!(e["status"], 0, "exec-1 is offline: {e}");
+
+    // A cancel reaches the executor through its control topic and kills the task's process.
+    create(
+        &c,
+        &s,
+        json!({"job_id": "long", "name": "long", "command": "exec sleep 61.4142",
+        "schedule_type": "manual"}),
+    )
+    .await;
+    let task = execute(&c, &s, "long").await;
+    wait_for("the long task to run", || async {
+        c.call(&s, Method::GET, &format!("/api/tasks/{task}"), None)
+            .await
+            .1["status"]
+            == 5
+    })
+    .await;
+    assert!(sleeping("61.4142"), "the task's process runs");
+    let (code, v) = c
+        .call(&s, Method::POST, &format!("/api/tasks/{task}/cancel"), None)
+        .await;
+    assert_eq!(
+        (code, v["outcome"].as_str()),
+        (StatusCode::OK, Some("cancelling")),
+        "{v}"
+    );
+    wait_for("the cancel to be recorded", || async {
+        c.call(&s, Method::GET, &format!("/api/tasks/{task}"), None)
+            .await
+            .1["status"]
+            == 4
+    })
+    .await;
+    wait_for("the process to be gone", || async { !sleeping("61.4142") }).await;
+}
+
+/// Whether a `sleep ARG` process runs on this machine.
+fn sleeping(arg: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c).replace('\0', " ").trim() == format!("sleep {arg}")
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_strategies_hold_across_processes_and_tasks_run_where_they_were_sent() {
+    let Some(c) = Cluster::new().await else {
+        return;
+    };
+    let s = c.scheduler("scheduler-1").await;
+    let _e1 = c.executor(&s, "exec-1", 8).await;
+    let _e2 = c.executor(&s, "exec-2", 8).await;
+    let pool = c.pool().await;
+    // Round robin: both, evenly.
+    create(
+        &c,
+        &s,
+        json!({"job_id": "rr", "name": "rr", "type": "noop", "schedule_type": "manual",
+        "routing_strategy": "round_robin"}),
+    )
+    .await;
+    for _ in 0..20 {
+        execute(&c, &s, "rr").await;
+    }
+    // Consistent hash: one executor for the job; the task prints where it really ran.
+    create(
+        &c,
+        &s,
+        json!({"job_id": "ch", "name": "ch", "command": "printf %s \"$JOBSCHED_EXECUTOR_ID\"",
+        "schedule_type": "manual", "routing_strategy": "consistent_hash"}),
+    )
+    .await;
+    no_active_task(&pool).await;
+    for _ in 0..10 {
+        // One at a time: a full executor would pass its tasks to the next in the job's hash order.
+        let t = execute(&c, &s, "ch").await;
+        wait_for("the task to end", || async {
+            c.call(&s, Method::GET, &format!("/api/tasks/{t}"), None).await.1["status"] == 1
+        })
+        .await;
+    }
+    let rr: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT executor_id, COUNT(*) FROM job_logs WHERE job_id = 'rr' GROUP BY executor_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(
+        rr.iter().all(|(_, n)| (9..=11).contains(n)),
+        "round robin alternates: {rr:?}"
+    );
+    let ch: Vec<(String, String)> = sqlx::query_as(
+        "SELECT executor_id, output FROM job_logs WHERE job_id = 'ch' AND status = 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ch.len(), 10);
+    assert!(
+        ch.iter().all(|(e, out)| e == out),
+        "each task ran on the executor it was recorded for: {ch:?}"
+    );
+    let chosen = ch[0].0.clone();
+    assert!(
+        ch.iter().all(|(e, _)| *e == chosen),
+        "consistent hash keeps one executor: {ch:?}"
+    );
+    // Least loaded: while the consistent-hash executor is busy, new tasks go to the other one.
+    create(
+        &c,
+        &s,
+        json!({"job_id": "busy", "name": "busy", "command": "sleep 3",
+        "schedule_type": "manual", "routing_strategy": "consistent_hash"}),
+    )
+    .await;
+    let (_, busy_job) = c.call(&s, Method::GET, "/api/jobs/busy", None).await;
+    assert!(busy_job.is_object());
+    for _ in 0..6 {
+        execute(&c, &s, "busy").await;
+    }
+    wait_for("the busy tasks to run", || async {
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE job_id = 'busy' AND status = 5",
+        )
+        .await
+            == 6
+    })
+    .await;
+    let busy_exec: String =
+        sqlx::query_scalar("SELECT DISTINCT executor_id FROM job_logs WHERE job_id = 'busy'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    create(
+        &c,
+        &s,
+        json!({"job_id": "ll", "name": "ll", "type": "noop", "schedule_type": "manual",
+        "routing_strategy": "least_loaded"}),
+    )
+    .await;
+    for _ in 0..5 {
+        execute(&c, &s, "ll").await;
+    }
+    wait_for("the least-loaded tasks", || async {
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE job_id = 'll' AND status = 1",
+        )
+        .await
+            == 5
+    })
+    .await;
+    let ll: Vec<String> =
+        sqlx::query_scalar("SELECT executor_id FROM job_logs WHERE job_id = 'll'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        ll.iter().all(|e| *e != busy_exec),
+        "least loaded avoids the busy {busy_exec}: {ll:?}"
+    );
+    no_active_task(&pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_high_priority_tasks_start_before_earlier_low_priority_ones() {
+    let Some(c) = Cluster::new().await else {
+        return;
+    };
+    let s = c.scheduler("scheduler-1").await;
+    let _e1 = c.executor(&s, "exec-1", 1).await;
+    let pool = c.pool().await;
+    create(&c, &s, json!({"job_id": "blocker", "name": "blocker", "command": "sleep 2", "schedule_type": "manual"})).await;
+    create(&c, &s, json!({"job_id": "low", "name": "low", "command": "true", "priority": 1, "schedule_type": "manual"})).await;
+    create(&c, &s, json!({"job_id": "high", "name": "high", "command": "true", "priority": 9, "schedule_type": "manual"})).await;
+    execute(&c, &s, "blocker").await;
+    wait_for("the blocker to run", || async {
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE job_id = 'blocker' AND status = 5",
+        )
+        .await
+            == 1
+    })
+    .await;
+    // The executor is saturated: five low-priority runs queue first, then five high-priority ones.
+    for _ in 0..5 {
+        execute(&c, &s, "low").await;
+    }
+    for _ in 0..5 {
+        execute(&c, &s, "high").await;
+    }
+    no_active_task(&pool).await;
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT job_id FROM job_logs WHERE job_id IN ('low', 'high') ORDER BY start_time, id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        order,
+        [
+            "high", "high", "high", "high", "high", "low", "low", "low", "low", "low"
+        ],
+        "high priority first, whatever the order they were queued in"
+    );
+}

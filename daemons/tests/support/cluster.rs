@@ -1,0 +1,236 @@
+//! The distributed mode as separate processes: `jobsched scheduler` and `jobsched executor` binaries on
+//! MariaDB, the Kafka broker and ZooKeeper of `scripts/services.sh`, isolated per test (a fresh database,
+//! a topic prefix, a ZooKeeper root). Unreachable servers fail the test with `CI=true`, skip it otherwise.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{jobsched, wait_for};
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// One `jobsched` process.
+pub struct Proc {
+    pub base: String,
+    pub id: String,
+    pub child: tokio::process::Child,
+}
+
+impl Proc {
+    /// Kills it with SIGKILL (no shutdown of any kind).
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+}
+
+/// Servers and names of one test's cluster.
+pub struct Cluster {
+    pub mysql: String,
+    pub db: String,
+    pub kafka: String,
+    pub zookeeper: String,
+    pub prefix: String,
+    pub logs: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// A fresh database, prefix and root, or `None` (outside CI) when a server is unreachable.
+    pub async fn new() -> Option<Cluster> {
+        let mysql = env_or(
+            "JOBSCHED_TEST_MYSQL",
+            "mysql://jobsched:jobsched@127.0.0.1:3306",
+        );
+        let kafka = env_or("JOBSCHED_TEST_KAFKA", "127.0.0.1:9092");
+        let zk = env_or("JOBSCHED_TEST_ZOOKEEPER", "127.0.0.1:2181");
+        let tag = format!("{:012x}", fastrand::u64(..) >> 16);
+        let reachable = |addr: &str| std::net::TcpStream::connect(addr).is_ok();
+        let mysql_addr = mysql.rsplit('@').next().unwrap_or("").to_owned();
+        for (what, addr) in [
+            ("MariaDB", mysql_addr.as_str()),
+            ("Kafka", kafka.as_str()),
+            ("ZooKeeper", zk.as_str()),
+        ] {
+            if !reachable(addr) {
+                let msg = format!(
+                    "{what} at {addr} is unreachable; start the servers with scripts/services.sh start"
+                );
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("{msg}");
+                }
+                eprintln!("skipped: {msg}");
+                return None;
+            }
+        }
+        let db = format!("jse2e_{tag}");
+        let mut c = sqlx::MySqlConnection::connect(&mysql)
+            .await
+            .expect("MySQL login");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let logs = std::env::temp_dir().join(format!("jobsched-e2e-{tag}"));
+        std::fs::create_dir_all(&logs).unwrap();
+        Some(Cluster {
+            mysql,
+            db,
+            kafka,
+            zookeeper: format!("{zk}/jse2e-{tag}"),
+            prefix: format!("e2e{tag}"),
+            logs,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The store URL.
+    pub fn store(&self) -> String {
+        format!("{}/{}", self.mysql, self.db)
+    }
+
+    /// A pool on the test's database (for checks on the stored records).
+    pub async fn pool(&self) -> sqlx::MySqlPool {
+        sqlx::MySqlPool::connect(&self.store()).await.unwrap()
+    }
+
+    async fn spawn(&self, name: &str, args: &[String]) -> Proc {
+        let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
+        let mut child = jobsched()
+            .args(args)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--kafka",
+                &self.kafka,
+                "--zookeeper",
+                &self.zookeeper,
+                "--kafka-prefix",
+                &self.prefix,
+                "--zk-session-timeout-secs",
+                "4",
+                "--shutdown-grace-secs",
+                "2",
+            ])
+            .env("JOBSCHED_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start jobsched");
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not start; see {}", self.logs.display()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} exited; see {}", self.logs.display()));
+        Proc {
+            base: line.split_whitespace().last().unwrap().to_owned(),
+            id: name.to_owned(),
+            child,
+        }
+    }
+
+    /// Starts a scheduler and waits until it is the active one.
+    pub async fn scheduler(&self, name: &str) -> Proc {
+        let p = self
+            .spawn(name, &["scheduler".into(), "--store".into(), self.store()])
+            .await;
+        wait_for("the scheduler to be active", || async {
+            let (code, v) = self.call(&p, Method::GET, "/api/system/status", None).await;
+            code == StatusCode::OK && v["active"] == true
+        })
+        .await;
+        p
+    }
+
+    /// Starts an executor; `scheduler` sees it online before this returns.
+    pub async fn executor(&self, scheduler: &Proc, id: &str, capacity: u32) -> Proc {
+        let p = self
+            .spawn(
+                id,
+                &[
+                    "executor".into(),
+                    "--id".into(),
+                    id.into(),
+                    "--capacity".into(),
+                    capacity.to_string(),
+                ],
+            )
+            .await;
+        wait_for("the executor to be online", || async {
+            let (_, v) = self
+                .call(
+                    scheduler,
+                    Method::GET,
+                    &format!("/api/executors/{id}"),
+                    None,
+                )
+                .await;
+            v["status"] == 1
+        })
+        .await;
+        p
+    }
+
+    /// A call to a process's API.
+    pub async fn call(
+        &self,
+        p: &Proc,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", p.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let code = resp.status();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+            }
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Value::Null),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let (mysql, db) = (self.mysql.clone(), self.db.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::MySqlConnection::connect(&mysql).await {
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
+                            .execute(&mut c)
+                            .await;
+                }
+            })
+        })
+        .join();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.logs);
+        } else {
+            eprintln!("process logs kept in {}", self.logs.display());
+        }
+    }
+}
