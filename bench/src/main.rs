@@ -6,8 +6,10 @@
 //! cargo run --release -p jobsched-bench -- scale --jobs 1000000
 //! cargo run --release -p jobsched-bench -- store --backend mysql
 //! cargo run --release -p jobsched-bench -- store --backend sqlite
+//! cargo run --release -p jobsched-bench -- kafka --tasks 20000
 //! ```
 
+mod kafka;
 mod measure;
 mod store;
 mod workloads;
@@ -89,6 +91,39 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
+    /// End to end through MariaDB, Kafka and ZooKeeper: N no-op tasks fired at once (tasks/s), then a
+    /// steady load of every-second jobs (fire → start lag).
+    Kafka {
+        /// MySQL server, without a database (each run gets a fresh one).
+        #[arg(
+            long,
+            env = "JOBSCHED_TEST_MYSQL",
+            default_value = "mysql://jobsched:jobsched@127.0.0.1:3306"
+        )]
+        mysql: String,
+        /// Kafka brokers.
+        #[arg(long, env = "JOBSCHED_TEST_KAFKA", default_value = "127.0.0.1:9092")]
+        kafka: String,
+        /// ZooKeeper hosts.
+        #[arg(
+            long,
+            env = "JOBSCHED_TEST_ZOOKEEPER",
+            default_value = "127.0.0.1:2181"
+        )]
+        zookeeper: String,
+        /// Tasks fired at once.
+        #[arg(long, default_value_t = 20_000)]
+        tasks: usize,
+        /// Slots per executor (2 executors).
+        #[arg(long, default_value_t = 256)]
+        capacity: u32,
+        /// Every-second jobs of the latency run.
+        #[arg(long, default_value_t = 50)]
+        latency_jobs: usize,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10)]
+        latency_secs: u64,
+    },
     /// One scale run in this process (the `scale` workload starts one fresh process per run, so memory
     /// figures are not polluted by earlier runs).
     #[command(hide = true)]
@@ -102,6 +137,13 @@ enum Workload {
 
 fn main() {
     let cli = Cli::parse();
+    // Logs only when asked for (JOBSCHED_LOG=info, …), on standard error: the tables stay clean.
+    if let Ok(filter) = std::env::var("JOBSCHED_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -155,6 +197,26 @@ fn main() {
                     writers,
                 };
                 store::store(cli.runs, p).await
+            }
+            Workload::Kafka {
+                mysql,
+                kafka,
+                zookeeper,
+                tasks,
+                capacity,
+                latency_jobs,
+                latency_secs,
+            } => {
+                let p = kafka::KafkaBench {
+                    mysql,
+                    kafka,
+                    zookeeper,
+                    tasks,
+                    capacity,
+                    latency_jobs,
+                    latency_secs,
+                };
+                kafka::kafka(cli.runs, p).await
             }
             Workload::Scale { jobs, fires } => workloads::scale(cli.runs, jobs, fires).await,
             Workload::ScaleOnce { jobs, fires } => workloads::scale_once(jobs, fires).await,

@@ -1,30 +1,14 @@
-//! The task handlers the daemon's executors run: `shell` (the core's) and `noop`.
+//! The task handlers the daemon's executors run: `shell` and `noop` (succeeds at once with no output:
+//! for probes, tests and benchmarks of the scheduling path itself).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use jobsched::handler::{ExecError, HandlerRegistry, Outcome, TaskContext, TaskHandler};
-use jobsched::{Result, Task};
+use jobsched::Result;
+use jobsched::handler::{HandlerRegistry, NoopHandler};
 
-/// `noop`: succeeds at once with no output. For probes, tests and benchmarks of the scheduling path
-/// itself.
-#[derive(Debug, Default)]
-pub struct Noop;
-
-#[async_trait]
-impl TaskHandler for Noop {
-    async fn execute(
-        &self,
-        _ctx: &TaskContext,
-        _task: &Task,
-    ) -> std::result::Result<Outcome, ExecError> {
-        Ok(Outcome::success(""))
-    }
-}
-
-/// The daemon's handlers: the defaults (`shell`) and `noop`.
+/// The daemon's handlers.
 pub fn registry() -> Result<HandlerRegistry> {
     let mut r = HandlerRegistry::with_shell();
-    r.register("noop", Arc::new(Noop))?;
+    r.register("noop", Arc::new(NoopHandler))?;
     Ok(r)
 }

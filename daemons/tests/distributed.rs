@@ -301,7 +301,10 @@ async fn routing_strategies_hold_across_processes_and_tasks_run_where_they_were_
         // One at a time: a full executor would pass its tasks to the next in the job's hash order.
         let t = execute(&c, &s, "ch").await;
         wait_for("the task to end", || async {
-            c.call(&s, Method::GET, &format!("/api/tasks/{t}"), None).await.1["status"] == 1
+            c.call(&s, Method::GET, &format!("/api/tasks/{t}"), None)
+                .await
+                .1["status"]
+                == 1
         })
         .await;
     }

@@ -47,7 +47,9 @@ pub type TopicCreator =
 #[derive(Clone)]
 pub struct KafkaDispatcher {
     config: Arc<KafkaConfig>,
-    producer: FutureProducer,
+    /// Replaced when it fails fatally (an idempotent producer's sequence broke at the broker): a new one
+    /// gets a new producer id and sends on.
+    producer: Arc<Mutex<(u64, FutureProducer)>>,
     creator: TopicCreator,
     known_topics: Arc<Mutex<HashSet<String>>>,
     poison: Arc<AtomicU64>,
@@ -108,7 +110,48 @@ fn admin_creator(config: &KafkaConfig) -> Result<TopicCreator> {
     }))
 }
 
+fn new_producer(config: &KafkaConfig) -> Result<FutureProducer> {
+    client_config(config)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set(
+            "message.timeout.ms",
+            config.send_timeout.as_millis().to_string(),
+        )
+        .create()
+        .map_err(|e| kafka(e, "creating the producer"))
+}
+
 impl KafkaDispatcher {
+    /// The current producer and its generation.
+    fn producer(&self) -> (u64, FutureProducer) {
+        lock(&self.producer).clone()
+    }
+
+    /// Replaces producer generation `generation` after a failed send: later sends use a new producer
+    /// with a new producer id. An idempotent producer whose sends failed (refused by a restarted broker
+    /// that lost its producer state, or timed out with messages in flight) may never send again; a new
+    /// one always starts clean. The old one is dropped off the runtime (its destruction blocks).
+    fn renew(&self, generation: u64, why: &Error) {
+        let mut slot = lock(&self.producer);
+        if slot.0 != generation {
+            return;
+        }
+        match new_producer(&self.config) {
+            Ok(p) => {
+                tracing::warn!(error = %why, "sending to Kafka failed; the producer is replaced by a new one");
+                let old = std::mem::replace(&mut *slot, (generation + 1, p));
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn_blocking(move || drop(old));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "replacing the failed Kafka producer failed; will try again")
+            }
+        }
+    }
+
     /// Connects: creates the producer and the results topic, and checks that the brokers answer (a clear
     /// `Unavailable` naming them if not).
     pub async fn connect(config: KafkaConfig) -> Result<Self> {
@@ -119,19 +162,10 @@ impl KafkaDispatcher {
     /// [`KafkaDispatcher::connect`] with another way to create topics.
     pub async fn connect_with(config: KafkaConfig, creator: TopicCreator) -> Result<Self> {
         config.validate()?;
-        let producer: FutureProducer = client_config(&config)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set(
-                "message.timeout.ms",
-                config.send_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(|e| kafka(e, "creating the producer"))?;
+        let producer = new_producer(&config)?;
         let d = KafkaDispatcher {
             config: Arc::new(config),
-            producer,
+            producer: Arc::new(Mutex::new((1, producer))),
             creator,
             known_topics: Arc::default(),
             poison: Arc::default(),
@@ -159,12 +193,30 @@ impl KafkaDispatcher {
 
     /// Produces records and waits until the brokers have every one of them.
     async fn produce<M: Serialize>(&self, topic: &str, records: &[(&str, &M)]) -> Result<()> {
+        let (generation, producer) = self.producer();
+        match self.produce_with(&producer, topic, records).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(topic, records = records.len(), error = %e, "sending to Kafka failed");
+                self.renew(generation, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Produces on `producer` and waits for every acknowledgement.
+    async fn produce_with<M: Serialize>(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        records: &[(&str, &M)],
+    ) -> Result<()> {
         let mut pending = Vec::with_capacity(records.len());
         for (key, msg) in records {
             let payload = serde_json::to_vec(msg).expect("messages serialise");
             let mut record = FutureRecord::to(topic).key(*key).payload(&payload);
             loop {
-                match self.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(f) => {
                         pending.push(f);
                         break;
@@ -226,7 +278,7 @@ impl KafkaDispatcher {
 
     /// The partition count of a topic (waiting briefly for a topic just created to show up).
     async fn partitions(&self, topic: &str) -> Result<i32> {
-        let producer = self.producer.clone();
+        let producer = self.producer().1;
         let topic = topic.to_owned();
         let timeout = self.config.send_timeout;
         tokio::task::spawn_blocking(move || {
@@ -262,7 +314,7 @@ impl Dispatcher for KafkaDispatcher {
     }
 
     async fn ping(&self) -> Result<()> {
-        let producer = self.producer.clone();
+        let producer = self.producer().1;
         let brokers = self.config.brokers.clone();
         tokio::task::spawn_blocking(move || {
             producer
