@@ -251,12 +251,38 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("capacty"));
-    // Roles this build cannot run yet say so and exit 2.
-    let out = support::jobsched()
-        .args(["executor", "--listen", "127.0.0.1:0"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Kafka"));
+    // Incomplete distributed settings say what is missing and exit 2.
+    for (args, says) in [
+        (
+            &["executor", "--listen", "127.0.0.1:0"][..],
+            "needs --kafka and --zookeeper",
+        ),
+        (
+            &[
+                "scheduler",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                "sqlite:///tmp/x.db",
+                "--kafka",
+                "127.0.0.1:1",
+            ],
+            "go together",
+        ),
+        (
+            &[
+                "standalone",
+                "--listen",
+                "127.0.0.1:0",
+                "--zookeeper",
+                "127.0.0.1:1",
+            ],
+            "jobsched scheduler",
+        ),
+    ] {
+        let out = support::jobsched().args(args).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
