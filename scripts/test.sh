@@ -35,5 +35,6 @@ cargo run -q -p jobsched-bench -- throughput --tasks 2000 --capacity 64 --runs 1
 cargo run -q -p jobsched-bench -- scale --jobs 20000 --fires 500 --runs 1
 cargo run -q -p jobsched-bench -- store --backend mysql --records 2000 --single-records 200 --runs 1
 cargo run -q -p jobsched-bench -- store --backend sqlite --records 2000 --single-records 200 --runs 1
+cargo run -q -p jobsched-bench -- kafka --tasks 500 --latency-jobs 5 --latency-secs 2 --runs 1
 
 step "all green"

@@ -128,7 +128,7 @@ impl Cluster {
     async fn wait_idle(&self, jobs: u64) {
         loop {
             let st = self.scheduler.engine_stats().await.expect("active");
-            if st.jobs >= jobs && st.scheduled == 0 && st.active_tasks == 0 {
+            if st.jobs >= jobs && st.scheduled == 0 && st.inserting == 0 && st.active_tasks == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

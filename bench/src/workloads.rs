@@ -210,10 +210,14 @@ pub async fn throughput(runs: usize, p: Throughput) {
             let mut recorded = via_execute.then(Instant::now);
             loop {
                 let st = s.engine_stats().await.expect("active");
-                if recorded.is_none() && st.scheduled == 0 && st.job_revision > 0 {
+                if recorded.is_none()
+                    && st.scheduled == 0
+                    && st.inserting == 0
+                    && st.job_revision > 0
+                {
                     recorded = Some(Instant::now());
                 }
-                if st.active_tasks == 0 && st.scheduled == 0 {
+                if st.active_tasks == 0 && st.scheduled == 0 && st.inserting == 0 {
                     let now = Instant::now();
                     break (recorded.unwrap_or(now), now);
                 }

@@ -105,6 +105,9 @@ pub struct ServeArgs {
     /// Prefix of the Kafka topics and consumer groups.
     #[arg(long, env = "JOBSCHED_KAFKA_PREFIX")]
     pub kafka_prefix: Option<String>,
+    /// Partitions of the Kafka results topic when it is created.
+    #[arg(long, env = "JOBSCHED_KAFKA_PARTITIONS")]
+    pub kafka_partitions: Option<i32>,
     /// ZooKeeper session timeout, seconds.
     #[arg(long, env = "JOBSCHED_ZK_SESSION_TIMEOUT_SECS")]
     pub zk_session_timeout_secs: Option<u64>,
@@ -375,6 +378,7 @@ impl Cli {
             kafka: s.kafka,
             zookeeper: s.zookeeper,
             kafka_prefix: s.kafka_prefix,
+            kafka_partitions: s.kafka_partitions,
             zk_session_timeout_secs: s.zk_session_timeout_secs,
             id: s.id,
             capacity: s.capacity,

@@ -37,6 +37,8 @@ pub struct Config {
     /// Prefix of the Kafka topics and consumer groups (`JOBSCHED_KAFKA_PREFIX`): clusters sharing brokers
     /// use different prefixes.
     pub kafka_prefix: String,
+    /// Partitions of the results topic when it is created (`JOBSCHED_KAFKA_PARTITIONS`).
+    pub kafka_partitions: i32,
     /// ZooKeeper session timeout, seconds (`JOBSCHED_ZK_SESSION_TIMEOUT_SECS`): how long a process may be
     /// unreachable before its registrations and leadership end.
     pub zk_session_timeout_secs: u64,
@@ -67,6 +69,7 @@ impl Default for Config {
             kafka: None,
             zookeeper: None,
             kafka_prefix: "jobsched".to_owned(),
+            kafka_partitions: 8,
             zk_session_timeout_secs: 10,
             id: None,
             capacity: 8,
@@ -96,6 +99,8 @@ pub struct Overrides {
     pub zookeeper: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_partitions: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zk_session_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -82,7 +82,9 @@ async fn distributed(
             let zk = jobsched_zk::ZkConfig::parse(zk)?
                 .with_session_timeout(Duration::from_secs(config.zk_session_timeout_secs));
             let coordinator = jobsched_zk::ZkCoordinator::connect(zk).await?;
-            let kafka = jobsched_kafka::KafkaConfig::new(brokers).with_prefix(&config.kafka_prefix);
+            let kafka = jobsched_kafka::KafkaConfig::new(brokers)
+                .with_prefix(&config.kafka_prefix)
+                .with_result_partitions(config.kafka_partitions);
             let dispatcher = jobsched_kafka::KafkaDispatcher::connect(kafka).await?;
             Ok(Some((Arc::new(dispatcher), Arc::new(coordinator))))
         }

@@ -339,7 +339,7 @@ async fn routing_strategies_hold_across_processes_and_tasks_run_where_they_were_
     create(
         &c,
         &s,
-        json!({"job_id": "busy", "name": "busy", "command": "sleep 3",
+        json!({"job_id": "busy", "name": "busy", "command": "sleep 60",
         "schedule_type": "manual", "routing_strategy": "consistent_hash"}),
     )
     .await;
@@ -390,6 +390,17 @@ async fn routing_strategies_hold_across_processes_and_tasks_run_where_they_were_
         ll.iter().all(|e| *e != busy_exec),
         "least loaded avoids the busy {busy_exec}: {ll:?}"
     );
+    // The busy tasks ran all along (they were still running while the least-loaded ones were routed).
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE job_id = 'busy' AND status = 5"
+        )
+        .await,
+        6
+    );
+    c.call(&s, Method::POST, "/api/jobs/busy/cancel", None)
+        .await;
     no_active_task(&pool).await;
 }
 

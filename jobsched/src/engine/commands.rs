@@ -254,6 +254,7 @@ impl Engine {
         super::EngineStats {
             jobs: self.jobs.len() as u64,
             scheduled: self.jobs.scheduled() as u64,
+            inserting: self.inserting.len() as u64,
             active_tasks: active,
             ready,
             waiting: active.saturating_sub(ready + in_flight),

@@ -153,6 +153,8 @@ pub struct EngineStats {
     pub jobs: u64,
     /// Jobs with a next fire time.
     pub scheduled: u64,
+    /// Fired attempts whose records are being written (they become active when the write completes).
+    pub inserting: u64,
     /// Active attempts (queued, dispatched, running).
     pub active_tasks: u64,
     /// Attempts waiting for an executor (the queue length; may count a few just cancelled).
