@@ -111,7 +111,7 @@ pub struct ServeArgs {
     /// ZooKeeper session timeout, seconds.
     #[arg(long, env = "JOBSCHED_ZK_SESSION_TIMEOUT_SECS")]
     pub zk_session_timeout_secs: Option<u64>,
-    /// This executor's id.
+    /// This process's id: the executor's (`executor`, `standalone`) or the scheduler's (`scheduler`).
     #[arg(long, env = "JOBSCHED_ID")]
     pub id: Option<String>,
     /// Tasks the executor runs at once.

@@ -42,7 +42,9 @@ pub struct Config {
     /// ZooKeeper session timeout, seconds (`JOBSCHED_ZK_SESSION_TIMEOUT_SECS`): how long a process may be
     /// unreachable before its registrations and leadership end.
     pub zk_session_timeout_secs: u64,
-    /// This executor's id (`JOBSCHED_ID`); default: `<role>-<host name>` (and `-<port>` for `executor`).
+    /// This process's id (`JOBSCHED_ID`): the executor's for `executor` and for the built-in executor of
+    /// `standalone`; for `scheduler`, the scheduler's (and its built-in executor's, without Kafka). Default:
+    /// `<role>-<host name>` (and `-<port>` for `executor` and a scheduler's id).
     pub id: Option<String>,
     /// Tasks the built-in executor runs at once (`JOBSCHED_CAPACITY`).
     pub capacity: u32,

@@ -163,9 +163,9 @@ pub async fn run(
             .id
             .clone()
             .unwrap_or_else(|| format!("executor-{host}-{}", addr.port()));
-        let executor = start_executor(&config, backends.clone(), &id, addr.port()).await?;
+        let executor = Arc::new(start_executor(&config, backends.clone(), &id, addr.port()).await?);
         tracing::info!(%addr, executor = %id, "jobsched executor is serving");
-        let app = api::executor_router(backends, id);
+        let app = api::executor_router(backends, executor.clone());
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -200,7 +200,10 @@ pub async fn run(
     };
     let scheduler = Scheduler::builder(backends.clone())
         .with_config(SchedulerConfig {
-            scheduler_id: format!("{}-{host}-{}", role.name(), addr.port()),
+            scheduler_id: match (&config.id, role) {
+                (Some(id), Role::Scheduler) => id.clone(),
+                _ => format!("{}-{host}-{}", role.name(), addr.port()),
+            },
             ..SchedulerConfig::default()
         })
         .start();

@@ -8,40 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
-use support::cluster::{Cluster, Proc};
+use support::cluster::{Cluster, create, execute, no_active_task, scalar};
 use support::wait_for;
-
-async fn create(c: &Cluster, s: &Proc, body: serde_json::Value) {
-    let (code, v) = c.call(s, Method::POST, "/api/jobs", Some(body)).await;
-    assert_eq!(code, StatusCode::CREATED, "{v}");
-}
-
-async fn execute(c: &Cluster, s: &Proc, job: &str) -> String {
-    let (code, v) = c
-        .call(s, Method::POST, &format!("/api/jobs/{job}/execute"), None)
-        .await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
-    v["task_id"].as_str().unwrap().to_owned()
-}
-
-async fn scalar(pool: &sqlx::MySqlPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
-async fn no_active_task(pool: &sqlx::MySqlPool) {
-    wait_for("every task to end", || async {
-        scalar(
-            pool,
-            "SELECT COUNT(*) FROM job_logs WHERE status IN (0, 5, 6)",
-        )
-        .await
-            == 0
-    })
-    .await;
-}
 
 /// Writes records that are not messages onto a topic.
 async fn poison(c: &Cluster, topic: &str) {

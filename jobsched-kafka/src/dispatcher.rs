@@ -36,7 +36,7 @@ pub type TopicCreator =
 /// |---|---|---|---|
 /// | tasks for executor X | `<prefix>.tasks.<X>` (1 partition) | X | X's inbox, group `<prefix>-executor-<X>`, assigned (no rebalance) |
 /// | control for X | `<prefix>.control.<X>` (1 partition) | X | the same |
-/// | results | `<prefix>.results` (`result_partitions`) | task id | the schedulers, group `<prefix>-schedulers`, subscribed |
+/// | results | `<prefix>.results` (`result_partitions`) | task id | the active scheduler, every partition assigned, offsets committed in group `<prefix>-schedulers` |
 ///
 /// Routing is by topic: a task reaches the executor the scheduler chose and no other. Order is kept per
 /// executor (one partition, idempotent producer) and per task for results (keyed by task). Priority is
@@ -248,9 +248,10 @@ impl KafkaDispatcher {
     async fn assigned_inbox<T: DeserializeOwned + Send + 'static>(
         &self,
         topic: &str,
+        partitions: i32,
         group: &str,
     ) -> Result<Box<dyn Inbox<T>>> {
-        self.ensure_topic(topic, 1).await?;
+        self.ensure_topic(topic, partitions).await?;
         let (context, acks) = inbox::context();
         let consumer: InboxConsumer = client_config(&self.config)
             .set("group.id", group)
@@ -355,6 +356,7 @@ impl Dispatcher for KafkaDispatcher {
     async fn task_inbox(&self, executor: &ExecutorId) -> Result<Box<dyn Inbox<Task>>> {
         self.assigned_inbox(
             &self.config.tasks_topic(executor.as_str()),
+            1,
             &self.config.executor_group(executor.as_str()),
         )
         .await
@@ -368,26 +370,15 @@ impl Dispatcher for KafkaDispatcher {
     }
 
     async fn result_inbox(&self) -> Result<Box<dyn Inbox<TaskResult>>> {
-        let topic = self.config.results_topic();
-        let (context, acks) = inbox::context();
-        let consumer: InboxConsumer = client_config(&self.config)
-            .set("group.id", self.config.scheduler_group())
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .create_with_context(context)
-            .map_err(|e| kafka(e, "creating a consumer"))?;
-        consumer
-            .subscribe(&[&topic])
-            .map_err(|e| kafka(e, &format!("subscribing to {topic}")))?;
-        Ok(Box::new(KafkaInbox::<TaskResult>::start(
-            consumer,
-            acks,
-            topic,
-            self.poison.clone(),
-        )))
+        // Assigned, not subscribed: only the active scheduler reads results (leadership is fenced), so a
+        // consumer group's membership would add nothing but a rebalance that waits out a dead leader's
+        // group session before its successor gets the partitions.
+        self.assigned_inbox(
+            &self.config.results_topic(),
+            self.config.result_partitions,
+            &self.config.scheduler_group(),
+        )
+        .await
     }
 
     async fn send_control(&self, to: &ExecutorId, control: &Control) -> Result<()> {
@@ -399,6 +390,7 @@ impl Dispatcher for KafkaDispatcher {
     async fn control_inbox(&self, executor: &ExecutorId) -> Result<Box<dyn Inbox<Control>>> {
         self.assigned_inbox(
             &self.config.control_topic(executor.as_str()),
+            1,
             &format!("{}-control", self.config.executor_group(executor.as_str())),
         )
         .await

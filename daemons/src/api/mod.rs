@@ -104,8 +104,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The router of an `executor` process: `/healthz` (alive), `/readyz` (its dispatch and coordination
-/// answer) and `/api/executor` (who it is). Jobs and tasks are managed through the schedulers' API.
-pub fn executor_router(backends: jobsched::Backends, executor_id: String) -> Router {
+/// answer) and `/api/executor` (who it is, its registration epoch, running tasks and the version of the
+/// central configuration it applies). Jobs and tasks are managed through the schedulers' API.
+pub fn executor_router(backends: jobsched::Backends, executor: Arc<jobsched::Executor>) -> Router {
     use axum::Json;
     use axum::routing::get;
     let ready = backends.clone();
@@ -133,8 +134,16 @@ pub fn executor_router(backends: jobsched::Backends, executor_id: String) -> Rou
         .route(
             "/api/executor",
             get(move || {
-                let id = executor_id.clone();
-                async move { Json(serde_json::json!({"executor_id": id, "roles": ["executor"]})) }
+                let e = executor.clone();
+                async move {
+                    Json(serde_json::json!({
+                        "executor_id": e.id(),
+                        "roles": ["executor"],
+                        "epoch": e.epoch(),
+                        "running": e.running(),
+                        "config_version": e.config_version(),
+                    }))
+                }
             }),
         )
         .fallback(|| async {

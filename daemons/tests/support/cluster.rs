@@ -35,6 +35,16 @@ impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
+
+    /// Sends a signal (`STOP`, `CONT`, …) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .expect("kill(1)")
+            .success();
+        assert!(ok, "kill -{sig} {}", self.pid());
+    }
 }
 
 /// Servers and names of one test's cluster.
@@ -144,17 +154,48 @@ impl Cluster {
         }
     }
 
+    /// A `jobsched scheduler` with id `name`.
+    async fn spawn_scheduler(&self, name: &str) -> Proc {
+        self.spawn(
+            name,
+            &[
+                "scheduler".into(),
+                "--id".into(),
+                name.into(),
+                "--store".into(),
+                self.store(),
+            ],
+        )
+        .await
+    }
+
     /// Starts a scheduler and waits until it is the active one.
     pub async fn scheduler(&self, name: &str) -> Proc {
-        let p = self
-            .spawn(name, &["scheduler".into(), "--store".into(), self.store()])
-            .await;
+        let p = self.spawn_scheduler(name).await;
         wait_for("the scheduler to be active", || async {
             let (code, v) = self.call(&p, Method::GET, "/api/system/status", None).await;
             code == StatusCode::OK && v["active"] == true
         })
         .await;
         p
+    }
+
+    /// Starts a scheduler that another one leads: it answers its API as a standby.
+    pub async fn standby(&self, name: &str) -> Proc {
+        let p = self.spawn_scheduler(name).await;
+        wait_for("the standby to answer", || async {
+            let (code, v) = self.call(&p, Method::GET, "/api/system/status", None).await;
+            code == StatusCode::OK && v["active"] == false
+        })
+        .await;
+        p
+    }
+
+    /// Its `/api/system/status` (`Value::Null` while it does not answer).
+    pub async fn status(&self, p: &Proc) -> Value {
+        self.call(p, Method::GET, "/api/system/status", None)
+            .await
+            .1
     }
 
     /// Starts an executor; `scheduler` sees it online before this returns.
@@ -233,4 +274,40 @@ impl Drop for Cluster {
             eprintln!("process logs kept in {}", self.logs.display());
         }
     }
+}
+
+/// Creates a job through `s`'s API.
+pub async fn create(c: &Cluster, s: &Proc, body: serde_json::Value) {
+    let (code, v) = c.call(s, Method::POST, "/api/jobs", Some(body)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+}
+
+/// Runs a job now through `s`'s API; the new task id.
+pub async fn execute(c: &Cluster, s: &Proc, job: &str) -> String {
+    let (code, v) = c
+        .call(s, Method::POST, &format!("/api/jobs/{job}/execute"), None)
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    v["task_id"].as_str().unwrap().to_owned()
+}
+
+/// One number from the test's database.
+pub async fn scalar(pool: &sqlx::MySqlPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until no stored task is queued, dispatched or running.
+pub async fn no_active_task(pool: &sqlx::MySqlPool) {
+    wait_for("every task to end", || async {
+        scalar(
+            pool,
+            "SELECT COUNT(*) FROM job_logs WHERE status IN (0, 5, 6)",
+        )
+        .await
+            == 0
+    })
+    .await;
 }

@@ -7,6 +7,7 @@
 //! their `lost` tokens fire in the owning process. Later calls open a new session.
 
 mod local;
+pub(crate) mod published;
 
 use std::fmt;
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use super::tasks::{ActiveTask, Phase, ReadyQueue};
 use super::timers::{TimerKind, Timers};
 use super::{CancelOutcome, Event, SchedulerConfig};
 use crate::clock::{SharedClock, instant_at, secs};
-use crate::coord::{CONFIG_KEY, Coordinator, EXECUTORS, Members, NUDGE_KEY};
+use crate::coord::{CONFIG_KEY, Coordinator, EXECUTORS, Members, NUDGE_KEY, published};
 use crate::dispatch::{Delivery, Dispatcher, Inbox};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -88,6 +88,8 @@ pub(crate) struct Engine {
     pub sh: Arc<Shared>,
     pub fence: Fence,
     pub sys: SystemConfig,
+    /// The storage version of `sys`.
+    pub sys_version: u64,
     pub jobs: JobTable,
     pub job_cursor: u64,
     /// Boxed: a task is ~450 bytes, and the map moves its entries when it grows.
@@ -137,31 +139,22 @@ pub(crate) struct Engine {
     pub ticks: Ticks,
 }
 
-/// Decodes the configuration value kept in the coordinator.
-pub(crate) fn decode_config(v: &Versioned<Vec<u8>>) -> Option<SystemConfig> {
-    match serde_json::from_slice::<SystemConfig>(&v.value) {
-        Ok(c) if c.validate().is_ok() => Some(c),
-        Ok(c) => {
-            warn!(error = %c.validate().unwrap_err(), "ignoring an invalid system configuration");
-            None
-        }
-        Err(e) => {
-            warn!(error = %e, "ignoring an undecodable system configuration");
-            None
-        }
-    }
-}
-
 impl Engine {
     /// Takes over: reads configuration, executors, jobs and every active attempt from storage.
     pub async fn load(sh: Arc<Shared>, fence: Fence) -> Result<Engine> {
-        let stored = sh.storage.system_config().await?.value;
+        let stored = sh.storage.system_config().await?;
         let config_rx = sh.coordinator.watch(CONFIG_KEY).await?;
-        let sys = config_rx
-            .borrow()
-            .as_ref()
-            .and_then(decode_config)
-            .unwrap_or(stored);
+        let newer = published::newer(stored.version, config_rx.borrow().as_ref());
+        let sys = match newer {
+            Some(p) => p,
+            None => {
+                // Storage holds the record: a broadcast copy that is missing or behind is replaced.
+                if let Err(e) = published::publish(sh.coordinator.as_ref(), &stored).await {
+                    warn!(error = %e, "publishing the stored system configuration failed");
+                }
+                stored
+            }
+        };
         let members = sh.coordinator.members(EXECUTORS).await?;
         let nudge_rx = sh.coordinator.watch(NUDGE_KEY).await?;
         let results = sh.dispatcher.result_inbox().await?;
@@ -173,11 +166,12 @@ impl Engine {
             .map(|t| t.with_timezone(&Utc));
         let now = Instant::now();
         let mut execs = ExecutorView::default();
-        execs.set_prefetch(sys.executor_prefetch);
+        execs.set_prefetch(sys.value.executor_prefetch);
         let mut e = Engine {
             sh,
             fence,
-            sys,
+            sys: sys.value,
+            sys_version: sys.version,
             jobs: JobTable::default(),
             job_cursor: 0,
             tasks: FastMap::default(),
@@ -643,17 +637,15 @@ impl Engine {
     }
 
     fn apply_config(&mut self) {
-        let decoded = self
-            .config_rx
-            .borrow_and_update()
-            .as_ref()
-            .and_then(decode_config);
-        if let Some(c) = decoded {
-            if c != self.sys {
-                info!(config = ?c, "system configuration changed");
-                self.execs.set_prefetch(c.executor_prefetch);
-                self.sys = c;
-            }
+        let newer = published::newer(
+            self.sys_version,
+            self.config_rx.borrow_and_update().as_ref(),
+        );
+        if let Some(c) = newer {
+            info!(version = c.version, config = ?c.value, "system configuration changed");
+            self.execs.set_prefetch(c.value.executor_prefetch);
+            self.sys = c.value;
+            self.sys_version = c.version;
         }
     }
 

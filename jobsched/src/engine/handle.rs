@@ -14,7 +14,7 @@ use super::{CancelOutcome, EngineStats, Event, OutcomeCounts, SchedulerConfig, S
 use crate::Backends;
 use crate::clock::{SharedClock, SystemClock};
 use crate::coord::{
-    CONFIG_KEY, Coordinator, CoordinatorExt, EXECUTORS, SCHEDULER_LEADER, SCHEDULERS,
+    CONFIG_KEY, Coordinator, CoordinatorExt, EXECUTORS, SCHEDULER_LEADER, SCHEDULERS, published,
 };
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
@@ -55,6 +55,7 @@ struct Inner {
     shutdown: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
     started: Instant,
+    config_seen: watch::Receiver<Option<Versioned<SystemConfig>>>,
 }
 
 /// Builds a [`Scheduler`].
@@ -101,6 +102,12 @@ impl SchedulerBuilder {
             active_tx,
             shutdown.clone(),
         ));
+        let (config_tx, config_seen) = watch::channel(None);
+        tokio::spawn(follow_config(
+            sh.coordinator.clone(),
+            config_tx,
+            shutdown.clone(),
+        ));
         Scheduler {
             inner: Arc::new(Inner {
                 sh,
@@ -109,12 +116,54 @@ impl SchedulerBuilder {
                 shutdown,
                 task: Mutex::new(Some(task)),
                 started: Instant::now(),
+                config_seen,
             }),
         }
     }
 }
 
+/// Keeps `tx` at the newest central configuration published through the coordinator, until `shutdown`.
+async fn follow_config(
+    coordinator: Arc<dyn Coordinator>,
+    tx: watch::Sender<Option<Versioned<SystemConfig>>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        let watched = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = coordinator.watch(CONFIG_KEY) => r,
+        };
+        match watched {
+            Ok(mut rx) => loop {
+                let seen = tx.borrow().as_ref().map_or(0, |c| c.version);
+                if let Some(c) = published::newer(seen, rx.borrow_and_update().as_ref()) {
+                    tx.send_replace(Some(c));
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = rx.changed() => if r.is_err() { break },
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "watching the system configuration failed; will retry");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 impl Scheduler {
+    /// The central configuration as this process last saw it through the coordinator's watch (`None`
+    /// until one is published). Every scheduler, active or standby, follows it.
+    pub fn published_config(&self) -> Option<Versioned<SystemConfig>> {
+        self.inner.config_seen.borrow().clone()
+    }
+
     /// A builder over the given backends.
     pub fn builder(backends: Backends) -> SchedulerBuilder {
         SchedulerBuilder {
@@ -430,8 +479,11 @@ impl Scheduler {
             .storage
             .put_system_config(&config, expected_version)
             .await?;
-        let json = serde_json::to_vec(&config).expect("config serialises");
-        self.sh().coordinator.put(CONFIG_KEY, &json, None).await?;
+        let stored = Versioned {
+            value: config,
+            version,
+        };
+        published::publish(self.sh().coordinator.as_ref(), &stored).await?;
         Ok(version)
     }
 
@@ -482,6 +534,7 @@ impl Scheduler {
             active: self.is_active(),
             leader,
             schedulers,
+            config_version: self.published_config().map_or(0, |c| c.version),
             jobs,
             executors_online,
             running,

@@ -27,7 +27,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub(crate) use core::decode_config;
 pub use handle::{Scheduler, SchedulerBuilder};
 
 use crate::model::{ExecutionRecord, ExecutorId, JobId, TaskId, TaskStatus, Trigger};
@@ -134,6 +133,9 @@ pub struct SystemStatus {
     pub leader: Option<String>,
     /// Schedulers running (active and standby).
     pub schedulers: u64,
+    /// Version of the central configuration this process has seen through the coordinator's watch (0:
+    /// none published yet, the defaults apply).
+    pub config_version: u64,
     /// Jobs defined.
     pub jobs: u64,
     /// Executors online.

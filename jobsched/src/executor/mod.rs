@@ -99,6 +99,11 @@ impl Executor {
         self.state.epoch()
     }
 
+    /// The version of the central configuration it applies (0: its built-in defaults, none published).
+    pub fn config_version(&self) -> u64 {
+        self.state.config_version()
+    }
+
     /// Stops taking tasks, lets running ones finish within the shutdown grace, stops the rest (they are
     /// reported `lost`, so the scheduler runs them elsewhere), and deregisters.
     pub async fn shutdown(&self) {

@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::Backends;
 use crate::clock::{SharedClock, secs};
-use crate::coord::{CONFIG_KEY, CoordinatorExt, Registration};
+use crate::coord::{CONFIG_KEY, CoordinatorExt, Registration, published};
 use crate::dispatch::{AckTag, Delivery, Inbox};
 use crate::error::{Error, Result};
 use crate::fastmap::{FastMap, FastSet};
@@ -33,6 +33,7 @@ const SEEN_LIMIT: usize = 100_000;
 pub(crate) struct State {
     running: AtomicUsize,
     epoch: AtomicU64,
+    config_version: AtomicU64,
 }
 
 impl State {
@@ -41,6 +42,9 @@ impl State {
     }
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Relaxed)
+    }
+    pub fn config_version(&self) -> u64 {
+        self.config_version.load(Ordering::Relaxed)
     }
 }
 
@@ -129,11 +133,12 @@ impl Runtime {
         let tasks = backends.dispatcher.task_inbox(&info.executor_id).await?;
         let controls = backends.dispatcher.control_inbox(&info.executor_id).await?;
         let config_rx = backends.coordinator.watch(CONFIG_KEY).await?;
-        let sys = config_rx
-            .borrow()
-            .as_ref()
-            .and_then(crate::engine::decode_config)
-            .unwrap_or(sys);
+        let sys = published::newer(0, config_rx.borrow().as_ref()).unwrap_or(Versioned {
+            value: sys,
+            version: 0,
+        });
+        state.config_version.store(sys.version, Ordering::Relaxed);
+        let sys = sys.value;
         let registration = register(&backends, &info, None).await?;
         let epoch = registration.epoch();
         state.epoch.store(epoch, Ordering::Relaxed);
@@ -198,6 +203,21 @@ impl Runtime {
         }
     }
 
+    /// Applies a newer central configuration (to tasks started from now on).
+    fn apply_config(&mut self) {
+        let newer = published::newer(
+            self.state.config_version(),
+            self.config_rx.borrow_and_update().as_ref(),
+        );
+        if let Some(c) = newer {
+            info!(version = c.version, "system configuration changed");
+            self.sys = c.value;
+            self.state
+                .config_version
+                .store(c.version, Ordering::Relaxed);
+        }
+    }
+
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.shutdown = shutdown.clone();
         let span = info_span!("executor", executor_id = %self.info.executor_id);
@@ -217,8 +237,7 @@ impl Runtime {
                     r = self.tasks.recv(256), if room => self.on_tasks(r).await,
                     r = self.config_rx.changed() => {
                         if r.is_ok() {
-                            let c = self.config_rx.borrow_and_update().as_ref().and_then(crate::engine::decode_config);
-                            if let Some(c) = c { self.sys = c; }
+                            self.apply_config();
                         }
                     }
                     _ = tokio::time::sleep_until(wake), if !healthy => {}
