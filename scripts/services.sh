@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The servers jobsched's tests and distributed mode need, on 127.0.0.1, without systemd.
 #
-#   scripts/services.sh start     install what is missing (apt), start every server, wait until each answers
-#   scripts/services.sh stop      stop the servers this script started
+#   scripts/services.sh start [server…]   install what is missing (apt), start the servers (mariadb,
+#                                 zookeeper, kafka; default all), wait until each answers
+#   scripts/services.sh stop [server…]    stop the servers (default all) this script started
 #   scripts/services.sh status    say what runs
 #   scripts/services.sh env       print the connection settings as shell lines:
 #                                 eval "$(scripts/services.sh env)"
@@ -248,16 +249,41 @@ kafka_env() {
 
 # ---------------------------------------------------------------- main
 
-case ${1:-} in
+# The servers named after the command (mariadb, zookeeper, kafka), or all of them.
+servers() {
+    if (($# == 0)); then
+        echo mariadb zookeeper kafka
+        return
+    fi
+    for s in "$@"; do
+        case $s in
+        mariadb | zookeeper | kafka) echo "$s" ;;
+        *) die "unknown server '$s' (expected mariadb, zookeeper or kafka)" ;;
+        esac
+    done
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
 start)
-    mysql_start
-    zk_start
-    kafka_start
+    for s in $(servers "$@"); do
+        case $s in
+        mariadb) mysql_start ;;
+        zookeeper) zk_start ;;
+        kafka) kafka_start ;;
+        esac
+    done
     ;;
 stop)
-    kafka_stop
-    zk_stop
-    mysql_stop
+    # Only servers this script started (their pid files) are stopped.
+    for s in $(servers "$@"); do
+        case $s in
+        mariadb) mysql_stop ;;
+        zookeeper) zk_stop ;;
+        kafka) kafka_stop ;;
+        esac
+    done
     ;;
 status)
     mysql_status
@@ -265,12 +291,13 @@ status)
     kafka_status
     ;;
 env)
+    echo "export JOBSCHED_SERVICES_STATE=$STATE"
     mysql_env
     zk_env
     kafka_env
     ;;
 *)
-    echo "usage: $0 start|stop|status|env" >&2
+    echo "usage: $0 start|stop [mariadb|zookeeper|kafka …] | status | env" >&2
     exit 2
     ;;
 esac

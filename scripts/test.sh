@@ -6,8 +6,10 @@
 # Starts the servers the tests need (scripts/services.sh: installs MariaDB if missing), checks formatting
 # and lints, runs every test of the workspace (unit tests, the backend conformance suite on the in-memory
 # backends, on SQLite files and on the real MariaDB server, the stores' durability, restart and bad-input
-# tests, the engine behaviour tests, doc examples, the embedded example), then a smoke-sized run of each
-# benchmark so the benchmark never rots.
+# tests, the engine behaviour tests, the multi-process HA and failure-recovery suites (daemons/tests/ha.rs,
+# faults.rs at CI size, as scripts/faults.sh runs them), doc examples, the embedded example), then a
+# smoke-sized run of each
+# benchmark workload in each mode (scripts/bench.sh smoke) so the benchmark never rots.
 #
 # Tests that need a server read it from the environment that `scripts/services.sh env` prints
 # (JOBSCHED_TEST_MYSQL). With CI=true an unreachable server fails the run; elsewhere those tests are
@@ -28,13 +30,11 @@ step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
-cargo test --workspace
+# The failure-recovery suite (daemons/tests/faults.rs) also stops and restarts each server of
+# scripts/services.sh for 10 s; test binaries run one at a time, so no other test sees it.
+JOBSCHED_FAULTS_SERVERS=1 cargo test --workspace
 
-step "benchmarks (smoke size)"
-cargo run -q -p jobsched-bench -- throughput --tasks 2000 --capacity 64 --runs 1
-cargo run -q -p jobsched-bench -- scale --jobs 20000 --fires 500 --runs 1
-cargo run -q -p jobsched-bench -- store --backend mysql --records 2000 --single-records 200 --runs 1
-cargo run -q -p jobsched-bench -- store --backend sqlite --records 2000 --single-records 200 --runs 1
-cargo run -q -p jobsched-bench -- kafka --tasks 500 --latency-jobs 5 --latency-secs 2 --runs 1
+step "benchmarks (smoke size: every workload in every mode, and the store figures)"
+scripts/bench.sh smoke all all
 
 step "all green"

@@ -1,20 +1,22 @@
 //! jobsched benchmarks. Each workload sets itself up, runs `--runs` times, and prints a markdown table
-//! (median, min, max) plus one JSON line per run.
+//! (median, min, max) plus one JSON line per run. `scripts/bench.sh` runs the whole suite.
 //!
 //! ```text
-//! cargo run --release -p jobsched-bench -- throughput --tasks 100000
-//! cargo run --release -p jobsched-bench -- scale --jobs 1000000
-//! cargo run --release -p jobsched-bench -- store --backend mysql
-//! cargo run --release -p jobsched-bench -- store --backend sqlite
-//! cargo run --release -p jobsched-bench -- kafka --tasks 20000
+//! cargo run --release -p jobsched-bench -- w1 --mode memory        # drain 20,000 no-op tasks
+//! cargo run --release -p jobsched-bench -- w2 --mode sqlite        # 1,000 every-second jobs: fire lag
+//! cargo run --release -p jobsched-bench -- w3 --mode distributed   # 1,000,000 cron jobs: RSS, reload
+//! cargo run --release -p jobsched-bench -- w4 --mode memory        # 5,000 shell tasks
+//! cargo run --release -p jobsched-bench -- store --backend mysql   # records/s through a SQL store
 //! ```
 
-mod kafka;
 mod measure;
+mod rig;
 mod store;
-mod workloads;
+mod suite;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use rig::{Mode, RigSpec, Servers};
 
 #[derive(Parser, Debug)]
 #[command(about = "jobsched benchmarks")]
@@ -26,41 +28,98 @@ struct Cli {
     runs: usize,
 }
 
+/// Where a workload runs and with how many executors.
+#[derive(Args, Debug, Clone)]
+struct Setup {
+    /// `memory` (embedded, in-memory backends), `sqlite` (embedded on the SQLite store, as `jobsched
+    /// standalone`), `distributed` (MariaDB + Kafka + ZooKeeper, executor processes).
+    #[arg(long, value_enum, default_value = "memory")]
+    mode: Mode,
+    /// Executors.
+    #[arg(long, default_value_t = 2)]
+    executors: usize,
+    /// The system setting `executor_prefetch`: tasks sent to an executor beyond its free slots (they wait
+    /// in its local queue).
+    #[arg(long, default_value_t = 0)]
+    prefetch: u32,
+    #[command(flatten)]
+    servers: Servers,
+}
+
+impl Setup {
+    fn spec(&self, capacity: u32) -> RigSpec {
+        RigSpec {
+            mode: self.mode,
+            executors: self.executors,
+            capacity,
+            prefetch: self.prefetch,
+            servers: self.servers.clone(),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Workload {
-    /// End-to-end tasks/s in process: N tasks fire at once, run a no-op handler, and their results are
-    /// recorded.
-    Throughput {
-        /// Tasks per run.
-        #[arg(long, default_value_t = 100_000)]
+    /// W1 drain: N no-op tasks enqueued at once; enqueue rate and tasks/s until every result is recorded.
+    W1 {
+        #[command(flatten)]
+        setup: Setup,
+        /// Tasks.
+        #[arg(long, default_value_t = 20_000)]
         tasks: usize,
-        /// Executors.
-        #[arg(long, default_value_t = 2)]
-        executors: usize,
-        /// Tasks each executor runs at once. A no-op handler finishes inline, so slots only bound how many
-        /// tasks one scheduler ↔ executor round trip carries.
+        /// Tasks each executor runs at once.
+        #[arg(long, default_value_t = 8)]
+        capacity: u32,
+        /// How the tasks are created.
+        #[arg(long, value_enum, default_value = "execute")]
+        via: suite::Via,
+    },
+    /// W2 precision: jobs firing every second; fire → start lag p50/p99/max and CPU.
+    W2 {
+        #[command(flatten)]
+        setup: Setup,
+        /// Jobs firing every second.
+        #[arg(long, default_value_t = 1000)]
+        jobs: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        /// Tasks each executor runs at once (room for a whole second's fires).
         #[arg(long, default_value_t = 1024)]
         capacity: u32,
-        /// How tasks are created: `fire` (one-shot jobs due at the same instant) or `execute` (one job run
-        /// N times through `Scheduler::execute`, all requests in flight at once).
-        #[arg(long, default_value = "fire")]
-        via: String,
-        /// Count completions with a live event subscriber instead of polling the engine's counters.
-        #[arg(long)]
-        events: bool,
-        /// Bulk storage writes in flight at once.
-        #[arg(long, default_value_t = 4)]
-        storage_concurrency: usize,
     },
-    /// Scale: register N cron jobs (firing once a day), report registration time, RSS, reload time and
-    /// the cost of a fire with N jobs scheduled against an empty scheduler.
-    Scale {
-        /// Registered cron jobs.
+    /// W3 scale: N cron jobs firing once a day plus one every-second job: registration time, scheduler
+    /// RSS, reload time, and that job's lag p99.
+    W3 {
+        #[command(flatten)]
+        setup: Setup,
+        /// Cron jobs registered.
         #[arg(long, default_value_t = 1_000_000)]
         jobs: usize,
-        /// One-shot jobs fired together to measure the per-fire cost.
-        #[arg(long, default_value_t = 20_000)]
-        fires: usize,
+        /// Seconds over which the every-second job's lag is measured.
+        #[arg(long, default_value_t = 10)]
+        lag_secs: u64,
+    },
+    /// One W3 run in this process (W3 starts one fresh process per run).
+    #[command(hide = true)]
+    W3Once {
+        #[command(flatten)]
+        setup: Setup,
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 10)]
+        lag_secs: u64,
+    },
+    /// W4 shell: N tasks of `true` through the shell handler (fork and exec included).
+    W4 {
+        #[command(flatten)]
+        setup: Setup,
+        /// Tasks.
+        #[arg(long, default_value_t = 5000)]
+        tasks: usize,
+        /// Tasks each executor runs at once.
+        #[arg(long, default_value_t = 8)]
+        capacity: u32,
     },
     /// Execution records written per second through a SQL store (batched and one per call, plus the
     /// result updates), next to a plain multi-row INSERT of the same rows on the same server.
@@ -91,48 +150,6 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
-    /// End to end through MariaDB, Kafka and ZooKeeper: N no-op tasks fired at once (tasks/s), then a
-    /// steady load of every-second jobs (fire → start lag).
-    Kafka {
-        /// MySQL server, without a database (each run gets a fresh one).
-        #[arg(
-            long,
-            env = "JOBSCHED_TEST_MYSQL",
-            default_value = "mysql://jobsched:jobsched@127.0.0.1:3306"
-        )]
-        mysql: String,
-        /// Kafka brokers.
-        #[arg(long, env = "JOBSCHED_TEST_KAFKA", default_value = "127.0.0.1:9092")]
-        kafka: String,
-        /// ZooKeeper hosts.
-        #[arg(
-            long,
-            env = "JOBSCHED_TEST_ZOOKEEPER",
-            default_value = "127.0.0.1:2181"
-        )]
-        zookeeper: String,
-        /// Tasks fired at once.
-        #[arg(long, default_value_t = 20_000)]
-        tasks: usize,
-        /// Slots per executor (2 executors).
-        #[arg(long, default_value_t = 256)]
-        capacity: u32,
-        /// Every-second jobs of the latency run.
-        #[arg(long, default_value_t = 50)]
-        latency_jobs: usize,
-        /// Seconds of the latency run.
-        #[arg(long, default_value_t = 10)]
-        latency_secs: u64,
-    },
-    /// One scale run in this process (the `scale` workload starts one fresh process per run, so memory
-    /// figures are not polluted by earlier runs).
-    #[command(hide = true)]
-    ScaleOnce {
-        #[arg(long)]
-        jobs: usize,
-        #[arg(long)]
-        fires: usize,
-    },
 }
 
 fn main() {
@@ -150,27 +167,72 @@ fn main() {
         .expect("tokio runtime");
     rt.block_on(async {
         match cli.workload {
-            Workload::Throughput {
+            Workload::W1 {
+                setup,
                 tasks,
-                executors,
                 capacity,
                 via,
-                events,
-                storage_concurrency,
             } => {
-                let p = workloads::Throughput {
+                let p = suite::Drain {
+                    spec: setup.spec(capacity),
                     tasks,
-                    executors,
-                    capacity,
-                    via_execute: via == "execute",
-                    observe: if events {
-                        workloads::Observe::Events
-                    } else {
-                        workloads::Observe::Poll
-                    },
-                    storage_concurrency,
+                    shell: false,
+                    via,
                 };
-                workloads::throughput(cli.runs, p).await
+                suite::drain(cli.runs, p).await
+            }
+            Workload::W4 {
+                setup,
+                tasks,
+                capacity,
+            } => {
+                let p = suite::Drain {
+                    spec: setup.spec(capacity),
+                    tasks,
+                    shell: true,
+                    via: suite::Via::Execute,
+                };
+                suite::drain(cli.runs, p).await
+            }
+            Workload::W2 {
+                setup,
+                jobs,
+                secs,
+                capacity,
+            } => {
+                let p = suite::Precision {
+                    spec: setup.spec(capacity),
+                    jobs,
+                    secs,
+                };
+                suite::precision(cli.runs, p).await
+            }
+            Workload::W3 {
+                setup,
+                jobs,
+                lag_secs,
+            } => {
+                // The per-run processes get the same arguments.
+                let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "w3").collect();
+                let args = strip_runs(args);
+                let p = suite::Scale {
+                    spec: setup.spec(64),
+                    jobs,
+                    lag_secs,
+                };
+                suite::scale(cli.runs, p, args).await
+            }
+            Workload::W3Once {
+                setup,
+                jobs,
+                lag_secs,
+            } => {
+                let p = suite::Scale {
+                    spec: setup.spec(64),
+                    jobs,
+                    lag_secs,
+                };
+                suite::scale_once(p).await
             }
             Workload::Store {
                 backend,
@@ -198,28 +260,22 @@ fn main() {
                 };
                 store::store(cli.runs, p).await
             }
-            Workload::Kafka {
-                mysql,
-                kafka,
-                zookeeper,
-                tasks,
-                capacity,
-                latency_jobs,
-                latency_secs,
-            } => {
-                let p = kafka::KafkaBench {
-                    mysql,
-                    kafka,
-                    zookeeper,
-                    tasks,
-                    capacity,
-                    latency_jobs,
-                    latency_secs,
-                };
-                kafka::kafka(cli.runs, p).await
-            }
-            Workload::Scale { jobs, fires } => workloads::scale(cli.runs, jobs, fires).await,
-            Workload::ScaleOnce { jobs, fires } => workloads::scale_once(jobs, fires).await,
         }
     });
+}
+
+/// Arguments without `--runs N` / `--runs=N` (a W3 run process makes one run).
+fn strip_runs(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if a == "--runs" {
+            skip = true;
+        } else if !a.starts_with("--runs=") {
+            out.push(a);
+        }
+    }
+    out
 }

@@ -8,25 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
-use support::cluster::{Cluster, create, execute, no_active_task, scalar};
+use support::cluster::{Cluster, create, execute, no_active_task, poison, scalar};
 use support::wait_for;
-
-/// Writes records that are not messages onto a topic.
-async fn poison(c: &Cluster, topic: &str) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &c.kafka)
-        .create()
-        .unwrap();
-    for g in [&b"garbage"[..], br#"{"task_id": 1}"#] {
-        p.send(
-            FutureRecord::to(topic).key("x").payload(g),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_processes_run_immediate_and_every_second_tasks_exactly_once() {

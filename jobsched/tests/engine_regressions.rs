@@ -8,7 +8,7 @@ use chrono::TimeDelta;
 use jobsched::model::{CancelReason, Control};
 use jobsched::{ExecutorId, JobSpec, TaskId, TaskStatus, Trigger};
 use support::flaky::Flaky;
-use support::{Cluster, finished_for, started};
+use support::{Cluster, finished, finished_for, started};
 
 /// Every attempt used to count its generations from 0, so the timeout backstop of attempt n could match
 /// attempt n+1 and kill it early.
@@ -211,5 +211,30 @@ async fn a_task_given_to_an_executor_that_left_during_its_insert_fails_over() {
         (TaskStatus::Succeeded, 2)
     );
     assert_eq!(recs[1].executor_id.as_ref().unwrap().as_str(), "e2");
+    s.shutdown().await;
+}
+
+/// With a prefetch, an executor could hold more queued tasks than it takes in at once; when its handler
+/// finished inline (no task end to wake it), it stopped starting the queued ones and they stalled for good.
+#[tokio::test(start_paused = true)]
+async fn prefetched_tasks_of_an_inline_handler_all_run() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s, _) = c.scheduler("s1").await;
+    s.wait_active().await;
+    let mut ev = s.subscribe();
+    let mut sys = s.config().await.unwrap();
+    sys.value.executor_prefetch = 200;
+    s.update_config(sys.value, Some(sys.version)).await.unwrap();
+    let job = s
+        .create_job(JobSpec::manual("inline", "out:x").with_type("script"))
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        s.execute(&job.job_id, None).await.unwrap();
+    }
+    // All queued at the scheduler: the executor gets 201 at once when it joins.
+    let (_e, _) = c.executor("e1", 1).await;
+    let recs = finished(&mut ev, 300).await;
+    assert!(recs.iter().all(|r| r.status == TaskStatus::Succeeded));
     s.shutdown().await;
 }

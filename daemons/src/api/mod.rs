@@ -142,6 +142,7 @@ pub fn executor_router(backends: jobsched::Backends, executor: Arc<jobsched::Exe
                         "epoch": e.epoch(),
                         "running": e.running(),
                         "config_version": e.config_version(),
+                        "poison_messages": e.dispatch_stats().poison,
                     }))
                 }
             }),

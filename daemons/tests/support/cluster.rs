@@ -268,7 +268,7 @@ impl Drop for Cluster {
             })
         })
         .join();
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("JOBSCHED_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.logs);
         } else {
             eprintln!("process logs kept in {}", self.logs.display());
@@ -310,4 +310,22 @@ pub async fn no_active_task(pool: &sqlx::MySqlPool) {
             == 0
     })
     .await;
+}
+
+/// Writes records that are not messages onto a topic: bytes that are not JSON, and JSON that is not a
+/// message.
+pub async fn poison(c: &Cluster, topic: &str) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &c.kafka)
+        .create()
+        .unwrap();
+    for g in [&b"garbage"[..], br#"{"task_id": 1}"#] {
+        p.send(
+            FutureRecord::to(topic).key("x").payload(g),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
 }

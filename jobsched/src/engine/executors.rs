@@ -63,6 +63,11 @@ impl ExecutorView {
         e.online && e.enabled && e.inflight < e.info.capacity.saturating_add(self.prefetch)
     }
 
+    /// Has a slot free now (not only room in its prefetch queue).
+    fn has_slot(e: &ExecState) -> bool {
+        e.inflight < e.info.capacity
+    }
+
     /// True if some executor could take a task now.
     pub fn any_free(&self) -> bool {
         self.execs.values().any(|e| self.has_room(e))
@@ -84,10 +89,23 @@ impl ExecutorView {
     pub fn pick(&mut self, job: Option<&Job>, task_type: &str) -> Option<(ExecutorId, u64)> {
         let strategy = job.map(|j| j.routing_strategy).unwrap_or_default();
         let this = &*self;
-        let candidates = || {
-            this.execs
+        // Executors with a free slot first; only when none has one, those with prefetch room (a task
+        // waiting in a busy executor's queue while another sits idle would be a needless delay). The
+        // sticky strategies keep their order: their choice is the point.
+        let slot_first = !matches!(
+            strategy,
+            RoutingStrategy::ConsistentHash | RoutingStrategy::Failover
+        );
+        let slot_free = slot_first
+            && self.prefetch > 0
+            && self
+                .execs
                 .values()
-                .filter(move |e| this.eligible(e, job, task_type))
+                .any(|e| Self::has_slot(e) && self.eligible(e, job, task_type));
+        let candidates = || {
+            this.execs.values().filter(move |e| {
+                this.eligible(e, job, task_type) && (!slot_free || Self::has_slot(e))
+            })
         };
         let chosen = match strategy {
             RoutingStrategy::RoundRobin => {
@@ -275,6 +293,23 @@ mod tests {
         assert!(!v.any_free());
         v.release(&ExecutorId::new("b").unwrap(), 2);
         assert_eq!(picks(&mut v, &j, 1), vec!["b"]);
+    }
+
+    #[test]
+    fn free_slots_are_used_before_prefetch_room() {
+        let mut v = view(&[("a", 2), ("b", 1)]);
+        v.set_prefetch(2);
+        let j = job(RoutingStrategy::RoundRobin, "j");
+        let first = picks(&mut v, &j, 3);
+        let count = |p: &[String], id: &str| p.iter().filter(|x| *x == id).count();
+        assert_eq!(
+            (count(&first, "a"), count(&first, "b")),
+            (2, 1),
+            "{first:?}"
+        );
+        let rest = picks(&mut v, &j, 5);
+        assert_eq!((count(&rest, "a"), count(&rest, "b")), (2, 2), "{rest:?}");
+        assert_eq!(rest[4], "", "capacity plus prefetch is the limit");
     }
 
     #[test]

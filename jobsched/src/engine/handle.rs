@@ -549,6 +549,7 @@ impl Scheduler {
                     succeeded as f64 / (succeeded + failed) as f64
                 },
             },
+            poison_messages: self.sh().dispatcher.stats().poison,
         })
     }
 

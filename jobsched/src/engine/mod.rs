@@ -146,6 +146,9 @@ pub struct SystemStatus {
     pub queued: u64,
     /// Attempts that ended in the last hour, and how.
     pub last_hour: OutcomeCounts,
+    /// Messages this process's dispatcher skipped because they could not be decoded (poison records on
+    /// the result topic), since it started; each is logged with where it was.
+    pub poison_messages: u64,
 }
 
 /// What the active engine holds in memory right now (from [`Scheduler::engine_stats`]).

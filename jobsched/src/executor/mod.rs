@@ -64,6 +64,7 @@ pub struct Executor {
     shutdown: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
     state: Arc<runtime::State>,
+    dispatcher: Arc<dyn crate::dispatch::Dispatcher>,
 }
 
 impl Executor {
@@ -92,6 +93,11 @@ impl Executor {
     /// Attempts running now.
     pub fn running(&self) -> usize {
         self.state.running()
+    }
+
+    /// Its dispatcher's counters: poison messages skipped on its task and control topics, redeliveries.
+    pub fn dispatch_stats(&self) -> crate::dispatch::DispatchStats {
+        self.dispatcher.stats()
     }
 
     /// Its current registration epoch (0 while not registered).
@@ -210,6 +216,7 @@ impl ExecutorBuilder {
         };
         let shutdown = CancellationToken::new();
         let state = Arc::new(runtime::State::default());
+        let dispatcher = self.backends.dispatcher.clone();
         let rt = runtime::Runtime::start(
             info,
             self.backends,
@@ -226,6 +233,7 @@ impl ExecutorBuilder {
             shutdown,
             task: std::sync::Mutex::new(Some(task)),
             state,
+            dispatcher,
         })
     }
 }

@@ -27,6 +27,8 @@ use crate::storage::Versioned;
 
 /// Attempts remembered to drop redelivered copies.
 const SEEN_LIMIT: usize = 100_000;
+/// Tasks started per loop turn at most (handlers finishing inline let one turn start many).
+const START_BUDGET: usize = 1024;
 
 /// Counters shared with the [`Executor`](super::Executor) handle.
 #[derive(Debug, Default)]
@@ -228,6 +230,11 @@ impl Runtime {
                 let wake = self
                     .backoff_until
                     .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                // Queued tasks and a free slot: go round again without waiting for an event. (Handlers
+                // that finish inline free their slot at once, so no task end would wake the loop.)
+                let startable = healthy
+                    && !self.queue.is_empty()
+                    && self.running.len() < self.info.capacity as usize;
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => break,
@@ -241,10 +248,20 @@ impl Runtime {
                         }
                     }
                     _ = tokio::time::sleep_until(wake), if !healthy => {}
+                    _ = std::future::ready(()), if startable => {}
                 }
                 if self.backoff_until.is_none_or(|t| tokio::time::Instant::now() >= t) {
                     self.backoff_until = None;
-                    self.start_ready().await;
+                    // Handlers that finish inline free their slots at once: keep starting, up to a
+                    // budget per turn (control messages and new deliveries are not kept waiting).
+                    let mut budget = START_BUDGET;
+                    while budget > 0 && self.backoff_until.is_none() {
+                        let started = self.start_ready().await;
+                        if started == 0 {
+                            break;
+                        }
+                        budget = budget.saturating_sub(started);
+                    }
                     // After starting: tasks that finished inline have their results in the outbox now.
                     self.flush_outbox().await;
                 }
@@ -349,7 +366,8 @@ impl Runtime {
     }
 
     /// Starts queued tasks while there is room: reports them `running`, then acknowledges and runs them.
-    async fn start_ready(&mut self) {
+    /// Returns how many it started.
+    async fn start_ready(&mut self) -> usize {
         let mut starting = Vec::new();
         while self.running.len() + starting.len() < self.info.capacity as usize {
             let Some(q) = self.queue.pop() else { break };
@@ -358,7 +376,7 @@ impl Runtime {
             }
         }
         if starting.is_empty() {
-            return;
+            return 0;
         }
         let notices: Vec<TaskResult> = starting
             .iter()
@@ -377,8 +395,9 @@ impl Runtime {
                 self.queued.insert(key, (task, tag));
             }
             self.backoff();
-            return;
+            return 0;
         }
+        let n = starting.len();
         let tags: Vec<AckTag> = starting.iter().map(|(_, tag)| *tag).collect();
         for ((task, _), notice) in starting.into_iter().zip(notices) {
             self.spawn(task, notice.start_time);
@@ -386,10 +405,9 @@ impl Runtime {
         if let Err(e) = self.tasks.ack(&tags).await {
             warn!(error = %e, "acknowledging started tasks failed (a redelivered copy is dropped)");
         }
+        n
     }
 
-    /// Runs an attempt whose start was reported. The handler is polled once right here: one that finishes
-    /// without waiting (a no-op, an in-memory computation) costs no task spawn; one that waits is spawned.
     fn spawn(&mut self, task: Task, start_time: chrono::DateTime<chrono::Utc>) {
         let key = (task.task_id.clone(), task.attempt);
         let ctx = TaskContext::new(
