@@ -58,6 +58,29 @@ impl Setup {
     }
 }
 
+/// The parameters of W3 (and of each of its run processes).
+#[derive(Args, Debug)]
+struct ScaleArgs {
+    #[command(flatten)]
+    setup: Setup,
+    /// Cron jobs registered.
+    #[arg(long, default_value_t = 1_000_000)]
+    jobs: usize,
+    /// Seconds over which the every-second job's lag is measured.
+    #[arg(long, default_value_t = 10)]
+    lag_secs: u64,
+}
+
+impl ScaleArgs {
+    fn params(&self) -> suite::Scale {
+        suite::Scale {
+            spec: self.setup.spec(64),
+            jobs: self.jobs,
+            lag_secs: self.lag_secs,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Workload {
     /// W1 drain: N no-op tasks enqueued at once; enqueue rate and tasks/s until every result is recorded.
@@ -90,26 +113,10 @@ enum Workload {
     },
     /// W3 scale: N cron jobs firing once a day plus one every-second job: registration time, scheduler
     /// RSS, reload time, and that job's lag p99.
-    W3 {
-        #[command(flatten)]
-        setup: Setup,
-        /// Cron jobs registered.
-        #[arg(long, default_value_t = 1_000_000)]
-        jobs: usize,
-        /// Seconds over which the every-second job's lag is measured.
-        #[arg(long, default_value_t = 10)]
-        lag_secs: u64,
-    },
+    W3(ScaleArgs),
     /// One W3 run in this process (W3 starts one fresh process per run).
     #[command(hide = true)]
-    W3Once {
-        #[command(flatten)]
-        setup: Setup,
-        #[arg(long, default_value_t = 1_000_000)]
-        jobs: usize,
-        #[arg(long, default_value_t = 10)]
-        lag_secs: u64,
-    },
+    W3Once(ScaleArgs),
     /// W4 shell: N tasks of `true` through the shell handler (fork and exec included).
     W4 {
         #[command(flatten)]
@@ -207,33 +214,12 @@ fn main() {
                 };
                 suite::precision(cli.runs, p).await
             }
-            Workload::W3 {
-                setup,
-                jobs,
-                lag_secs,
-            } => {
+            Workload::W3(a) => {
                 // The per-run processes get the same arguments.
                 let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "w3").collect();
-                let args = strip_runs(args);
-                let p = suite::Scale {
-                    spec: setup.spec(64),
-                    jobs,
-                    lag_secs,
-                };
-                suite::scale(cli.runs, p, args).await
+                suite::scale(cli.runs, a.params(), strip_runs(args)).await
             }
-            Workload::W3Once {
-                setup,
-                jobs,
-                lag_secs,
-            } => {
-                let p = suite::Scale {
-                    spec: setup.spec(64),
-                    jobs,
-                    lag_secs,
-                };
-                suite::scale_once(p).await
-            }
+            Workload::W3Once(a) => suite::scale_once(a.params()).await,
             Workload::Store {
                 backend,
                 mysql,

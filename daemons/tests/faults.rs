@@ -87,29 +87,33 @@ async fn on_time_since(pool: &sqlx::MySqlPool, from: NaiveDateTime) -> Option<Na
         .map(|w| w[0].0)
 }
 
-/// Runs `scripts/services.sh` with `args` (its settings come from this process's environment).
-fn services(args: &[&str]) {
+/// Runs `scripts/services.sh` with `args` (its settings come from this process's environment); true if
+/// it succeeded.
+fn services(args: &[&str]) -> bool {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-    let ok = std::process::Command::new(script)
+    std::process::Command::new(script)
         .args(args)
         .status()
-        .expect("scripts/services.sh")
-        .success();
-    assert!(ok, "scripts/services.sh {args:?} failed");
+        .is_ok_and(|s| s.success())
 }
 
 /// A server stopped by the test: started again when dropped, also when the test fails meanwhile (the
 /// servers are shared with the tests that run after this one).
 struct Outage(&'static str);
 
+impl Outage {
+    fn begin(server: &'static str) -> Outage {
+        assert!(
+            services(&["stop", server]),
+            "scripts/services.sh stop {server} failed"
+        );
+        Outage(server)
+    }
+}
+
 impl Drop for Outage {
     fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-        let ok = std::process::Command::new(script)
-            .args(["start", self.0])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok && !std::thread::panicking() {
+        if !services(&["start", self.0]) && !std::thread::panicking() {
             panic!("scripts/services.sh start {} failed", self.0);
         }
     }
@@ -124,23 +128,6 @@ fn now() -> NaiveDateTime {
 async fn burst(c: &Cluster, s: &Proc, n: usize) {
     for _ in 0..n {
         execute(c, s, "burst").await;
-    }
-}
-
-/// Waits until one of `schedulers` is active; its index.
-async fn leader(c: &Cluster, schedulers: &[Proc]) -> usize {
-    let since = Instant::now();
-    loop {
-        for (i, p) in schedulers.iter().enumerate() {
-            if c.status(p).await["active"] == true {
-                return i;
-            }
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "no scheduler took over"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -194,7 +181,7 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
     tokio::time::sleep_until(started + 2 * step).await;
     faults.push(("kill -9 the active scheduler", now()));
     s[0].kill9().await;
-    let active = leader(&c, &s[1..]).await + 1;
+    let active = c.active(&s, Some(0)).await;
     s[0] = c.standby("sched-1").await;
 
     // 3. Poison on the topics, bad requests to the API.
@@ -249,8 +236,7 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
             ("zookeeper", "stop ZooKeeper for 10 s"),
         ] {
             faults.push((what, now()));
-            let outage = Outage(server);
-            services(&["stop", server]);
+            let outage = Outage::begin(server);
             tokio::time::sleep(Duration::from_secs(10)).await;
             drop(outage);
             let b = now();
@@ -270,19 +256,9 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
     }
 
     // Let the load run on, then stop it and let every task end.
-    tokio::time::sleep_until(started + 5 * step).await;
     tokio::time::sleep(step).await;
-    for i in 0..z.jobs {
-        let (code, v) = c
-            .call(
-                &s[active],
-                Method::PUT,
-                &format!("/api/jobs/tick-{i:03}"),
-                Some(json!({"enabled": false})),
-            )
-            .await;
-        assert_eq!(code, StatusCode::OK, "{v}");
-    }
+    c.disable(&s[active], (0..z.jobs).map(|i| format!("tick-{i:03}")))
+        .await;
     no_active_task(&pool).await;
 
     // Recovery: from each fault (for a server, from when it answers again) until fires start on time
@@ -397,7 +373,7 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
     assert!(retries >= lost, "every lost attempt has a successor");
     // Daemons up: both schedulers answer, one active; both executors online; poison counted.
     // (After a ZooKeeper outage either may lead.)
-    let now_active = leader(&c, &s).await;
+    let now_active = c.active(&s, None).await;
     assert_eq!(
         c.status(&s[1 - now_active]).await["active"],
         false,
@@ -413,14 +389,5 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
             assert!(v["poison_messages"].as_u64().unwrap() >= 2, "{v}");
         }
     }
-    let (_, list) = c
-        .call(&s[now_active], Method::GET, "/api/executors", None)
-        .await;
-    let online = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["status"] == 1)
-        .count();
-    assert_eq!(online, 2, "{list}");
+    assert_eq!(c.executors_online(&s[now_active]).await, 2);
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::cluster::{Cluster, Proc, create, no_active_task, scalar};
+use support::cluster::{Cluster, create, no_active_task, scalar};
 use support::wait_for;
 use tokio::time::Instant;
 
@@ -22,23 +22,6 @@ const RESUME_BOUND: Duration = Duration::from_secs(6);
 const JOBS: usize = 100;
 /// How long the load runs.
 const LOAD: Duration = Duration::from_secs(60);
-
-/// Waits until one of `schedulers` (other than `not`) is active; its index.
-async fn next_leader(c: &Cluster, schedulers: &[Proc], not: usize) -> usize {
-    let since = Instant::now();
-    loop {
-        for (i, p) in schedulers.iter().enumerate() {
-            if i != not && c.status(p).await["active"] == true {
-                return i;
-            }
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "no scheduler took over"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// How long after `fault` the first fire due after it started on an executor.
 async fn resumed_after(pool: &sqlx::MySqlPool, fault: NaiveDateTime) -> Duration {
@@ -127,7 +110,7 @@ async fn three_schedulers_fire_every_second_exactly_once_through_a_leader_kill_a
     let killed_at = now();
     let kill = Instant::now();
     s[0].kill9().await;
-    let second = next_leader(&c, &s, 0).await;
+    let second = c.active(&s, Some(0)).await;
     let takeover = kill.elapsed();
 
     // Freeze the new leader for longer than its session: the third takes over; when the frozen one
@@ -136,7 +119,7 @@ async fn three_schedulers_fire_every_second_exactly_once_through_a_leader_kill_a
     let frozen_at = now();
     let freeze = Instant::now();
     s[second].signal("STOP");
-    let third = next_leader(&c, &s, second).await;
+    let third = c.active(&s, Some(second)).await;
     let takeover_frozen = freeze.elapsed();
     tokio::time::sleep_until(freeze + SESSION + Duration::from_secs(3)).await;
     s[second].signal("CONT");
@@ -148,17 +131,8 @@ async fn three_schedulers_fire_every_second_exactly_once_through_a_leader_kill_a
     assert_eq!(c.status(&s[third]).await["active"], true);
 
     tokio::time::sleep_until(started + LOAD).await;
-    for i in 0..JOBS {
-        let (code, v) = c
-            .call(
-                &s[third],
-                Method::PUT,
-                &format!("/api/jobs/ha-{i:03}"),
-                Some(json!({"enabled": false})),
-            )
-            .await;
-        assert_eq!(code, StatusCode::OK, "{v}");
-    }
+    c.disable(&s[third], (0..JOBS).map(|i| format!("ha-{i:03}")))
+        .await;
     no_active_task(&pool).await;
 
     let resume_kill = resumed_after(&pool, killed_at).await;
@@ -231,12 +205,5 @@ async fn three_schedulers_fire_every_second_exactly_once_through_a_leader_kill_a
         }
     }
     // Both executors still online and in the executors table.
-    let (_, list) = c.call(&s[third], Method::GET, "/api/executors", None).await;
-    let online = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["status"] == 1)
-        .count();
-    assert_eq!(online, 2, "{list}");
+    assert_eq!(c.executors_online(&s[third]).await, 2);
 }

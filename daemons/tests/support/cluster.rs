@@ -198,6 +198,49 @@ impl Cluster {
             .1
     }
 
+    /// Waits until one of `schedulers` other than index `not` is the active one; its index.
+    pub async fn active(&self, schedulers: &[Proc], not: Option<usize>) -> usize {
+        let since = tokio::time::Instant::now();
+        loop {
+            for (i, p) in schedulers.iter().enumerate() {
+                if Some(i) != not && self.status(p).await["active"] == true {
+                    return i;
+                }
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(60),
+                "no scheduler took over"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Disables the jobs `ids` through `s`'s API (their fires stop).
+    pub async fn disable(&self, s: &Proc, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            let (code, v) = self
+                .call(
+                    s,
+                    Method::PUT,
+                    &format!("/api/jobs/{id}"),
+                    Some(serde_json::json!({"enabled": false})),
+                )
+                .await;
+            assert_eq!(code, StatusCode::OK, "disabling {id}: {v}");
+        }
+    }
+
+    /// How many executors `s` lists as online.
+    pub async fn executors_online(&self, s: &Proc) -> usize {
+        let (_, list) = self.call(s, Method::GET, "/api/executors", None).await;
+        list["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no executor list: {list}"))
+            .iter()
+            .filter(|x| x["status"] == 1)
+            .count()
+    }
+
     /// Starts an executor; `scheduler` sees it online before this returns.
     pub async fn executor(&self, scheduler: &Proc, id: &str, capacity: u32) -> Proc {
         let p = self
