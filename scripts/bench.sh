@@ -41,7 +41,9 @@ fi
 
 # The executors of the distributed mode are `jobsched executor` processes: the binary next to the bench.
 cargo build -q ${profile[@]+"${profile[@]}"} -p jobsched-bench -p jobsched-daemons
-bench=target/$target/jobsched-bench
+# Where cargo puts its output (CARGO_TARGET_DIR or the configured target directory, else ./target).
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bench=${target_dir:-target}/$target/jobsched-bench
 
 run() {
     printf '\n$ jobsched-bench %s\n' "$*" >&2
