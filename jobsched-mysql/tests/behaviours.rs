@@ -273,3 +273,57 @@ async fn hot_queries_use_an_index() {
         }
     }
 }
+
+/// A previous fencing-token holder frozen inside a fenced write (its transaction open and idle, the fence
+/// row share-locked, a row of its own written) does not keep the next holder waiting for the server's
+/// lock wait timeout: the next holder's first write ends the stale connection, whose transaction rolls
+/// back, and goes on; the old token is refused from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
+    use jobsched::storage::Fence;
+    use sqlx::Connection;
+
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = db.store().await;
+    let fence = |token| Fence {
+        scope: "scheduler".to_owned(),
+        token,
+    };
+    store
+        .put_value("k", "first", None, Some(&fence(1)))
+        .await
+        .unwrap();
+    let mut frozen = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+    for statement in [
+        "BEGIN",
+        "SELECT token FROM jobsched_fences WHERE scope = 'scheduler' LOCK IN SHARE MODE",
+        "UPDATE jobsched_settings SET value = 'stale', version = version + 1 WHERE name = 'k'",
+    ] {
+        sqlx::raw_sql(statement).execute(&mut frozen).await.unwrap();
+    }
+
+    // Well under MariaDB's default lock wait timeout (50 s): the raise did not wait for it.
+    let version = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        store.put_value("k", "second", None, Some(&fence(2))),
+    )
+    .await
+    .expect("the new holder's write waited on the frozen transaction")
+    .unwrap();
+    assert_eq!(version, 2);
+
+    let commit = sqlx::raw_sql("COMMIT").execute(&mut frozen).await;
+    assert!(
+        commit.is_err(),
+        "the frozen connection was ended: {commit:?}"
+    );
+    let stored = store.get_value("k").await.unwrap().unwrap();
+    assert_eq!((stored.value.as_str(), stored.version), ("second", 2));
+    let e = store
+        .put_value("k", "late", None, Some(&fence(1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, jobsched::Error::Fenced { .. }), "{e}");
+}

@@ -31,6 +31,22 @@ pub struct Dialect {
     pub attempt_key_marker: &'static str,
     /// The meaning of the server's error codes.
     pub kind_of: KindOf,
+    /// How a fencing-token raise ends stale holders (`None`: write transactions are serial, nothing to
+    /// end). See [`crate::fence`].
+    pub stale_holders: Option<StaleHolders>,
+}
+
+/// The statements with which a newer fencing-token holder finds and ends the connections of stopped
+/// writers whose open transactions hold the lock it waits for.
+#[derive(Clone, Copy, Debug)]
+pub struct StaleHolders {
+    /// Reads this connection's id on the server (as a signed integer).
+    pub connection_id: &'static str,
+    /// Queries for the ids of the connections whose idle transactions (no statement running) hold a lock
+    /// the connection `?` waits for; tried in order, the first one the server accepts answers.
+    pub blockers: &'static [&'static str],
+    /// Followed by a connection id: ends that connection (its transaction rolls back).
+    pub kill: &'static str,
 }
 
 /// MySQL and MariaDB.
@@ -44,6 +60,25 @@ pub const MYSQL: Dialect = Dialect {
     fire_key_marker: "uk_fire",
     attempt_key_marker: "uk_task_attempt",
     kind_of: mysql_kind_of,
+    stale_holders: Some(StaleHolders {
+        connection_id: "SELECT CAST(CONNECTION_ID() AS SIGNED)",
+        blockers: &[
+            // MariaDB and MySQL 5.7.
+            "SELECT DISTINCT CAST(b.trx_mysql_thread_id AS SIGNED) \
+             FROM information_schema.INNODB_TRX r \
+             JOIN information_schema.INNODB_LOCK_WAITS w ON w.requesting_trx_id = r.trx_id \
+             JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
+             WHERE r.trx_mysql_thread_id = ? AND b.trx_query IS NULL",
+            // MySQL 8, which moved the lock waits to performance_schema.
+            "SELECT DISTINCT CAST(b.trx_mysql_thread_id AS SIGNED) \
+             FROM information_schema.INNODB_TRX r \
+             JOIN performance_schema.data_lock_waits w \
+               ON w.REQUESTING_ENGINE_TRANSACTION_ID = r.trx_id \
+             JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID \
+             WHERE r.trx_mysql_thread_id = ? AND b.trx_query IS NULL",
+        ],
+        kill: "KILL CONNECTION",
+    }),
 };
 
 /// SQLite.
@@ -57,6 +92,7 @@ pub const SQLITE: Dialect = Dialect {
     fire_key_marker: "job_logs.fire_time",
     attempt_key_marker: "job_logs.attempt",
     kind_of: sqlite_kind_of,
+    stale_holders: None,
 };
 
 /// The kind of a MySQL/MariaDB error number.

@@ -12,6 +12,7 @@ mod binds;
 mod dialect;
 mod error;
 mod executions;
+pub mod fence;
 mod filters;
 mod plan;
 pub mod reads;
@@ -28,7 +29,7 @@ pub use binds::{
     Bind, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, EXECUTOR_UPSERT_COLUMNS, assignments,
     column_names, push_exec_values, push_executor_values, push_job_values,
 };
-pub use dialect::{Dialect, MYSQL, SQLITE, mysql_kind_of, sqlite_kind_of};
+pub use dialect::{Dialect, MYSQL, SQLITE, StaleHolders, mysql_kind_of, sqlite_kind_of};
 pub use error::{DbError, DbErrorKind, KindOf, classify, retrying, to_error};
 pub use filters::{
     active_status_list, push_exec_where, push_job_where, push_page, terminal_status_list,

@@ -1,5 +1,5 @@
 //! The writes both stores run with the same statements (up to their [`Dialect`]), inside a transaction
-//! the store opened: jobs and their change feed, executors, settings and fencing tokens.
+//! the store opened: jobs and their change feed, executors and settings (fencing tokens: [`crate::fence`]).
 //!
 //! Job writes first take their revisions from `jobsched_counters` (a row lock held until commit), so job
 //! writes are serialised and their revisions become visible in order — what
@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 
-use jobsched::storage::Fence;
 use jobsched::{Error, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId};
 use sqlx::{AssertSqlSafe, QueryBuilder};
 
@@ -254,64 +253,6 @@ sql_methods! {
             .execute(&mut *conn)
             .await?;
         self.get_executor(&mut *conn, id).await
-    }
-
-    /// Checks a fencing token inside the caller's transaction. The newest token per scope is read with a
-    /// shared lock (MySQL), so fenced writes of the current holder run concurrently; a newer holder's first
-    /// write raises the token under an exclusive lock, which waits for every in-flight write made under an
-    /// older token to commit; afterwards those writers read the newer token and are refused with `Fenced`.
-    /// (SQLite's write transactions are serial, so the same statements are enough there.)
-    pub(crate) async fn check_fence(
-        &self,
-        conn: &mut DB::Connection,
-        fence: Option<&Fence>,
-    ) -> Result<(), DbError> {
-        let Some(f) = fence else { return Ok(()) };
-        let token = i64::try_from(f.token)
-            .map_err(|_| DbError::Domain(Error::invalid("fence.token", "must be below 2^63")))?;
-        let stored: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT token FROM jobsched_fences WHERE scope = ?{}",
-            self.dialect.for_share
-        )))
-        .bind(f.scope.clone())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let current = match stored {
-            Some((c,)) if c >= token => c,
-            _ => {
-                let sql = format!(
-                    "INSERT INTO jobsched_fences (scope, token) VALUES (?, ?){}",
-                    self.dialect.upsert("scope", ["token"]).replace(
-                        &format!("token = {}", self.dialect.new_value("token")),
-                        &format!(
-                            "token = {}(token, {})",
-                            self.dialect.greatest,
-                            self.dialect.new_value("token")
-                        ),
-                    )
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(f.scope.clone())
-                    .bind(token)
-                    .execute(&mut *conn)
-                    .await?;
-                let (c,): (i64,) =
-                    sqlx::query_as("SELECT token FROM jobsched_fences WHERE scope = ?")
-                        .bind(f.scope.clone())
-                        .fetch_one(&mut *conn)
-                        .await?;
-                c
-            }
-        };
-        if current > token {
-            return Err(Error::Fenced {
-                scope: f.scope.clone(),
-                token: f.token,
-                current: current as u64,
-            }
-            .into());
-        }
-        Ok(())
     }
 
     /// Writes a setting with compare-and-set on its version (see
