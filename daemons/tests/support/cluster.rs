@@ -342,17 +342,35 @@ pub async fn scalar(pool: &sqlx::MySqlPool, sql: &str) -> i64 {
         .unwrap()
 }
 
-/// Waits until no stored task is queued, dispatched or running.
+/// Waits until no stored task is queued, dispatched or running and no new attempt was recorded for 2 s.
+/// (A job disabled just before its fire time may still fire once: the active scheduler applies the
+/// change when its nudge arrives, which can be just after the fire.)
 pub async fn no_active_task(pool: &sqlx::MySqlPool) {
-    wait_for("every task to end", || async {
-        scalar(
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut quiet: Option<(i64, tokio::time::Instant)> = None;
+    loop {
+        let active = scalar(
             pool,
             "SELECT COUNT(*) FROM job_logs WHERE status IN (0, 5, 6)",
         )
-        .await
-            == 0
-    })
-    .await;
+        .await;
+        let last = scalar(pool, "SELECT COALESCE(MAX(id), 0) FROM job_logs").await;
+        let now = tokio::time::Instant::now();
+        match quiet {
+            _ if active > 0 => quiet = None,
+            Some((seen, since)) if seen == last => {
+                if now - since >= Duration::from_secs(2) {
+                    return;
+                }
+            }
+            _ => quiet = Some((last, now)),
+        }
+        assert!(
+            now < deadline,
+            "timed out waiting for every task to end ({active} still active)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Writes records that are not messages onto a topic: bytes that are not JSON, and JSON that is not a

@@ -608,6 +608,12 @@ impl Engine {
             self.ticks.poll = now_i + self.sh.config.poll_interval;
             self.sync_dirty = true;
         }
+        // A nudge that came with a due fire: read the change first, so a job disabled or changed before its
+        // fire time is not fired by its old definition.
+        if self.nudge_rx.has_changed().unwrap_or(false) {
+            self.nudge_rx.borrow_and_update();
+            self.sync_dirty = true;
+        }
         if self.sync_dirty && self.healthy() {
             self.sync_dirty = false;
             if let Err(e) = self.sync().await {
