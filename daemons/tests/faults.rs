@@ -326,7 +326,10 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(unfinished.is_empty(), "attempts still active: {unfinished:?}");
+    assert!(
+        unfinished.is_empty(),
+        "attempts still active: {unfinished:?}"
+    );
     assert_eq!(
         scalar(
             &pool,

@@ -68,9 +68,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// librdkafka settings every client starts from (the configuration's own properties override them).
+/// librdkafka backs off reconnecting up to 10 s by default: after a broker outage a client could wait
+/// that long once the broker is back. A scheduler's clients are few, so a 1 s ceiling costs nothing.
+const CLIENT_DEFAULTS: [(&str, &str); 2] = [
+    ("reconnect.backoff.max.ms", "1000"),
+    ("retry.backoff.max.ms", "1000"),
+];
+
 fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
+    for (k, v) in CLIENT_DEFAULTS {
+        c.set(k, v);
+    }
     for (k, v) in &config.client {
         c.set(k, v);
     }
