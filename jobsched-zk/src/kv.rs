@@ -1,7 +1,7 @@
 //! Watched settings: a key is a persistent znode `/kv/<key>`; its version is the znode's data version
 //! + 1 (1 for the first write, as the trait wants).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use jobsched::storage::Versioned;
 use jobsched::{Error, Result};
@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use zookeeper_client::{Acls, CreateMode};
 
 use crate::error::zk;
+use crate::follow::follow;
 use crate::members::ensure_dir;
 use crate::paths::kv_path;
 use crate::session::Inner;
@@ -86,16 +87,9 @@ pub(crate) async fn follow_key(
     tx: watch::Sender<Option<Versioned<Vec<u8>>>>,
 ) {
     let path = kv_path(&key);
-    let mut backoff = std::time::Duration::from_millis(50);
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if strong.is_closed() {
-            return;
-        }
-        let closing = strong.closing.clone();
-        let read = async {
+    let read = |strong: Arc<Inner>| {
+        let (path, key) = (path.clone(), key.clone());
+        async move {
             let sess = strong.session().await?;
             let (client, lost) = (sess.client.clone(), sess.lost.clone());
             drop(sess);
@@ -125,33 +119,12 @@ pub(crate) async fn follow_key(
                 Err(e) => Err(zk(e, &format!("watching {key}"))),
             }
         }
-        .await;
-        drop(strong);
-        match read {
-            Ok((value, watcher, lost)) => {
-                backoff = std::time::Duration::from_millis(50);
-                tx.send_if_modified(|cur| {
-                    if *cur == value {
-                        false
-                    } else {
-                        *cur = value;
-                        true
-                    }
-                });
-                tokio::select! {
-                    _ = watcher.changed() => {}
-                    _ = lost.cancelled() => {}
-                    _ = closing.cancelled() => return,
-                    _ = tx.closed() => return,
-                }
-            }
-            Err(_) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = closing.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
-            }
-        }
-    }
+    };
+    let what = format!("setting {key}");
+    follow(inner, what, tx, read, |cur, value| {
+        let changed = *cur != value;
+        *cur = value;
+        changed
+    })
+    .await
 }

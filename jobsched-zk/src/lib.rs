@@ -17,6 +17,7 @@
 mod config;
 mod coordinator;
 mod error;
+mod follow;
 mod kv;
 mod members;
 mod paths;

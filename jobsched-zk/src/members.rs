@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use zookeeper_client::{Acls, CreateMode};
 
-use crate::error::{BACKEND, zk};
+use crate::error::zk;
+use crate::follow::{Read, follow};
 use crate::paths::{decode, encode, group_dir};
 use crate::session::Inner;
 
@@ -90,14 +91,7 @@ pub(crate) async fn register(
 }
 
 /// Reads the group once and leaves a watch on its children.
-async fn read_group(
-    inner: &Inner,
-    dir: &str,
-) -> Result<(
-    Vec<Member>,
-    zookeeper_client::OneshotWatcher,
-    CancellationToken,
-)> {
+async fn read_group(inner: &Inner, dir: &str) -> Result<Read<Vec<Member>>> {
     let sess = inner.session().await?;
     let client = sess.client.clone();
     let lost = sess.lost.clone();
@@ -140,43 +134,16 @@ pub(crate) async fn current(inner: &Inner, group: &str) -> Result<Vec<Member>> {
 /// re-read on every change and after a new session.
 pub(crate) async fn follow_group(inner: Weak<Inner>, group: String, tx: watch::Sender<Members>) {
     let dir = group_dir(&group);
-    let mut backoff = std::time::Duration::from_millis(50);
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if strong.is_closed() {
-            return;
+    let read = |strong: Arc<Inner>| {
+        let dir = dir.clone();
+        async move { read_group(&strong, &dir).await }
+    };
+    follow(inner, format!("group {group}"), tx, read, |cur, members| {
+        let changed = **cur != members;
+        if changed {
+            *cur = Arc::new(members);
         }
-        let closing = strong.closing.clone();
-        let read = read_group(&strong, &dir).await;
-        drop(strong);
-        match read {
-            Ok((members, watcher, lost)) => {
-                backoff = std::time::Duration::from_millis(50);
-                tx.send_if_modified(|cur| {
-                    if **cur == members {
-                        false
-                    } else {
-                        *cur = Arc::new(members);
-                        true
-                    }
-                });
-                tokio::select! {
-                    _ = watcher.changed() => {}
-                    _ = lost.cancelled() => {}
-                    _ = closing.cancelled() => return,
-                    _ = tx.closed() => return,
-                }
-            }
-            Err(e) => {
-                tracing::debug!(backend = BACKEND, group = %group, error = %e, "reading the group failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = closing.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
-            }
-        }
-    }
+        changed
+    })
+    .await
 }
