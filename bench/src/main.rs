@@ -159,6 +159,10 @@ enum Workload {
     },
 }
 
+/// The allocator of the `jobsched` binary (mimalloc), so the embedded modes measure what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     // Logs only when asked for (JOBSCHED_LOG=info, …), on standard error: the tables stay clean.

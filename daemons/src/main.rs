@@ -7,6 +7,11 @@ use jobsched_daemons::config::{Config, LogFormat};
 use jobsched_daemons::server::{self, Role};
 use jobsched_daemons::{DaemonError, stop_signal, stores};
 
+/// mimalloc: the scheduler allocates per row and per message on one thread and frees on another (sqlx's
+/// SQLite worker, tokio's workers), where glibc's allocator spends much of its time (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

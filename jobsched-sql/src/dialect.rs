@@ -31,6 +31,8 @@ pub struct Dialect {
     pub attempt_key_marker: &'static str,
     /// The meaning of the server's error codes.
     pub kind_of: KindOf,
+    /// The select list that reads a `jobs` row in the order of [`JOB_COLUMNS`](crate::JOB_COLUMNS).
+    pub job_select: &'static str,
     /// How a fencing-token raise ends stale holders (`None`: write transactions are serial, nothing to
     /// end). See [`crate::fence`].
     pub stale_holders: Option<StaleHolders>,
@@ -60,6 +62,7 @@ pub const MYSQL: Dialect = Dialect {
     fire_key_marker: "uk_fire",
     attempt_key_marker: "uk_task_attempt",
     kind_of: mysql_kind_of,
+    job_select: crate::rows::JOB_COLUMNS,
     stale_holders: Some(StaleHolders {
         connection_id: "SELECT CAST(CONNECTION_ID() AS SIGNED)",
         blockers: &[
@@ -92,8 +95,19 @@ pub const SQLITE: Dialect = Dialect {
     fire_key_marker: "job_logs.fire_time",
     attempt_key_marker: "job_logs.attempt",
     kind_of: sqlite_kind_of,
+    job_select: SQLITE_JOB_SELECT,
     stale_holders: None,
 };
+
+/// [`JOB_COLUMNS`](crate::JOB_COLUMNS) with the times (stored as `YYYY-MM-DD HH:MM:SS.sss` text) read as
+/// RFC 3339 (`T` for the space, `Z` appended; NULL stays NULL), which the driver parses on its first try
+/// instead of after three other formats (a sixth of the decoding time of a job row).
+const SQLITE_JOB_SELECT: &str = "job_id, name, command, type, type_name, priority, schedule_type, \
+     cron_expression, `interval`, replace(start_time, ' ', 'T') || 'Z' AS start_time, time_zone, \
+     timeout, retry_count, retry_interval, retry_backoff, retry_max_interval, enabled, owner, description, \
+     params, executor_group, executor_labels, routing_strategy, misfire_policy, misfire_max_fires, \
+     overlap_policy, replace(create_time, ' ', 'T') || 'Z' AS create_time, \
+     replace(update_time, ' ', 'T') || 'Z' AS update_time, version, revision, deleted";
 
 /// The kind of a MySQL/MariaDB error number.
 pub fn mysql_kind_of(db: &dyn DatabaseError) -> DbErrorKind {
@@ -161,6 +175,19 @@ impl Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sqlite_job_select_reads_every_column_in_order() {
+        let expected: Vec<String> = crate::column_names(crate::JOB_COLUMNS)
+            .map(|c| match c {
+                "start_time" | "create_time" | "update_time" => {
+                    format!("replace({c}, ' ', 'T') || 'Z' AS {c}")
+                }
+                _ => c.to_owned(),
+            })
+            .collect();
+        assert_eq!(SQLITE_JOB_SELECT, expected.join(", "));
+    }
 
     #[test]
     fn upserts_in_both_dialects() {

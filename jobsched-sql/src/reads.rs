@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, Executor, QueryBuilder};
 
 use crate::error::DbError;
 use crate::filters::{active_status_list, push_exec_where, push_job_where, push_page};
-use crate::rows::{EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JOB_COLUMNS, JobRow};
+use crate::rows::{EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JobRow};
 
 fn page_of<T>(items: Vec<T>, total: i64, req: jobsched::PageRequest) -> Page<T> {
     Page {
@@ -38,7 +38,8 @@ sql_methods! {
         id: &JobId,
     ) -> Result<Job, DbError> {
         let row: Option<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND deleted = 0"
+            "SELECT {} FROM jobs WHERE job_id = ? AND deleted = 0",
+            self.dialect.job_select
         )))
         .bind(id.to_string())
         .fetch_optional(e)
@@ -58,7 +59,7 @@ sql_methods! {
         let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM jobs");
         push_job_where(&mut count, q);
         let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
-        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM jobs", self.dialect.job_select));
         push_job_where(&mut qb, q);
         qb.push(" ORDER BY job_id");
         push_page(&mut qb, q.page);
@@ -78,7 +79,8 @@ sql_methods! {
         limit: usize,
     ) -> Result<Vec<JobChange>, DbError> {
         let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE revision > ? ORDER BY revision LIMIT ?"
+            "SELECT {} FROM jobs WHERE revision > ? ORDER BY revision LIMIT ?",
+            self.dialect.job_select
         )))
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))

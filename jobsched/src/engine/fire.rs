@@ -19,6 +19,9 @@ use crate::model::{
 use crate::schedule::Schedule;
 use crate::storage::{InsertOutcome, JobChange};
 
+/// Job changes read from storage per call.
+const JOB_PAGE: usize = 10_000;
+
 /// At most this many missed fire times are walked through when catching up one job.
 const MAX_MISSED_SCAN: usize = 100_000;
 
@@ -328,14 +331,28 @@ impl Engine {
             None => JobLoad::Incremental,
         };
         let started = self.now();
+        // The next page is read (and decoded) while this one is applied: at a takeover with a million
+        // jobs the two take about as long as each other.
+        let storage = self.sh.storage.clone();
+        let read = move |after: u64| {
+            let storage = storage.clone();
+            tokio::spawn(async move { storage.job_changes(after, JOB_PAGE).await })
+        };
+        let mut next = Some(read(self.job_cursor));
         loop {
-            let changes = self.sh.storage.job_changes(self.job_cursor, 10_000).await?;
+            let page = next.take().expect("a page is being read");
+            let changes = page.await.map_err(|e| {
+                crate::Error::unavailable("scheduler", format!("reading job changes stopped: {e}"))
+            })??;
             let n = changes.len();
+            if let Some(last) = changes.last().filter(|_| n == JOB_PAGE) {
+                next = Some(read(last.revision));
+            }
             for c in changes {
                 self.job_cursor = self.job_cursor.max(c.revision);
                 self.apply_job_change(c, mode).await;
             }
-            if n < 10_000 {
+            if n < JOB_PAGE {
                 self.jobs_synced_at = Some(started);
                 return Ok(());
             }

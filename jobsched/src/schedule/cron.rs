@@ -28,7 +28,14 @@ pub struct CronSchedule {
     cron: Cron,
     expression: Box<str>,
     tz: Tz,
+    /// The last two answers of [`next_after`](Self::next_after): the jobs sharing this schedule often
+    /// ask with the same times (at a takeover, each job is checked from its last change and placed from
+    /// the shared watermark), and a search costs microseconds.
+    last: Mutex<Recent>,
 }
+
+/// The last two `(after, next)` answers, and which one to replace next.
+type Recent = ([Option<(DateTime<Utc>, Option<DateTime<Utc>>)>; 2], usize);
 
 impl fmt::Debug for CronSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,10 +56,20 @@ impl CronSchedule {
 
     /// The first fire strictly after `after`, or `None` if it never fires again.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
+        let lock = || self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, next)) = lock().0.iter().flatten().find(|(at, _)| *at == after) {
+            return *next;
+        }
+        let next = self
+            .cron
             .find_next_occurrence(&after.with_timezone(&self.tz), false)
             .ok()
-            .map(|t| t.with_timezone(&Utc))
+            .map(|t| t.with_timezone(&Utc));
+        let mut recent = lock();
+        let slot = recent.1;
+        recent.0[slot] = Some((after, next));
+        recent.1 = 1 - slot;
+        next
     }
 
     /// A human description ("At 02:30, on Monday").
@@ -216,6 +233,7 @@ pub fn compile(expression: &str, tz: Tz) -> Result<Arc<CronSchedule>> {
         cron,
         expression: key.0.clone(),
         tz,
+        last: Mutex::new(([None, None], 0)),
     });
     let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(hit) = c.map.get(&key).and_then(Weak::upgrade) {
@@ -273,6 +291,23 @@ mod tests {
         assert!(e.contains("nickname"), "{e}");
         assert!(err("").contains("empty"));
         assert!(e.starts_with("invalid cron_expression"), "{e}");
+    }
+
+    #[test]
+    fn the_remembered_answer_is_only_reused_for_the_same_time() {
+        let c = compile("0 30 2 * * *", Tz::Europe__Berlin).unwrap();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let (a, b) = (t("2026-03-01T00:00:00Z"), t("2026-03-29T01:00:00Z"));
+        let first = c.next_after(a);
+        assert_eq!(first, Some(t("2026-03-01T01:30:00Z")));
+        assert_eq!(c.next_after(a), first);
+        // 29 March 2026: Berlin skips 02:00–03:00, so the next 02:30 is on the 30th (00:30 UTC).
+        assert_eq!(c.next_after(b), Some(t("2026-03-30T00:30:00Z")));
+        assert_eq!(c.next_after(a), first);
+        let d = t("2026-06-01T12:00:00Z");
+        assert_eq!(c.next_after(d), Some(t("2026-06-02T00:30:00Z")));
+        assert_eq!(c.next_after(b), Some(t("2026-03-30T00:30:00Z")));
+        assert_eq!(c.next_after(a), first);
     }
 
     #[test]
