@@ -44,11 +44,14 @@ pub(crate) async fn follow<T, V, F, Fut>(
             Ok((value, watcher, lost)) => {
                 backoff = Duration::from_millis(50);
                 tx.send_if_modified(|cur| set(cur, value));
+                // The watch last: its future panics (zookeeper-client unwraps a cancelled channel) when
+                // polled after its client is gone, which happens only after `closing` or `lost` fired.
                 tokio::select! {
-                    _ = watcher.changed() => {}
-                    _ = lost.cancelled() => {}
+                    biased;
                     _ = closing.cancelled() => return,
                     _ = tx.closed() => return,
+                    _ = lost.cancelled() => {}
+                    _ = watcher.changed() => {}
                 }
             }
             Err(e) => {

@@ -167,11 +167,13 @@ pub(crate) async fn acquire(
                 None => std::future::pending().await,
             }
         };
+        // The session's end before the watch (see `follow`: a watch of an ended session panics).
         tokio::select! {
-            _ = watcher.changed() => {}
+            biased;
             _ = sess.lost.cancelled() => {
                 return Err(Error::unavailable(crate::error::BACKEND, format!("the session ended while waiting for {what}")));
             }
+            _ = watcher.changed() => {}
             _ = wait_deadline => {
                 return Err(Error::Timeout {
                     operation: format!("taking {what}"),

@@ -44,6 +44,13 @@ pub(crate) struct Inner {
     pub closing: CancellationToken,
 }
 
+impl Drop for Inner {
+    /// Background watchers stop before the session's client (a field) is dropped.
+    fn drop(&mut self) {
+        self.closing.cancel();
+    }
+}
+
 impl Inner {
     pub fn new(cfg: ZkConfig) -> Self {
         Inner {
