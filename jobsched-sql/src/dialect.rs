@@ -44,8 +44,10 @@ pub struct Dialect {
 pub struct StaleHolders {
     /// Reads this connection's id on the server (as a signed integer).
     pub connection_id: &'static str,
-    /// Queries for the ids of the connections whose idle transactions (no statement running) hold a lock
-    /// the connection `?` waits for; tried in order, the first one the server accepts answers.
+    /// Queries for the ids of the connections whose transactions hold a lock the connection `?` waits for
+    /// and that have sent nothing for at least a second (a writer between two statements of a healthy
+    /// transaction — even the new holder's own — is never idle that long); tried in order, the first one
+    /// the server accepts answers.
     pub blockers: &'static [&'static str],
     /// Followed by a connection id: ends that connection (its transaction rolls back).
     pub kill: &'static str,
@@ -71,14 +73,16 @@ pub const MYSQL: Dialect = Dialect {
              FROM information_schema.INNODB_TRX r \
              JOIN information_schema.INNODB_LOCK_WAITS w ON w.requesting_trx_id = r.trx_id \
              JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
-             WHERE r.trx_mysql_thread_id = ? AND b.trx_query IS NULL",
+             JOIN information_schema.PROCESSLIST p ON p.ID = b.trx_mysql_thread_id \
+             WHERE r.trx_mysql_thread_id = ? AND p.COMMAND = 'Sleep' AND p.TIME >= 1",
             // MySQL 8, which moved the lock waits to performance_schema.
             "SELECT DISTINCT CAST(b.trx_mysql_thread_id AS SIGNED) \
              FROM information_schema.INNODB_TRX r \
              JOIN performance_schema.data_lock_waits w \
                ON w.REQUESTING_ENGINE_TRANSACTION_ID = r.trx_id \
              JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID \
-             WHERE r.trx_mysql_thread_id = ? AND b.trx_query IS NULL",
+             JOIN information_schema.PROCESSLIST p ON p.ID = b.trx_mysql_thread_id \
+             WHERE r.trx_mysql_thread_id = ? AND p.COMMAND = 'Sleep' AND p.TIME >= 1",
         ],
         kill: "KILL CONNECTION",
     }),

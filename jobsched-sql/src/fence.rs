@@ -9,8 +9,9 @@
 //!
 //! A previous holder that stopped in the middle of such a transaction — frozen (SIGSTOP, a long pause) or
 //! cut off from the network — would keep the new holder waiting until the server's lock wait timeout.
-//! Where the dialect knows how ([`StaleHolders`]), the raise therefore ends the connections whose idle
-//! transactions it has waited on for [`STALE_HOLDER_GRACE`]: their transactions roll back (they were made
+//! Where the dialect knows how ([`StaleHolders`]), the raise therefore looks every [`STALE_HOLDER_GRACE`]
+//! for connections that hold the lock it waits for and have been idle for a second or more, and ends
+//! them: their transactions roll back (they were made
 //! under an older token, which the raise refuses from then on anyway) and the raise goes on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,13 +19,13 @@ use std::time::Duration;
 
 use jobsched::Error;
 use jobsched::storage::Fence;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use crate::dialect::StaleHolders;
 use crate::error::DbError;
 
-/// How long a token raise waits on a lock held by an idle transaction before it ends that transaction's
-/// connection. Fenced writes hold the lock for milliseconds; an idle holder after this long has stopped.
+/// How often a waiting token raise looks for stale holders: connections that hold the lock it waits for
+/// and have sent nothing for a second or more (fenced writes hold the lock for milliseconds).
 pub const STALE_HOLDER_GRACE: Duration = Duration::from_millis(500);
 
 /// Whether the "cannot see lock waits" warning was logged (once per process is enough).
@@ -107,7 +108,7 @@ sql_methods! {
         Ok(())
     }
 
-    /// Every [`STALE_HOLDER_GRACE`], ends the connections whose idle transactions connection `waiter`
+    /// Every [`STALE_HOLDER_GRACE`], ends the long-idle connections whose transactions connection `waiter`
     /// waits for. Never returns; the caller drops it when the wait is over. When the server does not
     /// show lock waits (no `PROCESS` privilege), warns once and leaves the wait to the server's timeout.
     async fn end_stale_holders(
@@ -116,14 +117,27 @@ sql_methods! {
         scope: &str,
         waiter: i64,
     ) -> std::convert::Infallible {
+        let mut own: Option<DB::Connection> = None;
         loop {
             tokio::time::sleep(STALE_HOLDER_GRACE).await;
+            // A connection of its own, not the pool's: the pool may be all taken by writes waiting on
+            // the same lock.
+            let conn = match &mut own {
+                Some(c) => c,
+                None => match self.write.connect_options().connect().await {
+                    Ok(c) => own.insert(c),
+                    Err(e) => {
+                        tracing::warn!(scope, error = %e, "cannot open a connection to look for stale fencing-token holders; will retry");
+                        continue;
+                    }
+                },
+            };
             let mut found = None;
             let mut last_error = None;
             for query in holders.blockers {
                 match sqlx::query_as::<_, (i64,)>(*query)
                     .bind(waiter)
-                    .fetch_all(&self.write)
+                    .fetch_all(&mut *conn)
                     .await
                 {
                     Ok(rows) => {
@@ -147,11 +161,10 @@ sql_methods! {
             };
             for (id,) in rows {
                 let kill = format!("{} {id}", holders.kill);
-                match sqlx::raw_sql(AssertSqlSafe(kill)).execute(&self.write).await {
+                match sqlx::raw_sql(AssertSqlSafe(kill)).execute(&mut *conn).await {
                     Ok(_) => tracing::warn!(
                         scope,
                         connection = id,
-                        waited_ms = STALE_HOLDER_GRACE.as_millis() as u64,
                         "ended a stale fencing-token holder: its transaction under an older token was \
                          idle and kept the new holder waiting (a frozen or cut-off previous holder); \
                          the transaction rolled back"

@@ -346,9 +346,9 @@ pub async fn scalar(pool: &sqlx::MySqlPool, sql: &str) -> i64 {
 /// (A job disabled just before its fire time may still fire once: the active scheduler applies the
 /// change when its nudge arrives, which can be just after the fire.)
 pub async fn no_active_task(pool: &sqlx::MySqlPool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut quiet: Option<(i64, tokio::time::Instant)> = None;
-    loop {
+    // The newest attempt id seen with nothing active, and since when.
+    let quiet = std::cell::Cell::new(None::<(i64, tokio::time::Instant)>);
+    wait_for("every task to end and no new attempt for 2 s", || async {
         let active = scalar(
             pool,
             "SELECT COUNT(*) FROM job_logs WHERE status IN (0, 5, 6)",
@@ -356,21 +356,14 @@ pub async fn no_active_task(pool: &sqlx::MySqlPool) {
         .await;
         let last = scalar(pool, "SELECT COALESCE(MAX(id), 0) FROM job_logs").await;
         let now = tokio::time::Instant::now();
-        match quiet {
-            _ if active > 0 => quiet = None,
-            Some((seen, since)) if seen == last => {
-                if now - since >= Duration::from_secs(2) {
-                    return;
-                }
-            }
-            _ => quiet = Some((last, now)),
+        match quiet.get() {
+            _ if active > 0 => quiet.set(None),
+            Some((seen, since)) if seen == last => return now - since >= Duration::from_secs(2),
+            _ => quiet.set(Some((last, now))),
         }
-        assert!(
-            now < deadline,
-            "timed out waiting for every task to end ({active} still active)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        false
+    })
+    .await;
 }
 
 /// Writes records that are not messages onto a topic: bytes that are not JSON, and JSON that is not a
