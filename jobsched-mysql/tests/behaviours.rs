@@ -292,7 +292,7 @@ async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
         token,
     };
     store
-        .put_value("k", "first", None, Some(&fence(1)))
+        .put_value("k", "first", None, Some(&fence(1)), &[])
         .await
         .unwrap();
     let mut frozen = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
@@ -307,7 +307,7 @@ async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
     // Well under MariaDB's default lock wait timeout (50 s): the raise did not wait for it.
     let version = tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        store.put_value("k", "second", None, Some(&fence(2))),
+        store.put_value("k", "second", None, Some(&fence(2)), &[]),
     )
     .await
     .expect("the new holder's write waited on the frozen transaction")
@@ -322,7 +322,7 @@ async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
     let stored = store.get_value("k").await.unwrap().unwrap();
     assert_eq!((stored.value.as_str(), stored.version), ("second", 2));
     let e = store
-        .put_value("k", "late", None, Some(&fence(1)))
+        .put_value("k", "late", None, Some(&fence(1)), &[])
         .await
         .unwrap_err();
     assert!(matches!(e, jobsched::Error::Fenced { .. }), "{e}");

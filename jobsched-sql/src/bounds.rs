@@ -25,6 +25,9 @@ macro_rules! sql_impl {
             $crate::rows::JobRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
             $crate::rows::ExecRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
             $crate::rows::ExecutorRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::accounts::UserRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::accounts::TokenRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::accounts::AuditRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (i64,): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, i32, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
@@ -39,5 +42,22 @@ macro_rules! sql_impl {
 macro_rules! sql_methods {
     ($($body:tt)*) => {
         sql_impl! { [impl<DB> $crate::store::Inner<DB>] $($body)* }
+    };
+}
+
+/// `in_tx!(store, "operation", |conn| body)`: runs `body` (a future using `conn`, the transaction's
+/// connection) in a write transaction of `store`, committing on success; the transaction runs again if it
+/// lost a lock race.
+macro_rules! in_tx {
+    ($store:expr, $op:literal, |$conn:ident| $body:expr) => {
+        $store
+            .retry($op, || async {
+                let mut tx = $store.inner().begin().await?;
+                let $conn: &mut DB::Connection = &mut tx;
+                let out = $body.await?;
+                tx.commit().await?;
+                Ok(out)
+            })
+            .await
     };
 }

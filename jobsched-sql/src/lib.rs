@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod bounds;
+mod accounts;
 mod binds;
 mod dialect;
 mod error;
@@ -25,6 +26,7 @@ pub mod writes;
 
 use std::ops::Range;
 
+pub use accounts::{AuditRow, TokenRow, UserRow};
 pub use binds::{
     Bind, EXEC_INSERT_COLUMNS, EXEC_MUTABLE_COLUMNS, EXECUTOR_UPSERT_COLUMNS, assignments,
     column_names, push_exec_values, push_executor_values, push_job_values,

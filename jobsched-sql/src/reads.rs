@@ -15,7 +15,7 @@ use crate::error::DbError;
 use crate::filters::{active_status_list, push_exec_where, push_job_where, push_page};
 use crate::rows::{EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JobRow};
 
-fn page_of<T>(items: Vec<T>, total: i64, req: jobsched::PageRequest) -> Page<T> {
+pub(crate) fn page_of<T>(items: Vec<T>, total: i64, req: jobsched::PageRequest) -> Page<T> {
     Page {
         items,
         total: total.max(0) as u64,
@@ -48,6 +48,31 @@ sql_methods! {
             Some(r) => Ok(r.into_job(self.dialect.backend)?),
             None => Err(Error::not_found("job", id.as_str()).into()),
         }
+    }
+
+    /// The live jobs among `ids` (in chunks of 500 ids per statement).
+    pub(crate) async fn get_jobs<'e, E: Executor<'e, Database = DB> + Copy>(
+        &self,
+        e: E,
+        ids: &[JobId],
+    ) -> Result<Vec<Job>, DbError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {} FROM jobs WHERE deleted = 0 AND job_id IN (",
+                self.dialect.job_select
+            ));
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            qb.push(")");
+            let rows: Vec<JobRow> = qb.build_query_as().fetch_all(e).await?;
+            for r in rows {
+                out.push(r.into_job(self.dialect.backend)?);
+            }
+        }
+        Ok(out)
     }
 
     /// A page of live jobs by `job_id`, with the total.

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use jobsched::storage::{
-    ExecutionUpdate, Fence, InsertOutcome, JobChange, UpdateOutcome, Versioned,
+    ExecutionUpdate, Fence, InsertOutcome, JobChange, JobWrite, UpdateOutcome, Versioned,
 };
 use jobsched::{
-    ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId,
-    JobQuery, Page, Result, TaskId,
+    AuditEntry, ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord,
+    Job, JobId, JobQuery, Page, Result, TaskId,
 };
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Pool, Transaction};
@@ -136,7 +136,13 @@ impl<DB: Database> SqlStore<DB> {
         self.inner.dialect.backend
     }
 
-    async fn retry<T, F, Fut>(&self, operation: &'static str, run: F) -> Result<T>
+    /// The shared state the statements run on.
+    pub(crate) fn inner(&self) -> &Inner<DB> {
+        &self.inner
+    }
+
+    /// Runs `run` (one attempt of a call) again while it loses lock races; converts its error.
+    pub(crate) async fn retry<T, F, Fut>(&self, operation: &'static str, run: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
@@ -171,22 +177,6 @@ where
     }
 }
 
-/// Runs `$body` (a future using `$conn`, the transaction's connection) in a write transaction, committing
-/// on success; the transaction runs again if it lost a lock race.
-macro_rules! in_tx {
-    ($store:expr, $op:literal, |$conn:ident| $body:expr) => {
-        $store
-            .retry($op, || async {
-                let mut tx = $store.inner.begin().await?;
-                let $conn: &mut DB::Connection = &mut tx;
-                let out = $body.await?;
-                tx.commit().await?;
-                Ok(out)
-            })
-            .await
-    };
-}
-
 sql_impl! {
     [#[async_trait::async_trait] impl<DB> jobsched::storage::Storage for SqlStore<DB>]
     fn backend(&self) -> &'static str {
@@ -201,9 +191,12 @@ sql_impl! {
         .await
     }
 
-    async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
+    async fn write_jobs(&self, writes: &[JobWrite<'_>], audit: &[AuditEntry]) -> Result<Vec<Job>> {
+        if writes.is_empty() && audit.is_empty() {
+            return Ok(Vec::new());
+        }
         let s = &self.inner;
-        in_tx!(self, "create_jobs", |c| s.create_jobs(c, jobs))
+        in_tx!(self, "write_jobs", |c| s.write_jobs(c, writes, audit))
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Job> {
@@ -211,14 +204,9 @@ sql_impl! {
             .await
     }
 
-    async fn update_job(&self, job: &Job) -> Result<Job> {
-        let s = &self.inner;
-        in_tx!(self, "update_job", |c| s.update_job(c, job))
-    }
-
-    async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
-        let s = &self.inner;
-        in_tx!(self, "delete_job", |c| s.delete_job(c, id, expected_version))
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<Job>> {
+        self.retry("get_jobs", || self.inner.get_jobs(&self.inner.read, ids))
+            .await
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
@@ -321,10 +309,17 @@ sql_impl! {
         .await
     }
 
-    async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord> {
+    async fn set_executor_enabled(
+        &self,
+        id: &ExecutorId,
+        enabled: bool,
+        audit: &[AuditEntry],
+    ) -> Result<ExecutorRecord> {
         let s = &self.inner;
-        in_tx!(self, "set_executor_enabled", |c| {
-            s.set_executor_enabled(c, id, enabled)
+        in_tx!(self, "set_executor_enabled", |c| async {
+            let rec = s.set_executor_enabled(&mut *c, id, enabled).await?;
+            s.insert_audit(c, audit).await?;
+            Ok::<_, DbError>(rec)
         })
     }
 
@@ -339,11 +334,14 @@ sql_impl! {
         value: &str,
         expected_version: Option<u64>,
         fence: Option<&Fence>,
+        audit: &[AuditEntry],
     ) -> Result<u64> {
         let s = &self.inner;
         in_tx!(self, "put_value", |c| async {
             s.check_fence(&mut *c, fence).await?;
-            s.put_value(c, key, value, expected_version).await
+            let version = s.put_value(&mut *c, key, value, expected_version).await?;
+            s.insert_audit(c, audit).await?;
+            Ok::<_, DbError>(version)
         })
     }
 }

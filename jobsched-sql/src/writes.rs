@@ -6,14 +6,31 @@
 //! [`Storage::job_changes`](jobsched::storage::Storage::job_changes) promises. A deleted job stays as a
 //! tombstone row (`deleted = 1`) so the feed can report the deletion; creating the id again replaces it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use jobsched::{Error, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId};
+use jobsched::storage::JobWrite;
+use jobsched::{AuditEntry, Error, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId};
 use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use crate::binds::{EXECUTOR_UPSERT_COLUMNS, column_names, push_executor_values, push_job_values};
 use crate::error::DbError;
 use crate::rows::{ExecutorRow, JOB_COLUMNS, JobRow, naive};
+
+/// Fails with `Conflict` unless `stored` is the `expected` version (if one is given).
+fn check_version(
+    id: &JobId,
+    stored: u64,
+    expected: Option<u64>,
+    verb: &str,
+) -> Result<(), DbError> {
+    match expected {
+        Some(v) if v != stored => Err(Error::conflict(format!(
+            "job '{id}' is at version {stored}, the {verb} was made against version {v}"
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
 
 fn already_exists(id: &JobId) -> DbError {
     Error::AlreadyExists {
@@ -95,104 +112,73 @@ sql_methods! {
         Ok(out)
     }
 
-    /// Stores new jobs, all or none (`AlreadyExists` naming the first taken id); each gets version 1 and the
-    /// next revision. Returns them as stored.
-    pub(crate) async fn create_jobs(
+    /// Applies a batch of job writes (see
+    /// [`Storage::write_jobs`](jobsched::storage::Storage::write_jobs)) and its audit entries: every id is
+    /// checked against the live versions, read under the revision lock, before anything is written.
+    pub(crate) async fn write_jobs(
         &self,
         conn: &mut DB::Connection,
-        jobs: &[Job],
+        writes: &[JobWrite<'_>],
+        audit: &[AuditEntry],
     ) -> Result<Vec<Job>, DbError> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut seen = HashSet::new();
-        if let Some(dup) = jobs.iter().find(|j| !seen.insert(&j.job_id)) {
-            return Err(already_exists(&dup.job_id));
+        for w in writes {
+            if !seen.insert(w.job_id()) {
+                return Err(match w {
+                    JobWrite::Create(j) => already_exists(&j.job_id),
+                    _ => Error::invalid(
+                        "jobs",
+                        format!("job '{}' appears more than once in one batch", w.job_id()),
+                    )
+                    .into(),
+                });
+            }
         }
-        let first = self.take_revisions(conn, jobs.len()).await?;
-        let ids: Vec<&JobId> = jobs.iter().map(|j| &j.job_id).collect();
-        let taken: HashSet<String> = self
-            .live_versions(conn, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        if let Some(j) = jobs
-            .iter()
-            .find(|j| taken.contains(j.job_id.as_str()))
-        {
-            return Err(already_exists(&j.job_id));
-        }
-        let mut stored = Vec::with_capacity(jobs.len());
-        let mut rows = Vec::with_capacity(jobs.len());
-        for (i, j) in jobs.iter().enumerate() {
-            let mut job = j.clone();
-            job.version = 1;
-            let mut row = JobRow::from_job(&job);
-            row.revision = first + i as i64;
-            rows.push(row);
-            stored.push(job);
+        let first = if writes.is_empty() {
+            0
+        } else {
+            self.take_revisions(conn, writes.len()).await?
+        };
+        let ids: Vec<&JobId> = writes.iter().map(JobWrite::job_id).collect();
+        let live: HashMap<String, i64> = self.live_versions(conn, &ids).await?.into_iter().collect();
+        let mut stored = Vec::new();
+        let mut rows = Vec::new();
+        let mut deleted = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            let revision = first + i as i64;
+            let id = w.job_id();
+            let current = live.get(id.as_str()).map(|v| *v as u64);
+            match (w, current) {
+                (JobWrite::Create(_), Some(_)) => return Err(already_exists(id)),
+                (JobWrite::Create(_), None) => {}
+                (_, None) => return Err(Error::not_found("job", id.as_str()).into()),
+                (JobWrite::Update(j), Some(v)) => check_version(id, v, Some(j.version), "update")?,
+                (JobWrite::Delete { expected_version, .. }, Some(v)) => {
+                    check_version(id, v, *expected_version, "delete")?;
+                }
+            }
+            match w {
+                JobWrite::Create(j) | JobWrite::Update(j) => {
+                    let mut job = (*j).clone();
+                    job.version = current.map_or(1, |v| v + 1);
+                    let mut row = JobRow::from_job(&job);
+                    row.revision = revision;
+                    rows.push(row);
+                    stored.push(job);
+                }
+                JobWrite::Delete { job_id, .. } => deleted.push((job_id.to_string(), revision)),
+            }
         }
         self.write_job_rows(conn, rows).await?;
-        Ok(stored)
-    }
-
-    /// The stored version of a live job, locked; `NotFound` if absent, `Conflict` (saying `verb`) if it is
-    /// not `expected`.
-    pub(crate) async fn checked_version(
-        &self,
-        conn: &mut DB::Connection,
-        id: &JobId,
-        expected: Option<u64>,
-        verb: &str,
-    ) -> Result<u64, DbError> {
-        let stored = self.live_versions(conn, &[id]).await?;
-        let Some((_, version)) = stored.first() else {
-            return Err(Error::not_found("job", id.as_str()).into());
-        };
-        let version = *version as u64;
-        match expected {
-            Some(v) if v != version => Err(Error::conflict(format!(
-                "job '{id}' is at version {version}, the {verb} was made against version {v}"
-            ))
-            .into()),
-            _ => Ok(version),
+        for (id, revision) in deleted {
+            sqlx::query("UPDATE jobs SET deleted = 1, revision = ? WHERE job_id = ?")
+                .bind(revision)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         }
-    }
-
-    /// Replaces a job at its stored version (`Conflict` otherwise), with version + 1 and a new revision.
-    pub(crate) async fn update_job(
-        &self,
-        conn: &mut DB::Connection,
-        job: &Job,
-    ) -> Result<Job, DbError> {
-        let revision = self.take_revisions(conn, 1).await?;
-        let version = self
-            .checked_version(conn, &job.job_id, Some(job.version), "update")
-            .await?;
-        let mut new = job.clone();
-        new.version = version + 1;
-        let mut row = JobRow::from_job(&new);
-        row.revision = revision;
-        self.write_job_rows(conn, vec![row]).await?;
-        Ok(new)
-    }
-
-    /// Deletes a job (leaving a tombstone with a new revision), at `expected` version if given.
-    pub(crate) async fn delete_job(
-        &self,
-        conn: &mut DB::Connection,
-        id: &JobId,
-        expected: Option<u64>,
-    ) -> Result<(), DbError> {
-        let revision = self.take_revisions(conn, 1).await?;
-        self.checked_version(conn, id, expected, "delete").await?;
-        sqlx::query("UPDATE jobs SET deleted = 1, revision = ? WHERE job_id = ?")
-            .bind(revision)
-            .bind(id.to_string())
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+        self.insert_audit(conn, audit).await?;
+        Ok(stored)
     }
 
     /// Inserts or updates an executor, keeping a stored `enabled` (an operator's choice survives

@@ -97,10 +97,10 @@ async fn jobs_history_executors_and_settings_survive_a_reopen() {
         .await
         .unwrap();
     store
-        .set_executor_enabled(&info.executor_id, false)
+        .set_executor_enabled(&info.executor_id, false, &[])
         .await
         .unwrap();
-    store.put_value("k", "v", None, None).await.unwrap();
+    store.put_value("k", "v", None, None, &[]).await.unwrap();
     store.close().await;
     drop(store);
 

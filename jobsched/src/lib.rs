@@ -58,7 +58,9 @@ pub mod testing;
 struct ReadmeDoctests;
 
 pub use backends::Backends;
-pub use engine::{CancelOutcome, EngineStats, Event, Scheduler, SchedulerConfig, SystemStatus};
+pub use engine::{
+    Audited, CancelOutcome, EngineStats, Event, Scheduler, SchedulerConfig, SystemStatus,
+};
 pub use error::{Error, Result};
 pub use executor::{Executor, ExecutorBuilder};
 pub use model::*;

@@ -50,6 +50,19 @@ each!(
 );
 
 each!(
+    accounts,
+    MemoryOpener,
+    [
+        users_are_kept_by_unique_name,
+        tokens_are_listed_and_revoked_once,
+        ended_sessions_are_remembered_until_expiry,
+        audit_is_filtered_paged_and_purged,
+        job_writes_commit_with_their_audit,
+        other_changes_commit_with_their_audit,
+    ]
+);
+
+each!(
     dispatch,
     ChannelOpener,
     [

@@ -360,7 +360,7 @@ async fn misfires_at_start_up_follow_each_jobs_policy() {
     ];
     c.storage.create_jobs(&jobs).await.unwrap();
     c.storage
-        .put_value(keys::WATERMARK, "2026-01-01T00:00:30Z", None, None)
+        .put_value(keys::WATERMARK, "2026-01-01T00:00:30Z", None, None, &[])
         .await
         .unwrap();
     let (_e, _) = c.executor("e1", 16).await;

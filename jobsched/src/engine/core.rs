@@ -847,7 +847,7 @@ impl Engine {
         if let Err(e) = self
             .sh
             .storage
-            .put_value(keys::WATERMARK, &value, None, Some(&self.fence))
+            .put_value(keys::WATERMARK, &value, None, Some(&self.fence), &[])
             .await
         {
             self.storage_failed("writing the fire watermark", e);

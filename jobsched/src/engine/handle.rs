@@ -22,7 +22,9 @@ use crate::model::{
     CancelReason, Control, ExecutionQuery, ExecutionRecord, ExecutorId, ExecutorRecord, Job, JobId,
     JobQuery, JobSpec, Page, PageRequest, Params, SystemConfig, TaskId, TaskStatus, Trigger,
 };
-use crate::storage::{ExecutionUpdate, Expect, Storage, StorageExt, UpdateOutcome, Versioned};
+use crate::storage::{
+    ExecutionUpdate, Expect, JobWrite, Storage, StorageExt, UpdateOutcome, Versioned,
+};
 
 /// A running scheduler: campaigns for leadership in the background and, while it leads, runs the engine.
 /// Cheap to clone; every clone talks to the same scheduler.
@@ -175,7 +177,7 @@ impl Scheduler {
         }
     }
 
-    fn sh(&self) -> &Shared {
+    pub(super) fn sh(&self) -> &Shared {
         &self.inner.sh
     }
 
@@ -199,7 +201,7 @@ impl Scheduler {
 
     /// Tells whoever runs the engine that storage changed: this process's engine directly, another
     /// process's through a coordinator nudge.
-    async fn changed(&self) {
+    pub(super) async fn changed(&self) {
         match self.engine() {
             Some(tx) => {
                 let _ = tx.send(Command::Sync).await;
@@ -256,9 +258,8 @@ impl Scheduler {
             .into_iter()
             .map(|s| s.build(now))
             .collect::<Result<Vec<_>>>()?;
-        let created = self.sh().storage.create_jobs(&jobs).await?;
-        self.changed().await;
-        Ok(created)
+        let writes: Vec<JobWrite<'_>> = jobs.iter().map(JobWrite::Create).collect();
+        self.audited(&[]).write_jobs(&writes).await
     }
 
     /// One job.
@@ -276,17 +277,23 @@ impl Scheduler {
     pub async fn update_job(&self, id: &JobId, spec: JobSpec) -> Result<Job> {
         let current = self.sh().storage.get_job(id).await?;
         let changed = spec.apply(&current, self.sh().clock.now())?;
-        let stored = self.sh().storage.update_job(&changed).await?;
-        self.changed().await;
-        Ok(stored)
+        let mut stored = self
+            .audited(&[])
+            .write_jobs(&[JobWrite::Update(&changed)])
+            .await?;
+        Ok(stored.remove(0))
     }
 
     /// Deletes a job: it fires no more, and its queued tasks are cancelled; running ones finish. Its
     /// history is kept.
     pub async fn delete_job(&self, id: &JobId) -> Result<()> {
-        self.sh().storage.delete_job(id, None).await?;
-        self.changed().await;
-        Ok(())
+        self.audited(&[])
+            .write_jobs(&[JobWrite::Delete {
+                job_id: id,
+                expected_version: None,
+            }])
+            .await
+            .map(|_| ())
     }
 
     /// The next `count` fire times of a job from now.
@@ -457,9 +464,7 @@ impl Scheduler {
         id: &ExecutorId,
         enabled: bool,
     ) -> Result<ExecutorRecord> {
-        let rec = self.sh().storage.set_executor_enabled(id, enabled).await?;
-        self.changed().await;
-        Ok(rec)
+        self.audited(&[]).set_executor_enabled(id, enabled).await
     }
 
     /// The system configuration and its version.
@@ -474,17 +479,9 @@ impl Scheduler {
         config: SystemConfig,
         expected_version: Option<u64>,
     ) -> Result<u64> {
-        let version = self
-            .sh()
-            .storage
-            .put_system_config(&config, expected_version)
-            .await?;
-        let stored = Versioned {
-            value: config,
-            version,
-        };
-        published::publish(self.sh().coordinator.as_ref(), &stored).await?;
-        Ok(version)
+        self.audited(&[])
+            .update_config(config, expected_version)
+            .await
     }
 
     /// A snapshot of the system.

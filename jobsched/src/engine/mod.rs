@@ -8,6 +8,7 @@
 //!
 //! [`SCHEDULER_LEADER`]: crate::coord::SCHEDULER_LEADER
 
+mod audited;
 mod commands;
 mod core;
 mod dispatching;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use audited::Audited;
 pub use handle::{Scheduler, SchedulerBuilder};
 
 use crate::model::{ExecutionRecord, ExecutorId, JobId, TaskId, TaskStatus, Trigger};

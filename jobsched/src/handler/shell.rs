@@ -4,11 +4,14 @@
 //!   together. On cancel or timeout the group gets SIGTERM, then SIGKILL after the kill grace. When the
 //!   shell exits, whatever it left running in its group is killed too: no orphans survive a task.
 //! * stdout becomes the result's `output`, stderr its `error`, each capped to its tail.
-//! * The environment carries `JOBSCHED_JOB_ID`, `JOBSCHED_TASK_ID`, `JOBSCHED_ATTEMPT`,
-//!   `JOBSCHED_SCHEDULED_TIME`, `JOBSCHED_EXECUTOR_ID`, `JOBSCHED_PARAMS` (the params as JSON) and one
-//!   `JOBSCHED_PARAM_<NAME>` per param (name upper-cased, other characters as `_`; strings as is, other
-//!   values as JSON).
+//! * The environment is clean: of the executor's own variables a task gets only those of an allow-list
+//!   ([`DEFAULT_ENV_ALLOW`] plus what [`ShellHandler::with_env_allow`] adds), so the executor's settings
+//!   and credentials (a store URL with its password, say) never reach a task. On top of those it carries
+//!   `JOBSCHED_JOB_ID`, `JOBSCHED_TASK_ID`, `JOBSCHED_ATTEMPT`, `JOBSCHED_SCHEDULED_TIME`,
+//!   `JOBSCHED_EXECUTOR_ID`, `JOBSCHED_PARAMS` (the params as JSON) and one `JOBSCHED_PARAM_<NAME>` per
+//!   param (name upper-cased, other characters as `_`; strings as is, other values as JSON).
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -21,26 +24,68 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::{CappedBuffer, ExecError, Outcome, TaskContext, TaskHandler};
+use crate::error::{Error, Result};
 use crate::model::Task;
+
+/// The executor's variables every task gets (if set): what programs need to find themselves, their
+/// home, locale and time zone. An entry ending in `*` is a prefix.
+pub const DEFAULT_ENV_ALLOW: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TERM",
+];
 
 /// How long pipes are drained after the task's process group is gone (a process that escaped the group
 /// with `setsid` may hold them open forever).
 const DRAIN: Duration = Duration::from_millis(500);
 
 /// Runs tasks with `sh -c`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ShellHandler {
     shell: PathBuf,
     workdir: Option<PathBuf>,
+    allow: Vec<String>,
+    /// The executor's variables the allow-list lets through, read once.
+    inherited: Vec<(OsString, OsString)>,
+}
+
+impl std::fmt::Debug for ShellHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The inherited values stay out of logs; their names are enough.
+        f.debug_struct("ShellHandler")
+            .field("shell", &self.shell)
+            .field("workdir", &self.workdir)
+            .field("env_allow", &self.allow)
+            .finish()
+    }
 }
 
 impl Default for ShellHandler {
     fn default() -> Self {
+        let allow: Vec<String> = DEFAULT_ENV_ALLOW.iter().map(|s| (*s).to_owned()).collect();
         ShellHandler {
             shell: PathBuf::from("/bin/sh"),
             workdir: None,
+            inherited: inherit(&allow),
+            allow,
         }
     }
+}
+
+/// True if the variable `name` is on the allow-list (`*` at the end of an entry: a prefix).
+fn allowed(allow: &[String], name: &str) -> bool {
+    allow.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == a,
+    })
+}
+
+/// The executor's variables on the allow-list (never its own `JOBSCHED_` settings).
+fn inherit(allow: &[String]) -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| !k.starts_with("JOBSCHED_") && allowed(allow, k))
+        })
+        .collect()
 }
 
 impl ShellHandler {
@@ -54,6 +99,46 @@ impl ShellHandler {
     pub fn with_shell(mut self, shell: impl Into<PathBuf>) -> Self {
         self.shell = shell.into();
         self
+    }
+
+    /// Lets tasks also get these of the executor's variables: names, or prefixes ending in `*`
+    /// (`AWS_*`). The executor's own `JOBSCHED_` settings are refused: they may carry credentials.
+    pub fn with_env_allow<S: AsRef<str>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Result<Self> {
+        for n in names {
+            let n = n.as_ref().trim();
+            let bare = n.strip_suffix('*').unwrap_or(n);
+            if bare.is_empty() && !n.is_empty() {
+                return Err(Error::invalid(
+                    "task_env_allow",
+                    "'*' would hand every variable of the executor to tasks; name them or their prefixes",
+                ));
+            }
+            if n.is_empty() {
+                continue;
+            }
+            let prefix = n.ends_with('*');
+            if bare.starts_with("JOBSCHED_") || (prefix && "JOBSCHED_".starts_with(bare)) {
+                return Err(Error::invalid(
+                    "task_env_allow",
+                    format!(
+                        "'{n}' would hand the executor's own JOBSCHED_ settings (which may hold \
+                         credentials) to tasks"
+                    ),
+                ));
+            }
+            if !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(Error::invalid(
+                    "task_env_allow",
+                    format!("'{n}' is not a variable name or a prefix ending in '*'"),
+                ));
+            }
+            self.allow.push(n.to_owned());
+        }
+        self.inherited = inherit(&self.allow);
+        Ok(self)
     }
 }
 
@@ -115,6 +200,8 @@ impl TaskHandler for ShellHandler {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            .env_clear()
+            .envs(self.inherited.iter().map(|(k, v)| (k, v)))
             .env("JOBSCHED_JOB_ID", task.job_id.as_str())
             .env("JOBSCHED_TASK_ID", task.task_id.as_str())
             .env("JOBSCHED_ATTEMPT", task.attempt.to_string())
@@ -278,6 +365,43 @@ mod tests {
                 assert_eq!(message, "exited with status 3");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn tasks_get_only_allowed_variables_of_the_executor() {
+        // `cargo test` gives this process CARGO_* variables: a task must not see them.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let out = ShellHandler::default()
+            .execute(&ctx(64 * 1024), &task("env"))
+            .await
+            .unwrap();
+        let names: Vec<&str> = out
+            .output
+            .lines()
+            .filter_map(|l| l.split('=').next())
+            .collect();
+        assert!(names.contains(&"JOBSCHED_TASK_ID"), "{names:?}");
+        let allow: Vec<String> = DEFAULT_ENV_ALLOW.iter().map(|s| (*s).to_owned()).collect();
+        for n in &names {
+            assert!(
+                n.starts_with("JOBSCHED_")
+                    || allowed(&allow, n)
+                    || *n == "PWD"
+                    || *n == "SHLVL"
+                    || *n == "_",
+                "the task saw the executor's variable {n}"
+            );
+        }
+        let with_cargo = ShellHandler::default().with_env_allow(["CARGO_*"]).unwrap();
+        let out = with_cargo
+            .execute(&ctx(64 * 1024), &task("echo \"$CARGO_MANIFEST_DIR\""))
+            .await
+            .unwrap();
+        assert!(out.output.trim().ends_with("jobsched"), "{}", out.output);
+        for bad in ["JOBSCHED_STORE", "JOB*", "*", "A B"] {
+            let e = ShellHandler::default().with_env_allow([bad]).unwrap_err();
+            assert!(e.to_string().contains("task_env_allow"), "{bad}: {e}");
         }
     }
 

@@ -35,6 +35,8 @@ pub struct SystemConfig {
     pub executor_prefetch: u32,
     /// Days execution records are kept after they end (0: forever).
     pub history_retention_days: u32,
+    /// Days audit log entries are kept (0: forever). The active scheduler's daemon purges older ones.
+    pub audit_retention_days: u32,
 }
 
 impl Default for SystemConfig {
@@ -49,6 +51,7 @@ impl Default for SystemConfig {
             cancel_grace_secs: 30,
             executor_prefetch: 0,
             history_retention_days: 30,
+            audit_retention_days: 365,
         }
     }
 }
@@ -93,6 +96,7 @@ impl SystemConfig {
                 0,
                 36_500,
             ),
+            ("audit_retention_days", self.audit_retention_days, 0, 36_500),
         ] {
             if v < min || v > max {
                 return Err(Error::invalid(

@@ -1,5 +1,6 @@
 //! The data model: jobs, tasks, results, execution and executor records, statuses and policies.
 
+pub mod account;
 pub mod config;
 pub mod execution;
 pub mod executor;
@@ -11,6 +12,9 @@ pub mod spec;
 pub mod status;
 pub mod task;
 
+pub use account::{
+    ApiToken, AuditEntry, AuditOutcome, AuditQuery, Role, User, account_limits, check_account_name,
+};
 pub use config::SystemConfig;
 pub use execution::ExecutionRecord;
 pub use executor::{ExecutorHeartbeat, ExecutorInfo, ExecutorRecord};

@@ -13,6 +13,7 @@
 //! Writes made on behalf of a leader carry a [`Fence`]; a store rejects a fence older than one it has seen
 //! ([`Error::Fenced`](crate::Error::Fenced)), so a scheduler that lost leadership cannot write afterwards.
 
+mod accounts;
 mod memory;
 
 use std::fmt;
@@ -21,12 +22,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use accounts::Accounts;
 pub use memory::MemoryStorage;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId,
-    JobQuery, Page, SystemConfig, TaskId, TaskStatus,
+    AuditEntry, ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord,
+    Job, JobId, JobQuery, Page, SystemConfig, TaskId, TaskStatus,
 };
 
 /// A fencing token: writes made under leadership or a lock carry it.
@@ -57,6 +59,34 @@ pub struct JobChange {
     pub job_id: JobId,
     /// The job as of this change (shared: the engine keeps it), or `None` if it was deleted.
     pub job: Option<Arc<Job>>,
+}
+
+/// One change of a [`Storage::write_jobs`] batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum JobWrite<'a> {
+    /// Store a new job (version 1); `AlreadyExists` if its id is live.
+    Create(&'a Job),
+    /// Replace a live job whose stored version equals `job.version` (else `Conflict`; `NotFound` if
+    /// absent); it is stored with version + 1.
+    Update(&'a Job),
+    /// Delete a live job (leaving a deletion in the change feed), at `expected_version` if given (else
+    /// `Conflict`); `NotFound` if absent. Its execution records are kept.
+    Delete {
+        /// The job.
+        job_id: &'a JobId,
+        /// The version it must be at.
+        expected_version: Option<u64>,
+    },
+}
+
+impl JobWrite<'_> {
+    /// The job this write changes.
+    pub fn job_id(&self) -> &JobId {
+        match self {
+            JobWrite::Create(j) | JobWrite::Update(j) => &j.job_id,
+            JobWrite::Delete { job_id, .. } => job_id,
+        }
+    }
 }
 
 /// The state an attempt must be in for an update to apply.
@@ -192,27 +222,63 @@ pub enum UpdateOutcome {
 /// error ([`Error::is_retryable`]) may or may not have taken effect; the conditional writes make retrying it
 /// safe. Implementations must be usable from many tasks at once.
 #[async_trait]
-pub trait Storage: Send + Sync + fmt::Debug + 'static {
+pub trait Storage: Accounts + Send + Sync + fmt::Debug + 'static {
     /// A short name of the backend (`memory`, `mysql`, `sqlite`) for messages.
     fn backend(&self) -> &'static str;
 
     /// Checks that the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
+    /// Applies job writes and stores `audit` with them, in one transaction: all or none. Each write takes
+    /// a new revision of the change feed, in order. An id may appear only once in a batch (else
+    /// `Invalid`). Returns the jobs of the `Create` and `Update` writes as stored, in order.
+    async fn write_jobs(&self, writes: &[JobWrite<'_>], audit: &[AuditEntry]) -> Result<Vec<Job>>;
+
     /// Stores new jobs, all or none: fails with `AlreadyExists` naming the first id that is taken. Each
     /// stored job gets version 1 and a new revision; returns them as stored.
-    async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>>;
+    async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
+        let writes: Vec<JobWrite<'_>> = jobs.iter().map(JobWrite::Create).collect();
+        self.write_jobs(&writes, &[]).await
+    }
 
     /// One job; `NotFound` if absent.
     async fn get_job(&self, id: &JobId) -> Result<Job>;
 
+    /// The live jobs among `ids` (absent ones are left out), in no particular order.
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<Job>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.get_job(id).await {
+                Ok(j) => out.push(j),
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Replaces a job if its stored version equals `job.version` (else `Conflict`; `NotFound` if absent).
     /// Stores it with version + 1 and a new revision, and returns it as stored.
-    async fn update_job(&self, job: &Job) -> Result<Job>;
+    async fn update_job(&self, job: &Job) -> Result<Job> {
+        Ok(self
+            .write_jobs(&[JobWrite::Update(job)], &[])
+            .await?
+            .remove(0))
+    }
 
     /// Deletes a job (and records a deletion revision). With `expected_version`, only at that version
     /// (else `Conflict`). `NotFound` if absent. Execution records of the job are kept.
-    async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()>;
+    async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
+        self.write_jobs(
+            &[JobWrite::Delete {
+                job_id: id,
+                expected_version,
+            }],
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
 
     /// A page of jobs matching the query, ordered by `job_id`.
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>>;
@@ -276,21 +342,28 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Every executor, by id.
     async fn list_executors(&self) -> Result<Vec<ExecutorRecord>>;
 
-    /// Enables or disables an executor; returns it. `NotFound` if absent. Idempotent.
-    async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord>;
+    /// Enables or disables an executor and stores `audit` with the change; returns it. `NotFound` if
+    /// absent. Idempotent.
+    async fn set_executor_enabled(
+        &self,
+        id: &ExecutorId,
+        enabled: bool,
+        audit: &[AuditEntry],
+    ) -> Result<ExecutorRecord>;
 
     /// A setting, with its version.
     async fn get_value(&self, key: &str) -> Result<Option<Versioned<String>>>;
 
     /// Writes a setting, returning its new version. `expected_version`: `None` writes unconditionally,
     /// `Some(0)` only if absent, `Some(v)` only at version `v` (else `Conflict`). Fenced like the other
-    /// leader writes.
+    /// leader writes. `audit` is stored in the same transaction.
     async fn put_value(
         &self,
         key: &str,
         value: &str,
         expected_version: Option<u64>,
         fence: Option<&Fence>,
+        audit: &[AuditEntry],
     ) -> Result<u64>;
 }
 
@@ -327,15 +400,16 @@ pub trait StorageExt: Storage {
         }
     }
 
-    /// Stores the system configuration after validating it.
+    /// Stores the system configuration after validating it, with `audit`.
     async fn put_system_config(
         &self,
         config: &SystemConfig,
         expected_version: Option<u64>,
+        audit: &[AuditEntry],
     ) -> Result<u64> {
         config.validate()?;
         let json = serde_json::to_string(config).expect("config serialises");
-        self.put_value(keys::SYSTEM_CONFIG, &json, expected_version, None)
+        self.put_value(keys::SYSTEM_CONFIG, &json, expected_version, None, audit)
             .await
     }
 

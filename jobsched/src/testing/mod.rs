@@ -10,6 +10,7 @@
 //! [`Dispatcher`]: crate::dispatch::Dispatcher
 //! [`Coordinator`]: crate::coord::Coordinator
 
+pub mod accounts;
 pub mod coord;
 pub mod dispatch;
 pub mod storage;

@@ -450,7 +450,7 @@ pub async fn fencing_rejects_older_tokens(open: &dyn OpenStorage) {
         .unwrap_err();
     assert!(matches!(e, Error::Fenced { .. }), "got {e:?}");
     let e = s
-        .put_value("fenced-key", "x", None, Some(&old_fence))
+        .put_value("fenced-key", "x", None, Some(&old_fence), &[])
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Fenced { .. }), "got {e:?}");
@@ -468,14 +468,14 @@ pub async fn fencing_rejects_older_tokens(open: &dyn OpenStorage) {
         scope: "conformance-leader".into(),
         token: 6,
     };
-    s.put_value("fenced-key", "y", None, Some(&newer))
+    s.put_value("fenced-key", "y", None, Some(&newer), &[])
         .await
         .unwrap();
     let other = Fence {
         scope: "another-scope".into(),
         token: 1,
     };
-    s.put_value("fenced-key", "z", None, Some(&other))
+    s.put_value("fenced-key", "z", None, Some(&other), &[])
         .await
         .unwrap();
 }
@@ -626,7 +626,7 @@ pub async fn executors_keep_enabled_across_upserts(open: &dyn OpenStorage) {
     let stored = s.upsert_executor(&rec).await.unwrap();
     assert!(stored.enabled);
     assert_eq!(s.get_executor(&info.executor_id).await.unwrap(), stored);
-    s.set_executor_enabled(&info.executor_id, false)
+    s.set_executor_enabled(&info.executor_id, false, &[])
         .await
         .unwrap();
     let mut again = ExecutorRecord::from_info(&info, t0() + TimeDelta::seconds(60));
@@ -666,7 +666,7 @@ pub async fn executors_keep_enabled_across_upserts(open: &dyn OpenStorage) {
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        s.set_executor_enabled(&ExecutorId::new("ghost").unwrap(), true)
+        s.set_executor_enabled(&ExecutorId::new("ghost").unwrap(), true, &[])
             .await,
         Err(Error::NotFound { .. })
     ));
@@ -677,18 +677,25 @@ pub async fn settings_are_versioned(open: &dyn OpenStorage) {
     let s = open.open().await;
     assert!(s.get_value("conf-key").await.unwrap().is_none());
     assert_eq!(
-        s.put_value("conf-key", "a", Some(0), None).await.unwrap(),
+        s.put_value("conf-key", "a", Some(0), None, &[])
+            .await
+            .unwrap(),
         1
     );
     assert!(matches!(
-        s.put_value("conf-key", "b", Some(0), None).await,
+        s.put_value("conf-key", "b", Some(0), None, &[]).await,
         Err(Error::Conflict { .. })
     ));
     assert_eq!(
-        s.put_value("conf-key", "b", Some(1), None).await.unwrap(),
+        s.put_value("conf-key", "b", Some(1), None, &[])
+            .await
+            .unwrap(),
         2
     );
-    assert_eq!(s.put_value("conf-key", "c", None, None).await.unwrap(), 3);
+    assert_eq!(
+        s.put_value("conf-key", "c", None, None, &[]).await.unwrap(),
+        3
+    );
     let v = s.get_value("conf-key").await.unwrap().unwrap();
     assert_eq!((v.value.as_str(), v.version), ("c", 3));
 }

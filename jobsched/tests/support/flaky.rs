@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobsched::storage::{
-    ExecutionUpdate, Fence, InsertOutcome, JobChange, MemoryStorage, Storage, UpdateOutcome,
-    Versioned,
+    Accounts, ExecutionUpdate, Fence, InsertOutcome, JobChange, JobWrite, MemoryStorage, Storage,
+    UpdateOutcome, Versioned,
 };
 use jobsched::{
-    Error, ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job,
-    JobId, JobQuery, Page, Result, TaskId,
+    AuditEntry, Error, ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId,
+    ExecutorRecord, Job, JobId, JobQuery, Page, Result, TaskId,
 };
 
 #[derive(Debug, Default)]
@@ -55,21 +55,13 @@ impl Storage for Flaky {
         self.check()?;
         self.inner.ping().await
     }
-    async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
+    async fn write_jobs(&self, w: &[JobWrite<'_>], a: &[AuditEntry]) -> Result<Vec<Job>> {
         self.check()?;
-        self.inner.create_jobs(jobs).await
+        self.inner.write_jobs(w, a).await
     }
     async fn get_job(&self, id: &JobId) -> Result<Job> {
         self.check()?;
         self.inner.get_job(id).await
-    }
-    async fn update_job(&self, job: &Job) -> Result<Job> {
-        self.check()?;
-        self.inner.update_job(job).await
-    }
-    async fn delete_job(&self, id: &JobId, v: Option<u64>) -> Result<()> {
-        self.check()?;
-        self.inner.delete_job(id, v).await
     }
     async fn list_jobs(&self, q: &JobQuery) -> Result<Page<Job>> {
         self.check()?;
@@ -136,16 +128,30 @@ impl Storage for Flaky {
         self.check()?;
         self.inner.list_executors().await
     }
-    async fn set_executor_enabled(&self, id: &ExecutorId, e: bool) -> Result<ExecutorRecord> {
+    async fn set_executor_enabled(
+        &self,
+        id: &ExecutorId,
+        e: bool,
+        a: &[AuditEntry],
+    ) -> Result<ExecutorRecord> {
         self.check()?;
-        self.inner.set_executor_enabled(id, e).await
+        self.inner.set_executor_enabled(id, e, a).await
     }
     async fn get_value(&self, k: &str) -> Result<Option<Versioned<String>>> {
         self.check()?;
         self.inner.get_value(k).await
     }
-    async fn put_value(&self, k: &str, v: &str, e: Option<u64>, f: Option<&Fence>) -> Result<u64> {
+    async fn put_value(
+        &self,
+        k: &str,
+        v: &str,
+        e: Option<u64>,
+        f: Option<&Fence>,
+        a: &[AuditEntry],
+    ) -> Result<u64> {
         self.check()?;
-        self.inner.put_value(k, v, e, f).await
+        self.inner.put_value(k, v, e, f, a).await
     }
 }
+
+impl Accounts for Flaky {}

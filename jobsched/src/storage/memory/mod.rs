@@ -8,11 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{ExecutionUpdate, Fence, InsertOutcome, JobChange, Storage, UpdateOutcome, Versioned};
+mod accounts;
+
+use super::{
+    ExecutionUpdate, Fence, InsertOutcome, JobChange, JobWrite, Storage, UpdateOutcome, Versioned,
+};
 use crate::error::{Error, Result};
 use crate::model::{
-    ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord, Job, JobId,
-    JobQuery, Page, TaskId,
+    AuditEntry, ExecutionQuery, ExecutionRecord, ExecutorHeartbeat, ExecutorId, ExecutorRecord,
+    Job, JobId, JobQuery, Page, TaskId,
 };
 
 const BACKEND: &str = "memory";
@@ -42,6 +46,7 @@ struct Inner {
     executors: BTreeMap<ExecutorId, ExecutorRecord>,
     kv: HashMap<String, Versioned<String>>,
     fences: HashMap<String, u64>,
+    accounts: accounts::AccountData,
 }
 
 /// Records by id. Ids are assigned in sequence, so a deque indexed by `id - first` replaces a tree.
@@ -259,25 +264,61 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    async fn create_jobs(&self, jobs: &[Job]) -> Result<Vec<Job>> {
+    async fn write_jobs(&self, writes: &[JobWrite<'_>], audit: &[AuditEntry]) -> Result<Vec<Job>> {
         let mut g = self.lock();
+        // Check every write before changing anything: the batch is all or none.
         let mut seen = std::collections::HashSet::new();
-        for j in jobs {
-            if g.job(&j.job_id).is_some() || !seen.insert(&j.job_id) {
-                return Err(Error::AlreadyExists {
-                    kind: "job",
-                    id: j.job_id.to_string(),
+        for w in writes {
+            let id = w.job_id();
+            if !seen.insert(id) {
+                return Err(match w {
+                    JobWrite::Create(_) => Error::AlreadyExists {
+                        kind: "job",
+                        id: id.to_string(),
+                    },
+                    _ => Error::invalid(
+                        "jobs",
+                        format!("job '{id}' appears more than once in one batch"),
+                    ),
                 });
             }
+            let stored = g.job(id).map(|j| j.version);
+            match (w, stored) {
+                (JobWrite::Create(_), Some(_)) => {
+                    return Err(Error::AlreadyExists {
+                        kind: "job",
+                        id: id.to_string(),
+                    });
+                }
+                (JobWrite::Create(_), None) => {}
+                (_, None) => return Err(Error::not_found("job", id.as_str())),
+                (JobWrite::Update(j), Some(v)) => check_version(id, v, Some(j.version), "update")?,
+                (
+                    JobWrite::Delete {
+                        expected_version, ..
+                    },
+                    Some(v),
+                ) => {
+                    check_version(id, v, *expected_version, "delete")?;
+                }
+            }
         }
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let mut job = j.clone();
-            job.version = 1;
-            let job = Arc::new(job);
-            g.record_change(&job.job_id, Some(job.clone()));
-            out.push((*job).clone());
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            match w {
+                JobWrite::Create(j) | JobWrite::Update(j) => {
+                    let mut job = (*j).clone();
+                    job.version = g.job(&j.job_id).map_or(1, |s| s.version + 1);
+                    let job = Arc::new(job);
+                    g.record_change(&job.job_id, Some(job.clone()));
+                    out.push((*job).clone());
+                }
+                JobWrite::Delete { job_id, .. } => {
+                    g.record_change(job_id, None);
+                }
+            }
         }
+        g.accounts.append_audit(audit);
         Ok(out)
     }
 
@@ -286,42 +327,6 @@ impl Storage for MemoryStorage {
             .job(id)
             .map(|j| (**j).clone())
             .ok_or_else(|| Error::not_found("job", id.as_str()))
-    }
-
-    async fn update_job(&self, job: &Job) -> Result<Job> {
-        let mut g = self.lock();
-        let stored = g
-            .job(&job.job_id)
-            .map(|j| j.version)
-            .ok_or_else(|| Error::not_found("job", job.job_id.as_str()))?;
-        if stored != job.version {
-            return Err(Error::conflict(format!(
-                "job '{}' is at version {stored}, the update was made against version {}",
-                job.job_id, job.version
-            )));
-        }
-        let mut new = job.clone();
-        new.version = stored + 1;
-        let new = Arc::new(new);
-        g.record_change(&job.job_id, Some(new.clone()));
-        Ok((*new).clone())
-    }
-
-    async fn delete_job(&self, id: &JobId, expected_version: Option<u64>) -> Result<()> {
-        let mut g = self.lock();
-        let stored = g
-            .job(id)
-            .map(|j| j.version)
-            .ok_or_else(|| Error::not_found("job", id.as_str()))?;
-        if let Some(v) = expected_version {
-            if v != stored {
-                return Err(Error::conflict(format!(
-                    "job '{id}' is at version {stored}, the delete was made against version {v}"
-                )));
-            }
-        }
-        g.record_change(id, None);
-        Ok(())
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
@@ -552,14 +557,21 @@ impl Storage for MemoryStorage {
         Ok(self.lock().executors.values().cloned().collect())
     }
 
-    async fn set_executor_enabled(&self, id: &ExecutorId, enabled: bool) -> Result<ExecutorRecord> {
+    async fn set_executor_enabled(
+        &self,
+        id: &ExecutorId,
+        enabled: bool,
+        audit: &[AuditEntry],
+    ) -> Result<ExecutorRecord> {
         let mut g = self.lock();
         let e = g
             .executors
             .get_mut(id)
             .ok_or_else(|| Error::not_found("executor", id.as_str()))?;
         e.enabled = enabled;
-        Ok(e.clone())
+        let out = e.clone();
+        g.accounts.append_audit(audit);
+        Ok(out)
     }
 
     async fn get_value(&self, key: &str) -> Result<Option<Versioned<String>>> {
@@ -572,6 +584,7 @@ impl Storage for MemoryStorage {
         value: &str,
         expected_version: Option<u64>,
         fence: Option<&Fence>,
+        audit: &[AuditEntry],
     ) -> Result<u64> {
         let mut g = self.lock();
         g.check_fence(fence)?;
@@ -591,6 +604,17 @@ impl Storage for MemoryStorage {
                 version,
             },
         );
+        g.accounts.append_audit(audit);
         Ok(version)
+    }
+}
+
+/// Fails with `Conflict` unless `stored` is the `expected` version (if one is given).
+fn check_version(id: &JobId, stored: u64, expected: Option<u64>, verb: &str) -> Result<()> {
+    match expected {
+        Some(v) if v != stored => Err(Error::conflict(format!(
+            "job '{id}' is at version {stored}, the {verb} was made against version {v}"
+        ))),
+        _ => Ok(()),
     }
 }
