@@ -23,6 +23,9 @@ pub struct Cli {
     /// The jobsched server the client commands talk to.
     #[arg(long, global = true, env = "JOBSCHED_SERVER")]
     pub server: Option<String>,
+    /// A CA certificate (PEM) the client commands trust for a TLS server.
+    #[arg(long, global = true, env = "JOBSCHED_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Output of the client commands: tables for people, or JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -82,6 +85,202 @@ pub enum Command {
         #[command(subcommand)]
         command: SystemCommand,
     },
+    /// Logs in: asks for the password and keeps the token for the next commands (in a file only you
+    /// can read, under ~/.config/jobsched).
+    Login(LoginArgs),
+    /// Ends the session of the kept token and forgets it.
+    Logout,
+    /// Users (administrators), and your own password.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// API tokens for scripts and CI.
+    Tokens {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// The audit log (administrators).
+    Audit(AuditArgs),
+    /// Writes a backup of a store to a file (SQLite: a copy of the database taken online; MySQL: a
+    /// consistent export of jobsched's tables).
+    Backup(BackupArgs),
+    /// Loads a backup into an empty store.
+    Restore(RestoreArgs),
+    /// The keys secret job params are encrypted with.
+    Secrets {
+        /// What to do.
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+/// `jobsched login`
+#[derive(Clone, Debug, Args)]
+pub struct LoginArgs {
+    /// The user to log in as.
+    #[arg(long, short = 'u', default_value = "admin")]
+    pub user: String,
+    /// Read the password from standard input (one line) instead of asking for it.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `jobsched users …`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Lists users.
+    List {
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Shows a user.
+    Get {
+        /// The user's name.
+        name: String,
+    },
+    /// Creates a user; asks for their password (or reads it with --password-stdin).
+    Create {
+        /// Their name.
+        name: String,
+        /// Their role: admin, user or read_only.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Changes a user's role or disables / enables them.
+    Update {
+        /// The user's name.
+        name: String,
+        /// A new role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Disable (true) or enable (false) them.
+        #[arg(long)]
+        disabled: Option<bool>,
+    },
+    /// Sets a user's password (administrators; ends their sessions).
+    ResetPassword {
+        /// The user's name.
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Deletes a user (and their tokens); they must own no job.
+    Delete {
+        /// The user's name.
+        name: String,
+    },
+    /// Changes your own password (ends your other sessions; keeps you logged in).
+    Password {
+        /// Read the current and the new password from standard input (two lines).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Who you are logged in as.
+    Me,
+}
+
+/// `jobsched tokens …`
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Lists your tokens (an administrator: everyone's, or one user's).
+    List {
+        /// Only this user's (administrators).
+        #[arg(long)]
+        user: Option<String>,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Makes a token; prints its secret once.
+    Create {
+        /// What it is for.
+        name: String,
+        /// Its role (at most yours; default yours).
+        #[arg(long)]
+        role: Option<String>,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revokes a token.
+    Revoke {
+        /// The token's id.
+        token_id: String,
+    },
+}
+
+/// `jobsched audit`
+#[derive(Clone, Debug, Args)]
+pub struct AuditArgs {
+    /// Only this user's actions.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this action (`job.create`) or family (`job.`).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only this target (`job:nightly`).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// From this time (RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// `jobsched backup`
+#[derive(Clone, Debug, Args)]
+pub struct BackupArgs {
+    /// The store: `mysql://…` or `sqlite://path`.
+    #[arg(long, env = "JOBSCHED_STORE")]
+    pub store: Option<String>,
+    /// The file to write (refused if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also the execution history and the audit log (MySQL; an SQLite backup always has everything).
+    #[arg(long)]
+    pub with_history: bool,
+}
+
+/// `jobsched restore`
+#[derive(Clone, Debug, Args)]
+pub struct RestoreArgs {
+    /// The store to load into; it must hold no jobs, users or history.
+    #[arg(long, env = "JOBSCHED_STORE")]
+    pub store: Option<String>,
+    /// The backup file.
+    #[arg(long)]
+    pub from: PathBuf,
+}
+
+/// `jobsched secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Adds a new key to the keyring (it encrypts from then on) and re-encrypts every job's secret params
+    /// with it; older keys stay for what they encrypted before.
+    Rotate {
+        /// The store whose jobs to re-encrypt.
+        #[arg(long, env = "JOBSCHED_STORE")]
+        store: Option<String>,
+        /// The keyring file (default: secret.key in the data directory).
+        #[arg(long, env = "JOBSCHED_SECRET_KEY_FILE")]
+        secret_key_file: Option<PathBuf>,
+        /// The data directory (for the default keyring and store).
+        #[arg(long, env = "JOBSCHED_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Settings of the daemon roles (each also from its `JOBSCHED_…` variable or the config file).
@@ -123,6 +322,48 @@ pub struct ServeArgs {
     /// Seconds running tasks get to finish on shutdown.
     #[arg(long, env = "JOBSCHED_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds a login token is valid.
+    #[arg(long, env = "JOBSCHED_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<u64>,
+    /// A file with the key login tokens are signed with (default: generated, kept in the store).
+    #[arg(long, env = "JOBSCHED_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A file with the first administrator's password (also: JOBSCHED_ADMIN_PASSWORD).
+    #[arg(long, env = "JOBSCHED_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key the API is served over TLS.
+    #[arg(long, env = "JOBSCHED_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "JOBSCHED_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow a non-loopback listen address without TLS.
+    #[arg(long, env = "JOBSCHED_ALLOW_INSECURE_LISTEN")]
+    pub allow_insecure_listen: bool,
+    /// Host names the API answers to (comma-separated; `*`: any).
+    #[arg(long, env = "JOBSCHED_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Other origins allowed to make state-changing browser requests (comma-separated).
+    #[arg(long, env = "JOBSCHED_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses).
+    #[arg(long, env = "JOBSCHED_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    /// Requests a second per user (0: no limit).
+    #[arg(long, env = "JOBSCHED_RATE_LIMIT_USER")]
+    pub rate_limit_user: Option<u32>,
+    /// Requests a second per client address (0: no limit).
+    #[arg(long, env = "JOBSCHED_RATE_LIMIT_CLIENT")]
+    pub rate_limit_client: Option<u32>,
+    /// Failed logins a minute per user name and per address (0: no limit).
+    #[arg(long, env = "JOBSCHED_LOGIN_FAILURES_PER_MINUTE")]
+    pub login_failures_per_minute: Option<u32>,
+    /// The keyring file secret params are encrypted with.
+    #[arg(long, env = "JOBSCHED_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Executor variables tasks also get: names or prefixes ending in * (comma-separated).
+    #[arg(long, env = "JOBSCHED_TASK_ENV_ALLOW", value_delimiter = ',')]
+    pub task_env_allow: Option<Vec<String>>,
 }
 
 /// The store to migrate.
@@ -177,6 +418,18 @@ pub enum JobsCommand {
     Delete {
         /// The job's id.
         job_id: String,
+    },
+    /// Writes every job you may see as JSON (for `jobs import`); secret values show as "***".
+    Export {
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Creates or replaces the jobs of a JSON file (as `jobs export` writes it: `{"jobs": [...]}` or a
+    /// list), up to 10,000 per request, each request all or none.
+    Import {
+        /// The file.
+        file: PathBuf,
     },
     /// Runs a job now; prints the new task's id.
     Run {
@@ -291,6 +544,10 @@ pub struct JobArgs {
     /// A parameter, `name=value` (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// A secret parameter, `name=value` (repeatable): encrypted at rest, shown as "***", handed only to
+    /// the task's environment.
+    #[arg(long = "secret-param", value_name = "NAME=VALUE")]
+    pub secret_params: Vec<String>,
     /// Any job fields as JSON (the API's job body); the flags above win over it.
     #[arg(long, value_name = "JSON")]
     pub spec: Option<String>,
@@ -387,6 +644,21 @@ impl Cli {
             log_format: self.log_format,
             log: self.log.clone(),
             server: self.server.clone(),
+            session_ttl_secs: s.session_ttl_secs,
+            jwt_secret_file: s.jwt_secret_file,
+            admin_password_file: s.admin_password_file,
+            tls_cert: s.tls_cert,
+            tls_key: s.tls_key,
+            allow_insecure_listen: s.allow_insecure_listen.then_some(true),
+            allowed_hosts: s.allowed_hosts,
+            allowed_origins: s.allowed_origins,
+            trusted_proxies: s.trusted_proxies,
+            rate_limit_user: s.rate_limit_user,
+            rate_limit_client: s.rate_limit_client,
+            login_failures_per_minute: s.login_failures_per_minute,
+            secret_key_file: s.secret_key_file,
+            task_env_allow: s.task_env_allow,
+            ca_cert: self.ca_cert.clone(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The daemon's configuration: defaults, then a TOML file (`--config`), then environment variables and
 //! flags (clap reads both; a flag wins over its variable). Unknown keys in the file are refused by name.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -58,8 +58,51 @@ pub struct Config {
     pub log: String,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Largest accepted body of the bulk route (`POST /api/jobs/bulk`, up to 10,000 jobs), bytes.
+    pub max_bulk_body_bytes: usize,
     /// The server the client commands talk to (`JOBSCHED_SERVER`).
     pub server: String,
+    /// Seconds a login token is valid (`JOBSCHED_SESSION_TTL_SECS`, default 12 h).
+    pub session_ttl_secs: u64,
+    /// A file holding the key login tokens are signed with (`JOBSCHED_JWT_SECRET_FILE`; at least 32 bytes).
+    /// Default: a key generated on the first start and kept in the store, shared by every scheduler.
+    /// Executors validate tokens only with this file.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A file holding the first administrator's password (`JOBSCHED_ADMIN_PASSWORD_FILE`), used when the
+    /// store has no user yet. `JOBSCHED_ADMIN_PASSWORD` gives it directly; without either a random one
+    /// is written to `admin-password` in the data directory.
+    pub admin_password_file: Option<PathBuf>,
+    /// The TLS certificate chain, PEM (`JOBSCHED_TLS_CERT`); with `tls_key` the API is served over TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key, PEM (`JOBSCHED_TLS_KEY`).
+    pub tls_key: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without TLS (`JOBSCHED_ALLOW_INSECURE_LISTEN`): tokens
+    /// and passwords would cross the network in the clear.
+    pub allow_insecure_listen: bool,
+    /// The host names the API answers to (`JOBSCHED_ALLOWED_HOSTS`, comma-separated; `*`: any). Default:
+    /// loopback names, the host name, the listen address (for a wildcard address, every interface's).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://ui.example`) besides the server's own allowed to make state-changing browser
+    /// requests (`JOBSCHED_ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (`JOBSCHED_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Requests a second per user, with bursts of twice as many (`JOBSCHED_RATE_LIMIT_USER`; 0: no limit).
+    pub rate_limit_user: u32,
+    /// Requests a second per client address, with bursts of twice as many (`JOBSCHED_RATE_LIMIT_CLIENT`;
+    /// 0: no limit).
+    pub rate_limit_client: u32,
+    /// Failed logins a minute per user name and per client address before further tries get 429
+    /// (`JOBSCHED_LOGIN_FAILURES_PER_MINUTE`; 0: no limit).
+    pub login_failures_per_minute: u32,
+    /// The keyring file secret job params are encrypted with (`JOBSCHED_SECRET_KEY_FILE`). Default:
+    /// `secret.key` in the data directory, generated there by `standalone`.
+    pub secret_key_file: Option<PathBuf>,
+    /// Variables of the executor's environment that tasks also get, names or prefixes ending in `*`
+    /// (`JOBSCHED_TASK_ENV_ALLOW`, comma-separated), on top of `PATH`, `HOME`, `LANG`, `TZ` and the like.
+    pub task_env_allow: Vec<String>,
+    /// A CA certificate (PEM) the client commands trust for a TLS server (`JOBSCHED_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -80,7 +123,23 @@ impl Default for Config {
             log_format: LogFormat::Human,
             log: "info".to_owned(),
             max_body_bytes: 1 << 20,
+            max_bulk_body_bytes: 64 << 20,
             server: "http://127.0.0.1:8080".to_owned(),
+            session_ttl_secs: 12 * 3600,
+            jwt_secret_file: None,
+            admin_password_file: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_insecure_listen: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            rate_limit_user: 200,
+            rate_limit_client: 400,
+            login_failures_per_minute: 5,
+            secret_key_file: None,
+            task_env_allow: Vec::new(),
+            ca_cert: None,
         }
     }
 }
@@ -119,6 +178,36 @@ pub struct Overrides {
     pub log: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ttl_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_listen: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_user: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_client: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_failures_per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_env_allow: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Config {

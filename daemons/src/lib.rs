@@ -6,13 +6,17 @@
 //! the same functions (a router directly, or `run` on a listener bound to port 0).
 
 pub mod api;
+pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod secrets;
 pub mod server;
 pub mod stores;
+pub mod tls;
 
 pub use error::DaemonError;
 

@@ -1,7 +1,7 @@
 //! `jobsched`: parses the command line, sets up logging, runs a role or a client command.
 
 use clap::Parser;
-use jobsched_daemons::cli::{Cli, Command, ConfigCommand};
+use jobsched_daemons::cli::{Cli, Command, ConfigCommand, SecretsCommand};
 use jobsched_daemons::client::Client;
 use jobsched_daemons::config::{Config, LogFormat};
 use jobsched_daemons::server::{self, Role};
@@ -51,13 +51,18 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
             .await
             .map_err(|e| DaemonError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
         println!(
-            "jobsched {} listening on http://{}",
+            "jobsched {} listening on {}://{}",
             role.name(),
+            if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             listener.local_addr()?
         );
         return server::run(role, config, listener, stop_signal()).await;
     }
-    let client = || Client::new(&config.server, cli.output);
+    let client = || Client::new(&config.server, cli.output, config.ca_cert.as_deref());
     match cli.command {
         Command::Migrate(_) => {
             let url = config.store.as_deref().ok_or_else(|| {
@@ -75,8 +80,47 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         Command::Tasks { command } => client()?.tasks(command).await,
         Command::Executors { command } => client()?.executors(command).await,
         Command::System { command } => client()?.system(command).await,
+        Command::Login(a) => client()?.login(a).await,
+        Command::Logout => client()?.logout().await,
+        Command::Users { command } => client()?.users(command).await,
+        Command::Tokens { command } => client()?.tokens(command).await,
+        Command::Audit(a) => client()?.audit(a).await,
+        Command::Backup(a) => {
+            let url = store_url(a.store.as_deref())?;
+            jobsched_daemons::backup::backup(&url, &a.out, a.with_history).await
+        }
+        Command::Restore(a) => {
+            let url = store_url(a.store.as_deref())?;
+            jobsched_daemons::backup::restore(&url, &a.from).await
+        }
+        Command::Secrets {
+            command:
+                SecretsCommand::Rotate {
+                    store,
+                    secret_key_file,
+                    data_dir,
+                },
+        } => {
+            jobsched_daemons::backup::rotate_secrets(
+                store.as_deref(),
+                secret_key_file.as_deref(),
+                data_dir.as_deref(),
+            )
+            .await
+        }
         Command::Standalone(_) | Command::Scheduler(_) | Command::Executor(_) => Ok(()),
     }
+}
+
+/// The store a tool command works on.
+fn store_url(given: Option<&str>) -> Result<String, DaemonError> {
+    given.map(str::to_owned).ok_or_else(|| {
+        DaemonError::Config(
+            "give the store: --store mysql://user:password@host:port/db or sqlite://path (or \
+             JOBSCHED_STORE)"
+                .into(),
+        )
+    })
 }
 
 #[tokio::main]

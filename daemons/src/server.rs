@@ -21,8 +21,11 @@ use jobsched::{Backends, Executor, ExecutorId, Scheduler, SchedulerConfig};
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
+use crate::auth::origin::{ClientAddr, Hosts};
+use crate::auth::{Auth, AuthSettings, bootstrap, limits::Limits};
 use crate::config::Config;
 use crate::error::DaemonError;
+use crate::secrets::{KEYRING_FILE, Keyring};
 use crate::{handlers, stores};
 
 /// What a `jobsched` process runs as.
@@ -110,15 +113,145 @@ async fn store(role: Role, config: &Config) -> Result<Arc<dyn Storage>, DaemonEr
     }
 }
 
+/// The keyring of secret params: the configured file, else `secret.key` in the data directory — created
+/// there by `standalone` (one process: it seals and opens). Other roles use it if it exists; a cluster's
+/// processes share one file (`--secret-key-file`).
+fn keyring(role: Role, config: &Config) -> Result<Option<Arc<Keyring>>, DaemonError> {
+    let open = |path: &std::path::Path, create: bool| {
+        let k = if create {
+            Keyring::open_or_create(path)
+        } else {
+            Keyring::open(path)
+        };
+        k.map(|k| Some(Arc::new(k))).map_err(DaemonError::Config)
+    };
+    match &config.secret_key_file {
+        Some(path) => open(path, false),
+        None => {
+            let path = config.data_dir.join(KEYRING_FILE);
+            if role == Role::Standalone {
+                stores::private_dir(&config.data_dir)?;
+                open(&path, true)
+            } else if path.exists() {
+                open(&path, false)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Refuses a listen address other machines can reach without TLS, unless allowed.
+fn check_listen(config: &Config) -> Result<(), DaemonError> {
+    let tls = config.tls_cert.is_some() || config.tls_key.is_some();
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        return Err(DaemonError::Config(
+            "--tls-cert and --tls-key go together".into(),
+        ));
+    }
+    if !tls && !config.listen.ip().is_loopback() {
+        if !config.allow_insecure_listen {
+            return Err(DaemonError::Config(format!(
+                "refusing to listen on {} without TLS: passwords and tokens would cross the network in                  the clear. Give --tls-cert and --tls-key, listen on 127.0.0.1 behind a TLS proxy, or                  accept the risk with --allow-insecure-listen",
+                config.listen
+            )));
+        }
+        tracing::warn!(listen = %config.listen,
+            "listening without TLS on an address other machines can reach: passwords and tokens cross              the network in the clear (--allow-insecure-listen)");
+    }
+    Ok(())
+}
+
+/// Serves `app` on `listener` (over TLS when configured) until `shutdown` completes.
+async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let app = app.into_make_service_with_connect_info::<ClientAddr>();
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls =
+                crate::tls::TlsListener::new(listener, crate::tls::server_config(cert, key)?)?;
+            axum::serve(tls, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        _ => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Authentication of a scheduler process: the signing key and the first administrator.
+async fn authentication(
+    storage: &Arc<dyn Storage>,
+    config: &Config,
+    host: &str,
+) -> Result<Arc<Auth>, DaemonError> {
+    let key = bootstrap::signing_key(storage, config).await?;
+    bootstrap::first_admin(storage, config).await?;
+    let settings = AuthSettings {
+        session_ttl: chrono::TimeDelta::seconds(
+            config.session_ttl_secs.clamp(60, 30 * 86_400) as i64
+        ),
+        trusted_proxies: config.trusted_proxies.clone(),
+        hosts: Hosts::new(&config.allowed_hosts, config.listen, host),
+        allowed_origins: config.allowed_origins.clone(),
+        tls: config.tls_cert.is_some(),
+    };
+    let limits = Limits::new(
+        config.rate_limit_user,
+        config.rate_limit_client,
+        config.login_failures_per_minute,
+    );
+    Ok(Arc::new(Auth::new(storage.clone(), key, settings, limits)))
+}
+
+/// Housekeeping of the active scheduler's process, every ten minutes: audit entries past their
+/// retention, ended sessions whose tokens expired, idle rate-limit state.
+async fn maintain(scheduler: Scheduler, auth: Arc<Auth>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        auth.limits.forget_idle();
+        if !scheduler.is_active() {
+            continue;
+        }
+        let storage = scheduler.storage().clone();
+        let now = chrono::Utc::now();
+        if let Err(e) = storage.purge_ended_sessions(now).await {
+            tracing::warn!(error = %e, "purging ended sessions failed; next time");
+        }
+        let days = scheduler
+            .config()
+            .await
+            .map_or(0, |c| c.value.audit_retention_days);
+        if days > 0 {
+            let before = now - chrono::TimeDelta::days(i64::from(days));
+            while let Ok(n) = storage.purge_audit(before, 10_000).await {
+                if n < 10_000 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// An executor of this process, registered under `id`.
 async fn start_executor(
     config: &Config,
     backends: Backends,
     id: &str,
     port: u16,
+    keyring: Option<Arc<Keyring>>,
 ) -> Result<Executor, DaemonError> {
     Ok(Executor::builder(ExecutorId::new(id)?, backends)
-        .with_handlers(handlers::registry()?)
+        .with_handlers(handlers::registry(&config.task_env_allow, keyring)?)
         .with_capacity(config.capacity)
         .with_group(config.group.clone())
         .with_address(host_name(), port)
@@ -137,6 +270,8 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let addr: SocketAddr = listener.local_addr()?;
     let host = host_name();
+    check_listen(&config)?;
+    let keyring = keyring(role, &config)?;
     if role == Role::Standalone && (config.kafka.is_some() || config.zookeeper.is_some()) {
         return Err(DaemonError::Config(
             "jobsched standalone runs everything in one process: for Kafka and ZooKeeper run \
@@ -163,22 +298,26 @@ pub async fn run(
             .id
             .clone()
             .unwrap_or_else(|| format!("executor-{host}-{}", addr.port()));
-        let executor = Arc::new(start_executor(&config, backends.clone(), &id, addr.port()).await?);
+        let executor =
+            Arc::new(start_executor(&config, backends.clone(), &id, addr.port(), keyring).await?);
+        let key = match &config.jwt_secret_file {
+            Some(path) => Some(bootstrap::read_key_file(path)?),
+            None => None,
+        };
         tracing::info!(%addr, executor = %id, "jobsched executor is serving");
-        let app = api::executor_router(backends, executor.clone());
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let app = api::executor_router(backends, executor.clone(), key);
+        let served = serve(&config, listener, app, shutdown).await;
         tracing::info!(
             "stopping: running tasks get {}s to finish",
             config.shutdown_grace_secs
         );
         executor.shutdown().await;
         tracing::info!("stopped");
-        return served.map_err(DaemonError::from);
+        return served;
     }
 
     let storage = store(role, &config).await?;
+    let auth = authentication(&storage, &config, &host).await?;
     let (backends, builtin) = match remote {
         Some((dispatcher, coordinator)) => (
             Backends {
@@ -213,7 +352,7 @@ pub async fn run(
             .clone()
             .unwrap_or_else(|| format!("{}-{host}", role.name()));
         Some((
-            start_executor(&config, backends.clone(), &id, addr.port()).await?,
+            start_executor(&config, backends.clone(), &id, addr.port(), keyring.clone()).await?,
             id,
         ))
     } else {
@@ -224,12 +363,18 @@ pub async fn run(
         roles: vec![role.name()],
         started: Instant::now(),
         executor_id: executor.as_ref().map(|(_, id)| id.clone()),
+        auth: auth.clone(),
+        keyring,
     };
-    let app = api::router(Arc::new(state), config.max_body_bytes);
+    let app = api::router(
+        Arc::new(state),
+        config.max_body_bytes,
+        config.max_bulk_body_bytes,
+    );
+    let housekeeping = tokio::spawn(maintain(scheduler.clone(), auth));
     tracing::info!(%addr, role = role.name(), "jobsched is serving");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = serve(&config, listener, app, shutdown).await;
+    housekeeping.abort();
     tracing::info!(
         "stopping: running tasks get {}s to finish",
         config.shutdown_grace_secs
@@ -239,5 +384,5 @@ pub async fn run(
     }
     scheduler.shutdown().await;
     tracing::info!("stopped");
-    served.map_err(DaemonError::from)
+    served
 }

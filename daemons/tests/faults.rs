@@ -191,8 +191,10 @@ async fn every_component_killed_or_frozen_under_load_loses_nothing_and_runs_noth
     poison(&c, &format!("{}.tasks.exec-2", c.prefix)).await;
     let api = &s[active];
     let raw = reqwest::Client::new();
+    let token = c.token(api).await.expect("logged in");
     let post = |body: Vec<u8>| {
         raw.post(format!("{}/api/jobs", api.base))
+            .bearer_auth(&token)
             .header("content-type", "application/json")
             .body(body)
             .send()

@@ -33,7 +33,9 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `invalid`, `not_found`, `already_exists`, `conflict`, `forbidden`,
-    /// `payload_too_large`, `unavailable`, `timeout`, `unsupported`, `internal`.
+    /// `unauthenticated`, `token_invalid`, `token_expired`, `token_revoked`, `user_disabled`,
+    /// `login_failed`, `cross_origin`, `csrf`, `host_not_allowed`, `rate_limited`,
+    /// `unsupported_media_type`, `payload_too_large`, `unavailable`, `timeout`, `unsupported`, `internal`.
     pub code: String,
     /// What is wrong, in words a user can act on.
     pub message: String,
@@ -47,10 +49,36 @@ impl ApiError {
 
     /// A 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::forbidden_code("forbidden", message)
+    }
+
+    /// A 403 with its own code (`cross_origin`, `csrf`, `host_not_allowed`).
+    pub fn forbidden_code(code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::FORBIDDEN,
-            code: "forbidden",
+            code,
             message: message.into(),
+        }
+    }
+
+    /// A 401: no credential, or one that does not hold (`code` says which: `unauthenticated`,
+    /// `token_invalid`, `token_expired`, `token_revoked`, `user_disabled`, `login_failed`).
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 500 for a failure of the server itself (logged).
+    pub fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(%message, "request failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message,
         }
     }
 }
@@ -88,12 +116,19 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"jobsched\""),
+            );
+        }
+        r
     }
 }
 
 /// A JSON body: malformed JSON, unknown fields or wrong types are a 400 that says where; a body over the
-/// size limit is a 413. Any content type is read as JSON (curl's default form type included).
+/// size limit is a 413. (The guard has already refused bodies not sent as `application/json` with 415.)
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use jobsched::{ExecutorId, ExecutorRecord, Page};
 
+use super::audit;
 use super::{ApiError, Caller, ErrorBody, SharedState};
 
 fn executor_id(raw: &str) -> Result<ExecutorId, ApiError> {
@@ -41,12 +42,22 @@ async fn set_enabled(
     raw: &str,
     enabled: bool,
 ) -> Result<Json<ExecutorRecord>, ApiError> {
-    caller.may_administer()?;
-    Ok(Json(
-        s.scheduler
+    let action = if enabled {
+        "executor.enable"
+    } else {
+        "executor.disable"
+    };
+    let entry = caller.audit(action, format!("executor:{raw}"));
+    let result = async {
+        caller.may_administer()?;
+        Ok(s.scheduler
+            .audited(std::slice::from_ref(&entry))
             .set_executor_enabled(&executor_id(raw)?, enabled)
-            .await?,
-    ))
+            .await?)
+    }
+    .await;
+    audit::on_failure(s, &entry, &result).await;
+    Ok(Json(result?))
 }
 
 /// Let an executor take new tasks again.

@@ -4,14 +4,17 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use jobsched::storage::JobWrite;
 use jobsched::{
     ExecutionQuery, ExecutionRecord, Job, JobId, JobQuery, JobSpec, Page, PageRequest, Params,
-    TaskStatus,
+    Role, TaskStatus,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::audit;
 use super::error::{ApiJson, ApiQuery, OptionalJson};
+use super::view::{job_detail, job_view, record_view};
 use super::{ApiError, Caller, ErrorBody, SharedState};
 
 /// `page` and `page_size` of a list.
@@ -19,8 +22,10 @@ use super::{ApiError, Caller, ErrorBody, SharedState};
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
 }
 
@@ -45,8 +50,10 @@ pub struct JobFilter {
     /// Only jobs of this owner.
     pub owner: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Items per page, 1–1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
 }
 
@@ -61,8 +68,10 @@ pub struct HistoryFilter {
     /// Only runs fired before this time (RFC 3339).
     pub to: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Items per page, 1–1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
 }
 
@@ -107,6 +116,7 @@ pub struct NextFires {
 #[serde(deny_unknown_fields)]
 pub struct Count {
     /// How many fire times (1–1000, default 10).
+    #[param(minimum = 1, maximum = 1000)]
     pub count: Option<u32>,
 }
 
@@ -144,28 +154,57 @@ async fn visible_job(s: &SharedState, caller: &Caller, raw: &str) -> Result<Job,
     Ok(job)
 }
 
-/// Create a job.
+/// Gives a new job its owner (the caller, unless an administrator names another) and refuses a change of
+/// owner by anyone but an administrator.
+fn owner_rules(caller: &Caller, spec: &mut JobSpec, current: Option<&Job>) -> Result<(), ApiError> {
+    match &spec.owner {
+        Some(o) if caller.role != Role::Admin && *o != caller.user => Err(ApiError::forbidden(
+            format!("only administrators give a job another owner than themselves ('{o}')"),
+        )),
+        None if current.is_none() => {
+            spec.owner = Some(caller.user.clone());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Create a job. Its owner is the caller (an administrator may name another). A param given as
+/// `{"secret": "value"}` is stored encrypted and shown as `"***"`.
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = JobSpec,
     responses((status = 201, body = Job, description = "Created"),
         (status = 400, body = ErrorBody, description = "A field is invalid (the message names it)"),
-        (status = 409, body = ErrorBody, description = "The job_id is taken"),
-        (status = 413, body = ErrorBody, description = "The body is too large")))]
+        (status = 409, body = ErrorBody, description = "The job_id is taken")))]
 pub async fn create(
     State(s): State<SharedState>,
     Extension(caller): Extension<Caller>,
     ApiJson(mut spec): ApiJson<JobSpec>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    caller.may_change(None)?;
-    if let Some(owner) = caller.owner_scope() {
-        spec.owner = Some(owner.to_owned());
+    let id = spec.job_id.clone().unwrap_or_else(JobId::generate);
+    spec.job_id = Some(id.clone());
+    let entry = caller.audit("job.create", format!("job:{id}"));
+    let result = async {
+        caller.may_change(None)?;
+        owner_rules(&caller, &mut spec, None)?;
+        if let Some(p) = spec.params.as_mut() {
+            s.seal(p, None)?;
+        }
+        let job = spec.build(s.scheduler.clock().now())?;
+        let mut entry = entry.clone();
+        entry.detail = serde_json::json!({ "after": job_detail(&job) });
+        let mut stored = s
+            .scheduler
+            .audited(&[entry])
+            .write_jobs(&[JobWrite::Create(&job)])
+            .await?;
+        Ok(stored.remove(0))
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(s.scheduler.create_job(spec).await?),
-    ))
+    .await;
+    audit::on_failure(&s, &entry, &result).await;
+    Ok((StatusCode::CREATED, Json(job_view(result?))))
 }
 
-/// List jobs, by id.
+/// List jobs, by id (a `user` sees only their own).
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(JobFilter),
     responses((status = 200, body = Page<Job>), (status = 400, body = ErrorBody)))]
 pub async fn list(
@@ -188,7 +227,7 @@ pub async fn list(
         owner,
         page,
     };
-    Ok(Json(s.scheduler.list_jobs(&q).await?))
+    Ok(Json(s.scheduler.list_jobs(&q).await?.map(job_view)))
 }
 
 /// One job.
@@ -200,10 +239,11 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(visible_job(&s, &caller, &id).await?))
+    Ok(Json(job_view(visible_job(&s, &caller, &id).await?)))
 }
 
-/// Change a job: only the fields given (with `version`, only if unchanged since).
+/// Change a job: only the fields given (with `version`, only if unchanged since). A secret param sent
+/// back as `"***"` keeps its stored value.
 #[utoipa::path(put, path = "/api/jobs/{jobId}", tag = "jobs", request_body = JobSpec,
     params(("jobId" = String, Path, description = "The job's id")),
     responses((status = 200, body = Job), (status = 400, body = ErrorBody),
@@ -214,20 +254,36 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(mut spec): ApiJson<JobSpec>,
 ) -> Result<Json<Job>, ApiError> {
-    let job = visible_job(&s, &caller, &id).await?;
-    caller.may_change(Some(&job))?;
-    if let Some(given) = &spec.job_id {
-        if *given != job.job_id {
+    let entry = caller.audit("job.update", format!("job:{id}"));
+    let result = async {
+        let job = visible_job(&s, &caller, &id).await?;
+        caller.may_change(Some(&job))?;
+        if let Some(given) = &spec.job_id
+            && *given != job.job_id
+        {
             return Err(ApiError::invalid(
                 "job_id",
                 format!("the body names '{given}', the path '{}'", job.job_id),
             ));
         }
+        owner_rules(&caller, &mut spec, Some(&job))?;
+        if let Some(p) = spec.params.as_mut() {
+            s.seal(p, Some(&job.params))?;
+        }
+        let changed = spec.apply(&job, s.scheduler.clock().now())?;
+        let mut entry = entry.clone();
+        entry.detail =
+            serde_json::json!({ "before": job_detail(&job), "after": job_detail(&changed) });
+        let mut stored = s
+            .scheduler
+            .audited(&[entry])
+            .write_jobs(&[JobWrite::Update(&changed)])
+            .await?;
+        Ok(stored.remove(0))
     }
-    if let Some(owner) = caller.owner_scope() {
-        spec.owner = Some(owner.to_owned());
-    }
-    Ok(Json(s.scheduler.update_job(&job.job_id, spec).await?))
+    .await;
+    audit::on_failure(&s, &entry, &result).await;
+    Ok(Json(job_view(result?)))
 }
 
 /// Delete a job (its history is kept).
@@ -239,13 +295,28 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let job = visible_job(&s, &caller, &id).await?;
-    caller.may_change(Some(&job))?;
-    s.scheduler.delete_job(&job.job_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let entry = caller.audit("job.delete", format!("job:{id}"));
+    let result = async {
+        let job = visible_job(&s, &caller, &id).await?;
+        caller.may_change(Some(&job))?;
+        let mut entry = entry.clone();
+        entry.detail = serde_json::json!({ "before": job_detail(&job) });
+        s.scheduler
+            .audited(&[entry])
+            .write_jobs(&[JobWrite::Delete {
+                job_id: &job.job_id,
+                expected_version: Some(job.version),
+            }])
+            .await?;
+        Ok(())
+    }
+    .await;
+    audit::on_failure(&s, &entry, &result).await;
+    result.map(|()| StatusCode::NO_CONTENT)
 }
 
-/// Run a job now; answers with the new task's id at once.
+/// Run a job now; answers with the new task's id at once. `params` are merged over the job's (secret
+/// ones as `{"secret": "value"}`).
 #[utoipa::path(post, path = "/api/jobs/{jobId}/execute", tag = "jobs", request_body(content = Option<ExecuteRequest>),
     params(("jobId" = String, Path, description = "The job's id")),
     responses((status = 202, body = Executed), (status = 404, body = ErrorBody)))]
@@ -255,17 +326,27 @@ pub async fn execute(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<ExecuteRequest>,
 ) -> Result<(StatusCode, Json<Executed>), ApiError> {
-    let job = visible_job(&s, &caller, &id).await?;
-    caller.may_change(Some(&job))?;
-    let params = body.and_then(|b| b.params);
-    let task = s.scheduler.execute(&job.job_id, params).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Executed {
+    let mut entry = caller.audit("job.execute", format!("job:{id}"));
+    let result = async {
+        let job = visible_job(&s, &caller, &id).await?;
+        caller.may_change(Some(&job))?;
+        let mut params = body.and_then(|b| b.params);
+        if let Some(p) = params.as_mut() {
+            s.seal(p, Some(&job.params))?;
+            jobsched::check_params("params", p)?;
+        }
+        let task = s.scheduler.execute(&job.job_id, params).await?;
+        Ok(Executed {
             task_id: task.to_string(),
             job_id: job.job_id.to_string(),
-        }),
-    ))
+        })
+    }
+    .await;
+    if let Ok(e) = &result {
+        entry.detail = serde_json::json!({ "task_id": e.task_id });
+    }
+    audit::outcome(&s, entry, &result).await;
+    Ok((StatusCode::ACCEPTED, Json(result?)))
 }
 
 /// Cancel the job's running and queued tasks.
@@ -277,13 +358,22 @@ pub async fn cancel(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Cancelled>, ApiError> {
-    let job = visible_job(&s, &caller, &id).await?;
-    caller.may_change(Some(&job))?;
-    let n = s.scheduler.cancel_job(&job.job_id).await?;
-    Ok(Json(Cancelled {
-        job_id: job.job_id.to_string(),
-        cancelled: n as u64,
-    }))
+    let mut entry = caller.audit("job.cancel", format!("job:{id}"));
+    let result = async {
+        let job = visible_job(&s, &caller, &id).await?;
+        caller.may_change(Some(&job))?;
+        let n = s.scheduler.cancel_job(&job.job_id).await?;
+        Ok(Cancelled {
+            job_id: job.job_id.to_string(),
+            cancelled: n as u64,
+        })
+    }
+    .await;
+    if let Ok(c) = &result {
+        entry.detail = serde_json::json!({ "cancelled": c.cancelled });
+    }
+    audit::outcome(&s, entry, &result).await;
+    Ok(Json(result?))
 }
 
 /// The job's runs (every attempt), newest first.
@@ -321,7 +411,7 @@ pub async fn history(
         // An id that never existed is a 404, not an empty history.
         s.scheduler.get_job(q.job_id.as_ref().expect("set")).await?;
     }
-    Ok(Json(page))
+    Ok(Json(page.map(record_view)))
 }
 
 /// The job's next fire times.

@@ -1,35 +1,48 @@
-//! The HTTP API (seed 4.1, SPEC R-6): jobs, tasks, executors, system, health, and the OpenAPI document
-//! generated from the handlers' annotations (`/api/openapi.json`).
+//! The HTTP API (seed 4.1, SPEC R-6): jobs, tasks, executors, system, users, tokens, audit, health, and
+//! the OpenAPI document generated from the handlers' annotations (`/api/openapi.json`).
 //!
-//! Every request carries a [`Caller`] (request extension) that handlers consult for what it may see and
-//! change; today one layer gives every request the admin caller, and the authentication issue replaces
-//! that layer with one that reads a JWT — the handlers stay as they are.
+//! Every request passes one middleware ([`crate::auth::guard`]) that decides who the caller is; handlers
+//! consult the [`Caller`] for what it may see and change, and record what they change in the audit log.
 
+mod audit;
+mod auth;
+mod bulk;
 mod caller;
+mod document;
 mod error;
 mod executors;
 mod jobs;
 mod system;
 mod tasks;
+mod tokens;
+mod users;
+mod view;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use jobsched::Scheduler;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jobsched::{Params, Scheduler};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use caller::{Caller, CallerRole};
+pub use auth::{LoginAnswer, Me};
+pub use bulk::{BulkAnswer, MAX_JOBS as MAX_BULK_JOBS};
+pub use caller::{Caller, ClientIp, Credential};
+pub use document::openapi;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use system::{ConfigView, Health, StatusView};
 pub use tasks::TaskView;
+pub use tokens::{NewTokenView, TokenView};
+pub use users::UserView;
+
+use crate::secrets::{self, Keyring};
 
 /// What the handlers share.
 pub struct AppState {
@@ -41,31 +54,30 @@ pub struct AppState {
     pub started: Instant,
     /// The built-in executor's id, if any.
     pub executor_id: Option<String>,
+    /// Authentication: users, tokens, the signing key, the limits.
+    pub auth: Arc<crate::auth::Auth>,
+    /// The keyring secret params are sealed with (none: secret params are refused).
+    pub keyring: Option<Arc<Keyring>>,
+}
+
+impl AppState {
+    /// Seals the secret inputs of `params`, keeping `stored` sealed values for `"***"`.
+    pub fn seal(&self, params: &mut Params, stored: Option<&Params>) -> Result<(), ApiError> {
+        Ok(secrets::seal_params(
+            self.keyring.as_deref(),
+            "params",
+            params,
+            stored,
+        )?)
+    }
 }
 
 /// Shared state of a handler.
 pub type SharedState = Arc<AppState>;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "jobsched",
-        description = "The jobsched HTTP API: jobs, their runs (tasks) and history, executors, and the system. \
-            Field names are the design's column names; times are RFC 3339 UTC; errors are \
-            `{\"error\": {\"code\", \"message\"}}`."
-    ),
-    tags(
-        (name = "jobs", description = "Job definitions, running them, their history"),
-        (name = "tasks", description = "One run of a job, with its attempts"),
-        (name = "executors", description = "Executors: state, enable, disable"),
-        (name = "system", description = "Status, central configuration, health")
-    )
-)]
-struct ApiDoc;
-
 /// Every route with its handler, documented: the router and the OpenAPI document come from the same list.
 fn routes() -> OpenApiRouter<SharedState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(document::base())
         .routes(routes!(jobs::create, jobs::list))
         .routes(routes!(jobs::get, jobs::update, jobs::delete))
         .routes(routes!(jobs::execute))
@@ -82,34 +94,85 @@ fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(system::get_config, system::put_config))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
 }
 
-/// The OpenAPI document of the API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = routes().split_for_parts();
-    doc.paths.paths.insert(
-        "/api/openapi.json".to_owned(),
-        utoipa::openapi::path::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .tag("system")
-                .summary(Some("This document"))
-                .response(
-                    "200",
-                    utoipa::openapi::Response::new("The OpenAPI document"),
-                ),
+/// The bulk route, with its larger body limit.
+fn bulk_routes(max_bulk_body_bytes: usize) -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(bulk::import))
+        .layer(DefaultBodyLimit::max(max_bulk_body_bytes))
+}
+
+/// Headers every answer carries: no sniffing, no caching, no framing, no referrer, no active content.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
         ),
-    );
-    doc
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    r
 }
 
 /// The router of an `executor` process: `/healthz` (alive), `/readyz` (its dispatch and coordination
 /// answer) and `/api/executor` (who it is, its registration epoch, running tasks and the version of the
-/// central configuration it applies). Jobs and tasks are managed through the schedulers' API.
-pub fn executor_router(backends: jobsched::Backends, executor: Arc<jobsched::Executor>) -> Router {
+/// central configuration it applies; needs a login token, checked with `--jwt-secret-file`). Jobs and
+/// tasks are managed through the schedulers' API.
+pub fn executor_router(
+    backends: jobsched::Backends,
+    executor: Arc<jobsched::Executor>,
+    key: Option<crate::auth::jwt::SigningKey>,
+) -> Router {
     use axum::Json;
     use axum::routing::get;
     let ready = backends.clone();
+    let key = Arc::new(key);
+    let info = Router::new()
+        .route(
+            "/api/executor",
+            get(move || {
+                let e = executor.clone();
+                async move {
+                    Json(serde_json::json!({
+                        "executor_id": e.id(),
+                        "roles": ["executor"],
+                        "epoch": e.epoch(),
+                        "running": e.running(),
+                        "config_version": e.config_version(),
+                        "poison_messages": e.dispatch_stats().poison,
+                    }))
+                }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let key = key.clone();
+                async move {
+                    match crate::auth::guard::executor_token(key.as_ref().as_ref(), req.headers()) {
+                        Ok(()) => next.run(req).await,
+                        Err(e) => e.into_response(),
+                    }
+                }
+            },
+        ));
     Router::new()
         .route("/healthz", get(system::healthz))
         .route(
@@ -131,22 +194,7 @@ pub fn executor_router(backends: jobsched::Backends, executor: Arc<jobsched::Exe
                 }
             }),
         )
-        .route(
-            "/api/executor",
-            get(move || {
-                let e = executor.clone();
-                async move {
-                    Json(serde_json::json!({
-                        "executor_id": e.id(),
-                        "roles": ["executor"],
-                        "epoch": e.epoch(),
-                        "running": e.running(),
-                        "config_version": e.config_version(),
-                        "poison_messages": e.dispatch_stats().poison,
-                    }))
-                }
-            }),
-        )
+        .merge(info)
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,
@@ -154,13 +202,17 @@ pub fn executor_router(backends: jobsched::Backends, executor: Arc<jobsched::Exe
                 message: "an executor serves /healthz, /readyz and /api/executor; jobs are managed through a scheduler".to_owned(),
             }
         })
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
 }
 
-/// The API's router: the routes, the OpenAPI document, a JSON 404 for unknown paths, the caller layer,
-/// a body limit (413 beyond `max_body_bytes`), tracing, and panics answered as 500 JSON.
-pub fn router(state: SharedState, max_body_bytes: usize) -> Router {
-    let (router, _) = routes().split_for_parts();
+/// The API's router: the routes, the OpenAPI document, a JSON 404 for unknown paths, the guard (who the
+/// caller is, and whether the request may go on), body limits (413 beyond `max_body_bytes`, or
+/// `max_bulk_body_bytes` for the bulk route), security headers, tracing, and panics answered as 500 JSON.
+pub fn router(state: SharedState, max_body_bytes: usize, max_bulk_body_bytes: usize) -> Router {
+    let (router, _) = routes()
+        .merge(bulk_routes(max_bulk_body_bytes))
+        .split_for_parts();
     let doc = Arc::new(openapi());
     router
         .route(
@@ -185,10 +237,17 @@ pub fn router(state: SharedState, max_body_bytes: usize) -> Router {
                     .to_owned(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard::guard,
+        ))
         .with_state(state)
-        .layer(axum::middleware::from_fn(caller::admin_caller))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
+                user = tracing::field::Empty)
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,

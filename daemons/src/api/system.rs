@@ -7,6 +7,7 @@ use jobsched::{SystemConfig, SystemStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::audit;
 use super::error::{ApiJson, ApiQuery};
 use super::{ApiError, Caller, ErrorBody, SharedState};
 
@@ -84,12 +85,22 @@ pub async fn put_config(
     ApiQuery(q): ApiQuery<ExpectedVersion>,
     ApiJson(config): ApiJson<SystemConfig>,
 ) -> Result<Json<ConfigView>, ApiError> {
-    caller.may_administer()?;
-    let version = s
-        .scheduler
-        .update_config(config.clone(), q.expected_version)
-        .await?;
-    Ok(Json(ConfigView { version, config }))
+    let mut entry = caller.audit("config.update", "config");
+    let result = async {
+        caller.may_administer()?;
+        let before = s.scheduler.config().await?;
+        entry.detail = serde_json::json!({"before": before.value, "after": config});
+        Ok(s.scheduler
+            .audited(std::slice::from_ref(&entry))
+            .update_config(config.clone(), q.expected_version)
+            .await?)
+    }
+    .await;
+    audit::on_failure(&s, &entry, &result).await;
+    Ok(Json(ConfigView {
+        version: result?,
+        config,
+    }))
 }
 
 /// Alive: the process answers.

@@ -6,6 +6,8 @@ use jobsched::{CancelOutcome, ExecutionRecord, TaskId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::audit;
+use super::view::record_view;
 use super::{ApiError, Caller, ErrorBody, SharedState};
 
 /// A task: its latest attempt's record (status, executor, times, output, error, exit code) and every
@@ -46,7 +48,11 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let attempts = attempts(&s, &caller, &id).await?;
+    let attempts: Vec<ExecutionRecord> = attempts(&s, &caller, &id)
+        .await?
+        .into_iter()
+        .map(record_view)
+        .collect();
     let latest = attempts.last().cloned().expect("a task has an attempt");
     Ok(Json(TaskView { latest, attempts }))
 }
@@ -60,12 +66,14 @@ pub async fn cancel(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<CancelOutcome>, ApiError> {
-    let attempts = attempts(&s, &caller, &id).await?;
-    if caller.owner_scope().is_some() {
-        let job = s.scheduler.get_job(&attempts[0].job_id).await?;
-        caller.may_change(Some(&job))?;
-    } else {
-        caller.may_change(None)?;
+    let entry = caller.audit("task.cancel", format!("task:{id}"));
+    let result = async {
+        let attempts = attempts(&s, &caller, &id).await?;
+        // A `user` passed `attempts` only for their own job; read-only callers change nothing.
+        caller.may_write()?;
+        Ok(s.scheduler.cancel_task(&attempts[0].task_id).await?)
     }
-    Ok(Json(s.scheduler.cancel_task(&attempts[0].task_id).await?))
+    .await;
+    audit::outcome(&s, entry, &result).await;
+    Ok(Json(result?))
 }

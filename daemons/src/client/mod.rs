@@ -1,8 +1,12 @@
 //! The client commands: each is one or two HTTP calls to a jobsched server and prints the answer as a
 //! table or as the server's JSON.
 
+mod accounts;
+mod bulk;
 mod render;
+mod session;
 
+use std::path::Path;
 use std::time::Duration;
 
 use jobsched::{ExecutionRecord, ExecutorRecord, Job, JobSpec, Page, Params, ScheduleType};
@@ -17,11 +21,16 @@ use crate::cli::{
 };
 use crate::error::DaemonError;
 
+pub use session::TokenStore;
+
 /// A client of one server.
 pub struct Client {
     base: String,
     http: reqwest::Client,
     output: Output,
+    /// The token sent with every call: `JOBSCHED_TOKEN`, else the one `jobsched login` kept for this
+    /// server.
+    token: Option<String>,
 }
 
 /// Percent-encodes a path segment or query value (ids are validated by the server; this keeps odd input
@@ -137,20 +146,72 @@ fn spec(a: &JobArgs) -> Result<JobSpec, DaemonError> {
     if let Some(p) = params(&a.params)? {
         s.params.get_or_insert_with(Params::new).extend(p);
     }
+    for raw in &a.secret_params {
+        let (k, v) = raw.split_once('=').ok_or_else(|| {
+            DaemonError::Config(format!(
+                "--secret-param '{k}' is not NAME=VALUE",
+                k = raw.split('=').next().unwrap_or("")
+            ))
+        })?;
+        s.params
+            .get_or_insert_with(Params::new)
+            .insert(k.trim().to_owned(), serde_json::json!({ "secret": v }));
+    }
     Ok(s)
 }
 
+/// One line for an error answer: what to do about a missing, expired or revoked session, or the
+/// server's message.
+fn error_line(method: &Method, path: &str, status: reqwest::StatusCode, bytes: &[u8]) -> String {
+    let body = serde_json::from_slice::<ErrorBody>(bytes).ok();
+    let code = body.as_ref().map_or("", |b| b.error.code.as_str());
+    match (status.as_u16(), code) {
+        (401, "unauthenticated") => {
+            "not logged in: run `jobsched login` (or set JOBSCHED_TOKEN)".to_owned()
+        }
+        (401, "token_expired" | "token_revoked") => format!(
+            "{}: log in again with `jobsched login`",
+            body.map(|b| b.error.message).unwrap_or_default()
+        ),
+        _ => {
+            let why = body
+                .map(|b| format!("{} ({})", b.error.message, b.error.code))
+                .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+            format!("{method} {path}: {} {why}", status.as_u16())
+        }
+    }
+}
+
 impl Client {
-    /// A client of `server` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(server: &str, output: Output) -> Result<Self, DaemonError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+    /// A client of `server` (e.g. `http://127.0.0.1:8080`), trusting `ca_cert` (PEM) for TLS besides the
+    /// usual roots, with the token of `JOBSCHED_TOKEN` or of the last `jobsched login` to this server.
+    pub fn new(server: &str, output: Output, ca_cert: Option<&Path>) -> Result<Self, DaemonError> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                DaemonError::Config(format!(
+                    "cannot read the CA certificate {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                DaemonError::Config(format!("{} is not a PEM certificate: {e}", path.display()))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
             .build()
             .map_err(|e| DaemonError::Client(format!("HTTP client: {e}")))?;
+        let base = server.trim_end_matches('/').to_owned();
+        let token = match std::env::var("JOBSCHED_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+            _ => TokenStore::default_location().and_then(|s| s.get(&base)),
+        };
         Ok(Client {
-            base: server.trim_end_matches('/').to_owned(),
+            base,
             http,
             output,
+            token,
         })
     }
 
@@ -163,6 +224,9 @@ impl Client {
     ) -> Result<T, DaemonError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -176,12 +240,8 @@ impl Client {
             .await
             .map_err(|e| DaemonError::Client(format!("reading the answer of {url}: {e}")))?;
         if !status.is_success() {
-            let why = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| format!("{} ({})", b.error.message, b.error.code))
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(DaemonError::Client(format!(
-                "{method} {path}: {} {why}",
-                status.as_u16()
+            return Err(DaemonError::Client(error_line(
+                &method, path, status, &bytes,
             )));
         }
         let bytes = if bytes.is_empty() {
@@ -309,6 +369,8 @@ impl Client {
                     })?;
                 self.show(&latest, render::logs);
             }
+            JobsCommand::Export { out } => self.export(out.as_deref()).await?,
+            JobsCommand::Import { file } => self.import(&file).await?,
             JobsCommand::NextFires { job_id, count } => {
                 let v: Value = self
                     .get(&format!(

@@ -258,3 +258,53 @@ pub fn config(v: &Value) -> String {
     }
     out
 }
+
+/// `users list`.
+pub fn users(list: &[crate::api::UserView]) -> String {
+    let mut t = table(&["name", "role", "disabled", "created", "user_id"]);
+    for u in list {
+        t.add_row(vec![
+            u.name.clone(),
+            u.role.to_string(),
+            u.disabled.to_string(),
+            time(Some(u.create_time)),
+            u.user_id.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// `tokens list`.
+pub fn tokens(list: &[crate::api::TokenView]) -> String {
+    let mut t = table(&["token_id", "name", "user", "role", "expires", "revoked"]);
+    for k in list {
+        t.add_row(vec![
+            k.token_id.clone(),
+            k.name.clone(),
+            k.user.clone(),
+            k.role.to_string(),
+            time(k.expire_time),
+            time(k.revoke_time),
+        ]);
+    }
+    t.to_string()
+}
+
+/// `audit`.
+pub fn audit(p: &Page<jobsched::AuditEntry>) -> String {
+    let mut t = table(&[
+        "time", "user", "client", "action", "target", "outcome", "message",
+    ]);
+    for e in &p.items {
+        t.add_row(vec![
+            time(Some(e.time)),
+            e.user.clone(),
+            e.client.clone(),
+            e.action.clone(),
+            e.target.clone(),
+            e.outcome.as_str().to_owned(),
+            e.message.chars().take(80).collect(),
+        ]);
+    }
+    t.to_string() + &page_footer(p)
+}

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{jobsched, wait_for};
+use super::{ADMIN_PASSWORD, jobsched, wait_for};
 
 fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
@@ -55,7 +55,11 @@ pub struct Cluster {
     pub zookeeper: String,
     pub prefix: String,
     pub logs: PathBuf,
+    /// The key file every process of the cluster signs or checks login tokens with.
+    pub jwt_key: PathBuf,
     http: reqwest::Client,
+    /// The administrator's login token, once logged in.
+    token: tokio::sync::Mutex<Option<String>>,
 }
 
 impl Cluster {
@@ -96,6 +100,12 @@ impl Cluster {
             .unwrap();
         let logs = std::env::temp_dir().join(format!("jobsched-e2e-{tag}"));
         std::fs::create_dir_all(&logs).unwrap();
+        let jwt_key = logs.join("jwt.key");
+        std::fs::write(
+            &jwt_key,
+            format!("test-signing-key-{tag}-{:016x}", fastrand::u64(..)),
+        )
+        .unwrap();
         Some(Cluster {
             mysql,
             db,
@@ -103,7 +113,9 @@ impl Cluster {
             zookeeper: format!("{zk}/jse2e-{tag}"),
             prefix: format!("e2e{tag}"),
             logs,
+            jwt_key,
             http: reqwest::Client::new(),
+            token: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -135,6 +147,9 @@ impl Cluster {
                 "--shutdown-grace-secs",
                 "2",
             ])
+            .arg("--jwt-secret-file")
+            .arg(&self.jwt_key)
+            .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JOBSCHED_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -270,7 +285,27 @@ impl Cluster {
         p
     }
 
-    /// A call to a process's API.
+    /// The administrator's login token (logging in at `p`, a scheduler, the first time).
+    pub async fn token(&self, p: &Proc) -> Option<String> {
+        let mut t = self.token.lock().await;
+        if t.is_none() {
+            let r = self
+                .http
+                .post(format!("{}/api/auth/login", p.base))
+                .json(&serde_json::json!({"name": "admin", "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != StatusCode::OK {
+                return None;
+            }
+            let v: Value = r.json().await.ok()?;
+            *t = v["token"].as_str().map(str::to_owned);
+        }
+        t.clone()
+    }
+
+    /// A call to a process's API, as the administrator.
     pub async fn call(
         &self,
         p: &Proc,
@@ -278,7 +313,13 @@ impl Cluster {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", p.base));
+        let Some(token) = self.token(p).await else {
+            return (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
+        };
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", p.base))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }

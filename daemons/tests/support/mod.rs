@@ -33,33 +33,76 @@ impl Drop for TempDir {
     }
 }
 
+/// The first administrator's password in every test (a test's own, never a product default).
+pub const ADMIN_PASSWORD: &str = "test admin password";
+
+/// Logs in at `base` as `name`; the login token.
+pub async fn login(http: &reqwest::Client, base: &str, name: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({ "name": name, "password": password }))
+        .send()
+        .await
+        .expect("the server answers");
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::OK, "login as {name}: {v}");
+    v["token"].as_str().expect("a token").to_owned()
+}
+
 /// `jobsched standalone` running in this process.
 pub struct Server {
     pub base: String,
     http: reqwest::Client,
+    /// The administrator's login token, sent with every call of [`Server::call`].
+    pub token: String,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), jobsched_daemons::DaemonError>>>,
 }
 
+/// The configuration of a test's in-process server with its data in `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    let password_file = dir.join("test-admin-password");
+    std::fs::write(&password_file, ADMIN_PASSWORD).unwrap();
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        capacity: 4,
+        shutdown_grace_secs: 5,
+        max_body_bytes: 64 * 1024,
+        admin_password_file: Some(password_file),
+        ..Config::default()
+    }
+}
+
 impl Server {
     pub async fn start(dir: &Path) -> Server {
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.to_owned(),
-            capacity: 4,
-            shutdown_grace_secs: 5,
-            max_body_bytes: 64 * 1024,
-            ..Config::default()
-        };
+        Self::start_with(test_config(dir)).await
+    }
+
+    /// Starts with `config` (from [`test_config`], changed).
+    pub async fn start_with(config: Config) -> Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server::run(Role::Standalone, config, listener, async {
             let _ = rx.await;
         }));
+        let http = reqwest::Client::new();
+        let mut token = None;
+        for _ in 0..600 {
+            match http.get(format!("{base}/healthz")).send().await {
+                Ok(_) => {
+                    token = Some(login(&http, &base, "admin", ADMIN_PASSWORD).await);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
         let server = Server {
             base,
-            http: reqwest::Client::new(),
+            http,
+            token: token.expect("the server listens within 30 s"),
             stop: Some(tx),
             handle: Some(handle),
         };
@@ -72,31 +115,66 @@ impl Server {
         server
     }
 
-    /// One call: the status and the JSON answer (`null` for an empty body).
+    /// One call as the administrator: the status and the JSON answer (`null` for an empty body).
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// One call with `token` (empty: none).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
         self.send(req).await
     }
 
+    /// A request to this server as the administrator, to finish and send with [`Server::send`].
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
     /// A call with a raw body.
     pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
         let req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, path)
             .header("content-type", "application/json")
             .body(body);
         self.send(req).await
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    /// Makes a user with `role` and logs them in; their token.
+    pub async fn user(&self, name: &str, role: &str) -> String {
+        let password = format!("{name} password 123");
+        let (code, v) = self
+            .call(
+                Method::POST,
+                "/api/users",
+                Some(serde_json::json!({"name": name, "role": role, "password": password})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{v}");
+        login(&self.http, &self.base, name, &password).await
+    }
+
+    /// Sends a request: the status and the JSON answer (`null` for an empty body).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.expect("the server answers");
         let code = resp.status();
         let bytes = resp.bytes().await.unwrap();
@@ -148,6 +226,8 @@ pub fn jobsched() -> tokio::process::Command {
 pub struct Daemon {
     pub base: String,
     pub child: tokio::process::Child,
+    /// The administrator's login token, given to client commands as `JOBSCHED_TOKEN`.
+    pub token: String,
 }
 
 impl Daemon {
@@ -158,6 +238,7 @@ impl Daemon {
             .arg(dir)
             .args(["--capacity", "4", "--shutdown-grace-secs", "5"])
             .env("JOBSCHED_LOG", "warn")
+            .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -170,7 +251,8 @@ impl Daemon {
             .last()
             .expect("jobsched standalone listening on http://ADDR")
             .to_owned();
-        let d = Daemon { base, child };
+        let token = login(&reqwest::Client::new(), &base, "admin", ADMIN_PASSWORD).await;
+        let d = Daemon { base, child, token };
         wait_for("the daemon to become active", || async {
             let out = d.cli(&["system", "status", "-o", "json"]).await;
             out.ok && out.json()["active"] == true && out.json()["executors_online"] == 1
@@ -179,9 +261,9 @@ impl Daemon {
         d
     }
 
-    /// Runs a client command against this daemon.
+    /// Runs a client command against this daemon, as the administrator.
     pub async fn cli(&self, args: &[&str]) -> CliOutput {
-        cli(&self.base, args).await
+        cli_as(&self.base, &self.token, args).await
     }
 
     /// Sends SIGTERM and waits for the process to end; returns whether it exited successfully.
@@ -211,14 +293,23 @@ impl CliOutput {
     }
 }
 
-/// Runs `jobsched ARGS` against `server`.
+/// Runs `jobsched ARGS` against `server` with no token.
 pub async fn cli(server: &str, args: &[&str]) -> CliOutput {
-    let out = jobsched()
-        .args(args)
-        .env("JOBSCHED_SERVER", server)
-        .output()
-        .await
-        .expect("run jobsched");
+    cli_as(server, "", args).await
+}
+
+/// Runs `jobsched ARGS` against `server` with `token` (`JOBSCHED_TOKEN`; empty: none). The client's
+/// config directory is one of its own, so no token file of the machine's user is read or written.
+pub async fn cli_as(server: &str, token: &str, args: &[&str]) -> CliOutput {
+    let mut cmd = jobsched();
+    cmd.args(args).env("JOBSCHED_SERVER", server).env(
+        "XDG_CONFIG_HOME",
+        std::env::temp_dir().join("jobsched-test-no-config"),
+    );
+    if !token.is_empty() {
+        cmd.env("JOBSCHED_TOKEN", token);
+    }
+    let out = cmd.output().await.expect("run jobsched");
     CliOutput {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -176,6 +176,21 @@ pub(crate) fn check_seconds(field: &str, v: u32) -> Result<()> {
     Ok(())
 }
 
+/// Checks the size of params: at most [`limits::PARAMS_BYTES`] as JSON.
+pub fn check_params(field: &str, params: &Params) -> Result<()> {
+    let len = serde_json::to_vec(params).map(|v| v.len()).unwrap_or(0);
+    if len > limits::PARAMS_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must be at most {} bytes as JSON, got {len}",
+                limits::PARAMS_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a handler type name: 1–32 bytes of lower-case ASCII letters, digits, `-` and `_`.
 pub fn check_type_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -275,18 +290,7 @@ impl Job {
                 ),
             ));
         }
-        let params_len = serde_json::to_vec(&self.params)
-            .map(|v| v.len())
-            .unwrap_or(0);
-        if params_len > limits::PARAMS_BYTES {
-            return Err(Error::invalid(
-                "params",
-                format!(
-                    "must be at most {} bytes as JSON, got {params_len}",
-                    limits::PARAMS_BYTES
-                ),
-            ));
-        }
+        check_params("params", &self.params)?;
         Schedule::from_job(self).map(|_| ())
     }
 

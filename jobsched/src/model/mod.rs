@@ -19,7 +19,7 @@ pub use config::SystemConfig;
 pub use execution::ExecutionRecord;
 pub use executor::{ExecutorHeartbeat, ExecutorInfo, ExecutorRecord};
 pub use ids::{ExecutorId, JobId, TaskId};
-pub use job::{Job, Params, SHELL, limits};
+pub use job::{Job, Params, SHELL, check_params, limits};
 pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, ScheduleType};
 pub use query::{ExecutionQuery, JobQuery, Page, PageRequest};
 pub use spec::JobSpec;

@@ -90,6 +90,41 @@ pub struct JobSpec {
     pub version: Option<u64>,
 }
 
+/// Every field of a job as a spec (without its version): what an export writes, so that importing it
+/// creates the same job, or makes an existing one the same.
+impl From<&Job> for JobSpec {
+    fn from(j: &Job) -> Self {
+        JobSpec {
+            job_id: Some(j.job_id.clone()),
+            name: Some(j.name.clone()),
+            command: Some(j.command.clone()),
+            job_type: Some(j.job_type.clone()),
+            priority: Some(j.priority),
+            schedule_type: Some(j.schedule_type),
+            cron_expression: j.cron_expression.clone(),
+            interval: j.interval,
+            start_time: j.start_time,
+            time_zone: Some(j.time_zone.name().to_owned()),
+            timeout: Some(j.timeout),
+            retry_count: Some(j.retry_count),
+            retry_interval: Some(j.retry_interval),
+            retry_backoff: Some(j.retry_backoff),
+            retry_max_interval: Some(j.retry_max_interval),
+            enabled: Some(j.enabled),
+            owner: Some(j.owner.clone()),
+            description: Some(j.description.clone()),
+            params: Some(j.params.clone()),
+            executor_group: Some(j.executor_group.clone()),
+            executor_labels: Some(j.executor_labels.clone()),
+            routing_strategy: Some(j.routing_strategy),
+            misfire_policy: Some(j.misfire_policy),
+            misfire_max_fires: Some(j.misfire_max_fires),
+            overlap_policy: Some(j.overlap_policy),
+            version: None,
+        }
+    }
+}
+
 /// Parses an IANA time zone name, naming the field on error.
 pub fn parse_time_zone(name: &str) -> Result<Tz> {
     name.parse::<Tz>().map_err(|_| {

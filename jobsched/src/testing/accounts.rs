@@ -313,7 +313,7 @@ pub async fn job_writes_commit_with_their_audit(open: &dyn OpenStorage) {
     let s = open.open().await;
     let a = sample_job("jw-a");
     let b = sample_job("jw-b");
-    s.create_jobs(&[a.clone()]).await.unwrap();
+    s.create_jobs(std::slice::from_ref(&a)).await.unwrap();
     let stored_a = s.get_job(&a.job_id).await.unwrap();
     let mut a2 = stored_a.clone();
     a2.name = "changed".into();
