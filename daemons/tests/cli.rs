@@ -286,3 +286,140 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_users_tokens_and_the_audit_log_and_moves_jobs_in_bulk() {
+    let dir = TempDir::new();
+    let d = Daemon::start(&dir.0).await;
+    let out = support::cli_stdin(
+        &d.base,
+        &d.token,
+        &[
+            "users",
+            "create",
+            "bob",
+            "--role",
+            "user",
+            "--password-stdin",
+        ],
+        "bob's password 1\n",
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let list = d.cli(&["users", "list"]).await;
+    assert!(
+        list.stdout.contains("bob") && list.stdout.contains("user"),
+        "{}",
+        list.stdout
+    );
+    let bad = support::cli_stdin(
+        &d.base,
+        "",
+        &["login", "--user", "bob", "--password-stdin"],
+        "nope\n",
+    )
+    .await;
+    assert!(
+        !bad.ok && bad.stderr.contains("wrong user name or password"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(bad.stderr.trim().lines().count(), 1, "{}", bad.stderr);
+
+    // A read-only API token for a script.
+    let made = d
+        .cli(&[
+            "tokens",
+            "create",
+            "ci",
+            "--role",
+            "read_only",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(made.ok, "{}", made.stderr);
+    let t = made.json();
+    let secret = t["token"].as_str().unwrap().to_owned();
+    let as_ci = |args: &'static [&'static str]| support::cli_as(&d.base, &secret, args);
+    assert!(as_ci(&["jobs", "list"]).await.ok);
+    let refused = as_ci(&["jobs", "create", "--name", "x", "--command", "id"]).await;
+    assert!(
+        !refused.ok && refused.stderr.contains("403"),
+        "{}",
+        refused.stderr
+    );
+    let listed = d.cli(&["tokens", "list"]).await;
+    assert!(
+        listed.stdout.contains("ci") && listed.stdout.contains("read_only"),
+        "{}",
+        listed.stdout
+    );
+    let id = t["token_id"].as_str().unwrap();
+    assert!(d.cli(&["tokens", "revoke", id]).await.ok);
+    let revoked = as_ci(&["jobs", "list"]).await;
+    assert!(
+        !revoked.ok
+            && revoked.stderr.contains("revoked")
+            && revoked.stderr.contains("log in again"),
+        "{}",
+        revoked.stderr
+    );
+    let audit = d.cli(&["audit", "--action", "token.", "-o", "json"]).await;
+    let actions: Vec<String> = audit.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["token.revoke", "token.create"],
+        "{}",
+        audit.stdout
+    );
+
+    // Export, delete, import: the same jobs come back.
+    for i in 0..3 {
+        let id = format!("bulk-{i}");
+        let out = d
+            .cli(&[
+                "jobs",
+                "create",
+                "--id",
+                &id,
+                "--name",
+                "bulk job",
+                "--every",
+                "3600",
+                "--command",
+                "true",
+            ])
+            .await;
+        assert!(out.ok, "{}", out.stderr);
+    }
+    let file = dir.0.join("jobs.json");
+    let out = d
+        .cli(&["jobs", "export", "--out", file.to_str().unwrap()])
+        .await;
+    assert!(out.ok, "{}", out.stderr);
+    for i in 0..3 {
+        assert!(d.cli(&["jobs", "delete", &format!("bulk-{i}")]).await.ok);
+    }
+    let out = d.cli(&["jobs", "import", file.to_str().unwrap()]).await;
+    assert!(
+        out.ok && out.stdout.contains("created 3 jobs"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let got = d.cli(&["jobs", "get", "bulk-1", "-o", "json"]).await;
+    assert_eq!(got.json()["interval"], 3600);
+    let out = d.cli(&["jobs", "import", file.to_str().unwrap()]).await;
+    assert!(
+        out.stdout.contains("updated 3"),
+        "a second import changes them: {}",
+        out.stdout
+    );
+    assert!(d.terminate().await);
+}

@@ -19,9 +19,10 @@ use super::{ApiError, Caller, ErrorBody, SharedState};
 /// Most characters of an entry's message.
 const MESSAGE_CHARS: usize = 1000;
 
-/// How an error ends an audited action.
+/// How an error ends an audited action: refused by a permission (403), or failed (a wrong password, bad
+/// input, a conflict, a store error).
 fn outcome_of(e: &ApiError) -> AuditOutcome {
-    if matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+    if e.status == StatusCode::FORBIDDEN {
         AuditOutcome::Denied
     } else {
         AuditOutcome::Failed

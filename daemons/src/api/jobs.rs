@@ -191,7 +191,7 @@ pub async fn create(
         }
         let job = spec.build(s.scheduler.clock().now())?;
         let mut entry = entry.clone();
-        entry.detail = serde_json::json!({ "after": job_detail(&job) });
+        entry.detail = serde_json::json!({ "after": job_detail(&job, 1) });
         let mut stored = s
             .scheduler
             .audited(&[entry])
@@ -272,8 +272,10 @@ pub async fn update(
         }
         let changed = spec.apply(&job, s.scheduler.clock().now())?;
         let mut entry = entry.clone();
-        entry.detail =
-            serde_json::json!({ "before": job_detail(&job), "after": job_detail(&changed) });
+        entry.detail = serde_json::json!({
+            "before": job_detail(&job, job.version),
+            "after": job_detail(&changed, job.version + 1),
+        });
         let mut stored = s
             .scheduler
             .audited(&[entry])
@@ -300,7 +302,7 @@ pub async fn delete(
         let job = visible_job(&s, &caller, &id).await?;
         caller.may_change(Some(&job))?;
         let mut entry = entry.clone();
-        entry.detail = serde_json::json!({ "before": job_detail(&job) });
+        entry.detail = serde_json::json!({ "before": job_detail(&job, job.version) });
         s.scheduler
             .audited(&[entry])
             .write_jobs(&[JobWrite::Delete {

@@ -21,7 +21,9 @@ pub fn record_view(mut rec: ExecutionRecord) -> ExecutionRecord {
     rec
 }
 
-/// A job as an audit entry records it (secrets redacted).
-pub fn job_detail(job: &Job) -> serde_json::Value {
-    serde_json::to_value(job_view(job.clone())).unwrap_or_default()
+/// A job as an audit entry records it (secrets redacted), at the version `version`.
+pub fn job_detail(job: &Job, version: u64) -> serde_json::Value {
+    let mut job = job_view(job.clone());
+    job.version = version;
+    serde_json::to_value(job).unwrap_or_default()
 }

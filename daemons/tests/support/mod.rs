@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses a part.
 
 pub mod cluster;
+pub mod mysql;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -310,6 +311,38 @@ pub async fn cli_as(server: &str, token: &str, args: &[&str]) -> CliOutput {
         cmd.env("JOBSCHED_TOKEN", token);
     }
     let out = cmd.output().await.expect("run jobsched");
+    CliOutput {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `jobsched ARGS` against `server` with `token` and `stdin` as its standard input.
+pub async fn cli_stdin(server: &str, token: &str, args: &[&str], stdin: &str) -> CliOutput {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = jobsched();
+    cmd.args(args)
+        .env("JOBSCHED_SERVER", server)
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("jobsched-test-no-config"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !token.is_empty() {
+        cmd.env("JOBSCHED_TOKEN", token);
+    }
+    let mut child = cmd.spawn().expect("run jobsched");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
     CliOutput {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,276 @@
+//! Secrets: secret params are encrypted at rest (no plaintext in the raw SQLite file or MariaDB rows),
+//! shown as "***", kept when sent back as "***", handed only to the task's environment and masked in its
+//! output; tasks start with a clean environment, without the daemon's own variables.
+
+mod support;
+
+use std::process::Stdio;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::mysql::TestDb;
+use support::{ADMIN_PASSWORD, Server, TempDir, jobsched, login, wait_for};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const SECRET: &str = "hunter2 open sesame";
+
+/// Runs a job now and waits for its run to end; the run's record.
+async fn run(
+    call: impl AsyncFn(Method, &str, Option<Value>) -> (StatusCode, Value),
+    job: &str,
+    body: Option<Value>,
+) -> Value {
+    let (c, v) = call(Method::POST, &format!("/api/jobs/{job}/execute"), body).await;
+    assert_eq!(c, StatusCode::ACCEPTED, "{v}");
+    let task = v["task_id"].as_str().unwrap().to_owned();
+    let rec = std::cell::RefCell::new(Value::Null);
+    wait_for("the run to end", || async {
+        let (_, t) = call(Method::GET, &format!("/api/tasks/{task}"), None).await;
+        let done = [1, 2, 3].contains(&t["status"].as_u64().unwrap_or(0));
+        *rec.borrow_mut() = t;
+        done
+    })
+    .await;
+    rec.into_inner()
+}
+
+/// Every file of an SQLite database (the file and its journal), as bytes.
+fn raw_sqlite(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal"] {
+        if let Ok(b) = std::fs::read(dir.join(format!("jobsched.db{suffix}"))) {
+            all.extend(b);
+        }
+    }
+    assert!(all.len() > 4096, "the database files are there");
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_params_are_sealed_at_rest_shown_as_stars_and_reach_only_the_task() {
+    let dir = TempDir::new();
+    let s = Server::start(&dir.0).await;
+    let call = async |m: Method, p: &str, b: Option<Value>| s.call(m, p, b).await;
+    // The command spells the value it expects without containing it (the command is stored as it is).
+    let command = r#"test "$JOBSCHED_PARAM_DB_PASSWORD" = "$(printf 'hunter2 open %s' sesame)" && echo match; echo "leak: $JOBSCHED_PARAM_DB_PASSWORD"; echo "region $JOBSCHED_PARAM_REGION""#;
+    let (c, job) = s
+        .call(
+            Method::POST,
+            "/api/jobs",
+            Some(
+                json!({"job_id": "db-dump", "name": "dump", "command": command,
+                "schedule_type": "manual",
+                "params": {"db_password": {"secret": SECRET}, "region": "eu"}}),
+            ),
+        )
+        .await;
+    assert_eq!(c, StatusCode::CREATED, "{job}");
+    assert_eq!(job["params"], json!({"db_password": "***", "region": "eu"}));
+    let (_, got) = s.call(Method::GET, "/api/jobs/db-dump", None).await;
+    assert_eq!(got["params"]["db_password"], "***");
+
+    let rec = run(&call, "db-dump", None).await;
+    assert_eq!(rec["status"], 1, "{rec}");
+    let out = rec["output"].as_str().unwrap();
+    assert!(out.contains("match"), "the task got the clear value: {out}");
+    assert!(
+        out.contains("leak: ***") && !out.contains("hunter2"),
+        "masked in its output: {out}"
+    );
+    assert_eq!(rec["params"]["db_password"], "***", "{rec}");
+
+    // Sent back as "***" (an edit form), the stored value stays.
+    let (c, v) = s
+        .call(
+            Method::PUT,
+            "/api/jobs/db-dump",
+            Some(json!({"params": {"db_password": "***", "region": "us"}})),
+        )
+        .await;
+    assert_eq!(c, StatusCode::OK, "{v}");
+    let rec = run(&call, "db-dump", None).await;
+    let out = rec["output"].as_str().unwrap();
+    assert!(out.contains("match") && out.contains("region us"), "{out}");
+    // A run-time secret is sealed too.
+    s.call(
+        Method::POST,
+        "/api/jobs",
+        Some(json!({"job_id": "once", "name": "once", "schedule_type": "manual",
+            "command": r#"test "$JOBSCHED_PARAM_TOKEN" = "$(printf 'run time secret %d' 42)" && echo got-it"#})),
+    )
+    .await;
+    let rec = run(
+        &call,
+        "once",
+        Some(json!({"params": {"token": {"secret": "run time secret 42"}}})),
+    )
+    .await;
+    assert!(rec["output"].as_str().unwrap().contains("got-it"), "{rec}");
+    assert_eq!(rec["params"]["token"], "***");
+
+    // "***" for a secret that is not stored, and a sealed value pasted in, are refused by name.
+    let (c, v) = s
+        .call(
+            Method::POST,
+            "/api/jobs",
+            Some(json!({"name": "x", "command": "true", "params": {"pw": "***"}})),
+        )
+        .await;
+    assert_eq!(c, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("params.pw"),
+        "{v}"
+    );
+
+    // No plaintext anywhere in the database's files, nor in the audit log.
+    let raw = raw_sqlite(&dir.0);
+    for clear in [SECRET, "run time secret 42"] {
+        assert!(!contains(&raw, clear), "'{clear}' is stored in the clear");
+    }
+    assert!(
+        contains(&raw, "jobsched:sealed:v1:"),
+        "the sealed values are stored"
+    );
+    let (_, audit) = s.call(Method::GET, "/api/audit?page_size=1000", None).await;
+    assert!(!audit.to_string().contains(SECRET), "{audit}");
+    s.stop().await;
+}
+
+/// `jobsched scheduler` (with its built-in executor) as a child process; its address and an admin token.
+async fn scheduler(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String) {
+    let keyring = dir.join("secret.key");
+    jobsched_daemons::secrets::Keyring::open_or_create(&keyring).unwrap();
+    let mut cmd = jobsched();
+    cmd.args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--secret-key-file")
+        .arg(&keyring)
+        .env("JOBSCHED_LOG", "warn")
+        .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = out.next_line().await.unwrap().expect("the address line");
+    let base = line.split_whitespace().last().unwrap().to_owned();
+    let token = login(&reqwest::Client::new(), &base, "admin", ADMIN_PASSWORD).await;
+    (child, base, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_see_none_of_the_daemons_variables_and_mysql_keeps_no_plaintext() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let dir = TempDir::new();
+    let store = db.url();
+    let (mut child, base, token) = scheduler(
+        &dir.0,
+        &[
+            // The store URL with its password, as a deployment sets it.
+            ("JOBSCHED_STORE", &store),
+            ("AWS_SECRET_ACCESS_KEY", "daemon-credential-xyz"),
+            ("MY_SETTING", "passed on"),
+            ("JOBSCHED_TASK_ENV_ALLOW", "MY_*"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let call = async |m: Method, p: &str, b: Option<Value>| {
+        let mut r = http.request(m, format!("{base}{p}")).bearer_auth(&token);
+        if let Some(b) = b {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let c = r.status();
+        (c, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    wait_for("the scheduler to run tasks", || async {
+        let (c, v) = call(Method::GET, "/api/system/status", None).await;
+        c == StatusCode::OK && v["active"] == true && v["executors_online"] == 1
+    })
+    .await;
+    let (c, v) = call(
+        Method::POST,
+        "/api/jobs",
+        Some(
+            json!({"job_id": "env", "name": "env", "command": "env", "schedule_type": "manual",
+            "params": {"api_key": {"secret": SECRET}}}),
+        ),
+    )
+    .await;
+    assert_eq!(c, StatusCode::CREATED, "{v}");
+    let rec = run(&call, "env", None).await;
+    let env = rec["output"].as_str().unwrap();
+    assert!(env.contains("JOBSCHED_TASK_ID="), "{env}");
+    assert!(
+        env.contains("MY_SETTING=passed on"),
+        "allowed by task_env_allow: {env}"
+    );
+    for leak in [
+        "JOBSCHED_STORE",
+        "mysql://",
+        "AWS_SECRET_ACCESS_KEY",
+        "daemon-credential-xyz",
+        "JOBSCHED_ADMIN_PASSWORD",
+        ADMIN_PASSWORD,
+        "JOBSCHED_TASK_ENV_ALLOW",
+    ] {
+        assert!(!env.contains(leak), "a task saw '{leak}':\n{env}");
+    }
+    assert!(
+        !env.contains("hunter2"),
+        "the secret param is masked in the output: {env}"
+    );
+    assert!(env.contains("JOBSCHED_PARAM_API_KEY=***"), "{env}");
+
+    let pool = db.pool().await;
+    for (table, column) in [
+        ("jobs", "params"),
+        ("job_logs", "params"),
+        ("job_logs", "output"),
+        ("jobsched_audit", "detail"),
+    ] {
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE({column}, '') AS CHAR) FROM {table}"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(!rows.is_empty(), "{table} has rows");
+        for (text,) in rows {
+            assert!(
+                !text.contains("hunter2"),
+                "{table}.{column} holds the secret: {text}"
+            );
+        }
+    }
+    let (sealed,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE params LIKE '%jobsched:sealed:v1:%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(sealed, 1);
+    // Passwords and token secrets are hashes only.
+    let (hash,): (String,) =
+        sqlx::query_as("SELECT password_hash FROM jobsched_users WHERE name = 'admin'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains(ADMIN_PASSWORD));
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
