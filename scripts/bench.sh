@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite (BENCHMARKS.md): W1 drain, W2 fire precision, W3 scale, W4 shell tasks, and the
-# store's write rates, in three modes.
+# store's write rates, in three modes, and job registration through the HTTP API (api).
 #
-#   scripts/bench.sh [smoke|full] [w1|w2|w3|w4|store|all] [memory|sqlite|distributed|all]
+#   scripts/bench.sh [smoke|full] [w1|w2|w3|w4|store|api|all] [memory|sqlite|distributed|all]
 #
 # smoke  seconds per workload, debug build (part of scripts/test.sh, so the suite never rots)
 # full   the sizes of BENCHMARKS.md, release build: W1 20,000 tasks with 1, 2 and 4 executors, W2 1,000
@@ -25,8 +25,8 @@ full) profile=(--release) ; target=release ;;
 *) echo "bench.sh: unknown size '$size' (expected smoke or full)" >&2; exit 2 ;;
 esac
 case "$workload" in
-w1 | w2 | w3 | w4 | store | all) ;;
-*) echo "bench.sh: unknown workload '$workload' (expected w1, w2, w3, w4, store or all)" >&2; exit 2 ;;
+w1 | w2 | w3 | w4 | store | api | all) ;;
+*) echo "bench.sh: unknown workload '$workload' (expected w1, w2, w3, w4, store, api or all)" >&2; exit 2 ;;
 esac
 case "$mode" in
 memory | sqlite | distributed) modes=("$mode") ;;
@@ -34,7 +34,7 @@ all) modes=(memory sqlite distributed) ;;
 *) echo "bench.sh: unknown mode '$mode' (expected memory, sqlite, distributed or all)" >&2; exit 2 ;;
 esac
 
-if [[ "$mode" == all || "$mode" == distributed || "$workload" == store ]]; then
+if [[ "$mode" == all || "$mode" == distributed || "$workload" == store || "$workload" == api ]]; then
     scripts/services.sh start >&2
     eval "$(scripts/services.sh env)"
 fi
@@ -94,5 +94,16 @@ if wants store && [[ "$mode" == all || "$mode" == distributed ]]; then
     else
         run store --backend mysql
         run store --backend sqlite
+    fi
+fi
+
+# Job registration through the HTTP API (the bulk route and one job per request), on both stores.
+if wants api && [[ "$mode" == all || "$mode" == distributed ]]; then
+    if [[ "$size" == smoke ]]; then
+        run api --store sqlite --bulk-jobs 2000 --bulk-size 1000 --single-jobs 100 --runs 1
+        run api --store mysql --bulk-jobs 2000 --bulk-size 1000 --single-jobs 100 --runs 1
+    else
+        run api --store sqlite
+        run api --store mysql
     fi
 fi

@@ -7,9 +7,10 @@
 # and lints, runs every test of the workspace (unit tests, the backend conformance suite on the in-memory
 # backends, on SQLite files and on the real MariaDB server, the stores' durability, restart and bad-input
 # tests, the engine behaviour tests, the multi-process HA and failure-recovery suites (daemons/tests/ha.rs,
-# faults.rs at CI size, as scripts/faults.sh runs them), doc examples, the embedded example), then a
-# smoke-sized run of each
-# benchmark workload in each mode (scripts/bench.sh smoke) so the benchmark never rots.
+# faults.rs at CI size, as scripts/faults.sh runs them), the security suites (permission matrix, audit,
+# secrets, TLS, backups), doc examples, the embedded example), then the API against its OpenAPI document
+# (scripts/schemathesis.sh), then a smoke-sized run of each benchmark workload in each mode
+# (scripts/bench.sh smoke) so the benchmark never rots.
 #
 # Tests that need a server read it from the environment that `scripts/services.sh env` prints
 # (JOBSCHED_TEST_MYSQL). With CI=true an unreachable server fails the run; elsewhere those tests are
@@ -33,6 +34,9 @@ step "tests"
 # The failure-recovery suite (daemons/tests/faults.rs) also stops and restarts each server of
 # scripts/services.sh for 10 s; test binaries run one at a time, so no other test sees it.
 JOBSCHED_FAULTS_SERVERS=1 cargo test --workspace
+
+step "the API against its OpenAPI document (schemathesis)"
+scripts/schemathesis.sh
 
 step "benchmarks (smoke size: every workload in every mode, and the store figures)"
 scripts/bench.sh smoke all all

@@ -7,8 +7,10 @@
 //! cargo run --release -p jobsched-bench -- w3 --mode distributed   # 1,000,000 cron jobs: RSS, reload
 //! cargo run --release -p jobsched-bench -- w4 --mode memory        # 5,000 shell tasks
 //! cargo run --release -p jobsched-bench -- store --backend mysql   # records/s through a SQL store
+//! cargo run --release -p jobsched-bench -- api --store sqlite       # jobs/s through the HTTP API
 //! ```
 
+mod api;
 mod measure;
 mod rig;
 mod store;
@@ -157,6 +159,33 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
+    /// Jobs registered per second through the HTTP API: 10,000 per bulk request, and one per request
+    /// (sequential and concurrent), against a `jobsched` daemon process.
+    Api {
+        /// `sqlite` (`jobsched standalone`) or `mysql` (`jobsched scheduler` on a fresh database of
+        /// `--mysql`).
+        #[arg(long, default_value = "sqlite")]
+        store: String,
+        /// MySQL server, without a database.
+        #[arg(
+            long,
+            env = "JOBSCHED_TEST_MYSQL",
+            default_value = "mysql://jobsched:jobsched@127.0.0.1:3306"
+        )]
+        mysql: String,
+        /// Jobs created through the bulk route.
+        #[arg(long, default_value_t = 100_000)]
+        bulk_jobs: usize,
+        /// Jobs per bulk request (at most 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        bulk_size: usize,
+        /// Jobs created one request at a time.
+        #[arg(long, default_value_t = 2_000)]
+        single_jobs: usize,
+        /// Concurrent clients of the one-at-a-time figure.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+    },
 }
 
 /// The allocator of the `jobsched` binary (mimalloc), so the embedded modes measure what it runs.
@@ -249,6 +278,31 @@ fn main() {
                     writers,
                 };
                 store::store(cli.runs, p).await
+            }
+            Workload::Api {
+                store,
+                mysql,
+                bulk_jobs,
+                bulk_size,
+                single_jobs,
+                clients,
+            } => {
+                let store = match store.as_str() {
+                    "sqlite" => api::ApiStore::Sqlite,
+                    "mysql" => api::ApiStore::Mysql(mysql),
+                    other => {
+                        eprintln!("unknown --store '{other}': expected sqlite or mysql");
+                        std::process::exit(2);
+                    }
+                };
+                let p = api::ApiBench {
+                    store,
+                    bulk_jobs,
+                    bulk_size,
+                    single_jobs,
+                    clients,
+                };
+                api::api(cli.runs, p).await
             }
         }
     });

@@ -385,6 +385,24 @@ async fn restore_mysql(url: &str, from: &Path) -> Result<u64, DaemonError> {
     Ok(rows)
 }
 
+/// `jobsched secrets init`: a new keyring file with one key.
+#[allow(clippy::print_stdout)] // What was made.
+pub fn init_secrets(path: &Path) -> Result<(), DaemonError> {
+    if path.exists() {
+        return Err(fail(format!(
+            "{} exists: a keyring is made once (add keys with `jobsched secrets rotate`)",
+            path.display()
+        )));
+    }
+    let ring = Keyring::open_or_create(path).map_err(fail)?;
+    println!(
+        "created the keyring {} (key {}); give the same file to every scheduler and executor",
+        path.display(),
+        ring.current_id()
+    );
+    Ok(())
+}
+
 /// `jobsched secrets rotate`: a new key in the keyring, and every job's secret params sealed with it.
 #[allow(clippy::print_stdout)] // What was done.
 pub async fn rotate_secrets(

@@ -94,6 +94,9 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
             jobsched_daemons::backup::restore(&url, &a.from).await
         }
         Command::Secrets {
+            command: SecretsCommand::Init { secret_key_file },
+        } => jobsched_daemons::backup::init_secrets(&secret_key_file),
+        Command::Secrets {
             command:
                 SecretsCommand::Rotate {
                     store,

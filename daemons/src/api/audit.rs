@@ -62,23 +62,29 @@ pub async fn outcome<T>(s: &SharedState, entry: AuditEntry, result: &Result<T, A
 
 /// Filters of `GET /api/audit`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     /// Only this user's entries (name).
+    #[param(nullable = false)]
     pub user: Option<String>,
     /// Only this action (`job.create`), or every action of a family (`job.`).
+    #[param(nullable = false)]
     pub action: Option<String>,
     /// Only entries about this target (`job:nightly`, `user:alice`, `executor:e1`, `config`).
+    #[param(nullable = false)]
     pub target: Option<String>,
     /// Only entries at or after this time (RFC 3339).
+    #[param(nullable = false)]
     pub from: Option<DateTime<Utc>>,
     /// Only entries before this time (RFC 3339).
+    #[param(nullable = false)]
     pub to: Option<DateTime<Utc>>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page_size: Option<u32>,
 }
 

@@ -250,7 +250,7 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Json<Me> {
 /// End this session: its token stops working at once (and the session cookie is cleared).
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out"),
-        (status = 400, body = ErrorBody, description = "An API token is revoked, not logged out")))]
+        (status = 403, body = ErrorBody, description = "An API token is revoked, not logged out")))]
 pub async fn logout(
     State(s): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -261,8 +261,7 @@ pub async fn logout(
         cookie,
     } = &caller.credential
     else {
-        let e = ApiError::invalid(
-            "token",
+        let e = ApiError::forbidden(
             "an API token is not logged out: revoke it with DELETE /api/tokens/{tokenId}",
         );
         audit::append(

@@ -23,8 +23,8 @@ pub const MAX_JOBS: usize = 10_000;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkJobs {
-    /// The jobs (1–10,000), each as the body of `POST /api/jobs`; a job without `job_id` is created with
-    /// a generated one.
+    /// The jobs (1–10,000), each as the body of `POST /api/jobs` (with its `name`); a job without
+    /// `job_id` is created with a generated one.
     #[schema(min_items = 1, max_items = 10000)]
     pub jobs: Vec<JobSpec>,
 }
@@ -85,6 +85,10 @@ pub async fn import(
         let mut updated = Vec::new();
         for (i, mut spec) in specs.into_iter().enumerate() {
             let id = spec.job_id.clone().expect("set above");
+            if spec.name.is_none() {
+                // Every job of an import is a whole definition, also when it changes an existing one.
+                return Err(at(i, ApiError::invalid("name", "is required")));
+            }
             let current = existing.get(&id);
             if let Some(cur) = current
                 && caller.owner_scope().is_some_and(|me| cur.owner != me)

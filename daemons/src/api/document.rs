@@ -122,8 +122,42 @@ fn complete(path: &str, op: &mut Operation) {
     }
 }
 
-/// The OpenAPI document of the API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// What the server enforces beyond the model's derives, stated in the document: a new job needs its
+/// `name` (`NewJob`, the body of `POST /api/jobs` and of each job of a bulk request), a time zone is one
+/// of the IANA names the server knows, executor labels are short.
+fn tighten(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let schemas = &mut doc["components"]["schemas"];
+    let zones: Vec<Value> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|z| Value::from(z.name()))
+        .collect();
+    let spec = &mut schemas["JobSpec"]["properties"];
+    spec["time_zone"]["enum"] = Value::Array(zones);
+    spec["executor_labels"]["propertyNames"] = json!({"minLength": 1, "maxLength": 64});
+    spec["executor_labels"]["additionalProperties"] = json!({"type": "string", "maxLength": 64});
+    let mut new_job = schemas["JobSpec"].clone();
+    new_job["required"] = json!(["name"]);
+    new_job["description"] = json!("A new job (the fields of `JobSpec`, with its `name`)");
+    new_job["example"] = json!({"name": "nightly report", "command": "echo report",
+        "cron_expression": "0 30 2 * * *", "time_zone": "Europe/Berlin", "timeout": 600,
+        "retry_count": 2, "retry_interval": 60});
+    schemas["NewJob"] = new_job;
+    schemas["BulkJobs"]["properties"]["jobs"]["items"] =
+        json!({"$ref": "#/components/schemas/NewJob"});
+    doc["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"] =
+        json!({"$ref": "#/components/schemas/NewJob"});
+}
+
+/// The OpenAPI document of the API, as served.
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(typed()).expect("the document serialises");
+    tighten(&mut doc);
+    doc
+}
+
+/// The document the annotations make, completed with what every route shares.
+fn typed() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = super::routes()
         .merge(super::bulk_routes(0))
         .split_for_parts();

@@ -27,7 +27,7 @@ pub async fn list(State(s): State<SharedState>) -> Result<Json<Page<ExecutorReco
 
 /// One executor.
 #[utoipa::path(get, path = "/api/executors/{executorId}", tag = "executors",
-    params(("executorId" = String, Path, description = "The executor's id")),
+    params(("executorId" = jobsched::ExecutorId, Path, description = "The executor's id")),
     responses((status = 200, body = ExecutorRecord), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(s): State<SharedState>,
@@ -62,7 +62,7 @@ async fn set_enabled(
 
 /// Let an executor take new tasks again.
 #[utoipa::path(post, path = "/api/executors/{executorId}/enable", tag = "executors",
-    params(("executorId" = String, Path, description = "The executor's id")),
+    params(("executorId" = jobsched::ExecutorId, Path, description = "The executor's id")),
     responses((status = 200, body = ExecutorRecord), (status = 404, body = ErrorBody)))]
 pub async fn enable(
     State(s): State<SharedState>,
@@ -74,7 +74,7 @@ pub async fn enable(
 
 /// Stop giving an executor new tasks (its running ones finish).
 #[utoipa::path(post, path = "/api/executors/{executorId}/disable", tag = "executors",
-    params(("executorId" = String, Path, description = "The executor's id")),
+    params(("executorId" = jobsched::ExecutorId, Path, description = "The executor's id")),
     responses((status = 200, body = ExecutorRecord), (status = 404, body = ErrorBody)))]
 pub async fn disable(
     State(s): State<SharedState>,

@@ -19,13 +19,14 @@ use super::{ApiError, Caller, ErrorBody, SharedState};
 
 /// `page` and `page_size` of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     /// Page number, from 1 (default 1).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page_size: Option<u32>,
 }
 
@@ -41,37 +42,48 @@ impl Paging {
 
 /// Filters of `GET /api/jobs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobFilter {
     /// Jobs whose name contains this text.
+    #[param(nullable = false)]
     pub name: Option<String>,
     /// Only enabled (`true`) or disabled (`false`) jobs.
+    #[param(nullable = false)]
     pub enabled: Option<bool>,
     /// Only jobs of this owner.
+    #[param(nullable = false)]
     pub owner: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000.
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page_size: Option<u32>,
 }
 
 /// Filters of `GET /api/jobs/{jobId}/history`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryFilter {
     /// Only these statuses: names or codes, comma-separated (`failed,timed_out` or `2,3`).
+    #[param(
+        nullable = false,
+        pattern = r"^\s*(queued|succeeded|failed|timed_out|cancelled|running|dispatched|lost|skipped|[0-8])\s*(,\s*(queued|succeeded|failed|timed_out|cancelled|running|dispatched|lost|skipped|[0-8])\s*)*$"
+    )]
     pub status: Option<String>,
     /// Only runs fired at or after this time (RFC 3339).
+    #[param(format = DateTime, nullable = false)]
     pub from: Option<String>,
     /// Only runs fired before this time (RFC 3339).
+    #[param(format = DateTime, nullable = false)]
     pub to: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000.
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page_size: Option<u32>,
 }
 
@@ -113,10 +125,11 @@ pub struct NextFires {
 
 /// `count` of `GET /api/jobs/{jobId}/next-fires`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Count {
     /// How many fire times (1–1000, default 10).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub count: Option<u32>,
 }
 
@@ -136,14 +149,26 @@ fn time(field: &str, raw: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiE
         .transpose()
 }
 
-/// Parses `failed,2,…` into statuses.
+/// Parses `failed,2,…` into statuses: each a name (lower case) or a code, none empty.
 pub(super) fn statuses(raw: &Option<String>) -> Result<Vec<TaskStatus>, ApiError> {
-    raw.as_deref()
-        .unwrap_or("")
-        .split(',')
+    let Some(raw) = raw.as_deref() else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| TaskStatus::parse(s).map_err(ApiError::from))
+        .map(|s| {
+            let well_formed = (s.len() == 1 && s.as_bytes()[0].is_ascii_digit())
+                || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            if !well_formed {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!(
+                        "'{s}' is not a status: give names or codes separated by commas, e.g. failed,timed_out or 2,3"
+                    ),
+                ));
+            }
+            TaskStatus::parse(s).map_err(ApiError::from)
+        })
         .collect()
 }
 
@@ -232,7 +257,7 @@ pub async fn list(
 
 /// One job.
 #[utoipa::path(get, path = "/api/jobs/{jobId}", tag = "jobs",
-    params(("jobId" = String, Path, description = "The job's id")),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id")),
     responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(s): State<SharedState>,
@@ -245,7 +270,7 @@ pub async fn get(
 /// Change a job: only the fields given (with `version`, only if unchanged since). A secret param sent
 /// back as `"***"` keeps its stored value.
 #[utoipa::path(put, path = "/api/jobs/{jobId}", tag = "jobs", request_body = JobSpec,
-    params(("jobId" = String, Path, description = "The job's id")),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id")),
     responses((status = 200, body = Job), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Changed since `version`")))]
 pub async fn update(
@@ -290,7 +315,7 @@ pub async fn update(
 
 /// Delete a job (its history is kept).
 #[utoipa::path(delete, path = "/api/jobs/{jobId}", tag = "jobs",
-    params(("jobId" = String, Path, description = "The job's id")),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(s): State<SharedState>,
@@ -320,7 +345,7 @@ pub async fn delete(
 /// Run a job now; answers with the new task's id at once. `params` are merged over the job's (secret
 /// ones as `{"secret": "value"}`).
 #[utoipa::path(post, path = "/api/jobs/{jobId}/execute", tag = "jobs", request_body(content = Option<ExecuteRequest>),
-    params(("jobId" = String, Path, description = "The job's id")),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id")),
     responses((status = 202, body = Executed), (status = 404, body = ErrorBody)))]
 pub async fn execute(
     State(s): State<SharedState>,
@@ -353,7 +378,7 @@ pub async fn execute(
 
 /// Cancel the job's running and queued tasks.
 #[utoipa::path(post, path = "/api/jobs/{jobId}/cancel", tag = "jobs",
-    params(("jobId" = String, Path, description = "The job's id")),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id")),
     responses((status = 200, body = Cancelled), (status = 404, body = ErrorBody)))]
 pub async fn cancel(
     State(s): State<SharedState>,
@@ -380,7 +405,7 @@ pub async fn cancel(
 
 /// The job's runs (every attempt), newest first.
 #[utoipa::path(get, path = "/api/jobs/{jobId}/history", tag = "jobs",
-    params(("jobId" = String, Path, description = "The job's id"), HistoryFilter),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id"), HistoryFilter),
     responses((status = 200, body = Page<ExecutionRecord>), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn history(
@@ -418,7 +443,7 @@ pub async fn history(
 
 /// The job's next fire times.
 #[utoipa::path(get, path = "/api/jobs/{jobId}/next-fires", tag = "jobs",
-    params(("jobId" = String, Path, description = "The job's id"), Count),
+    params(("jobId" = jobsched::JobId, Path, description = "The job's id"), Count),
     responses((status = 200, body = NextFires), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn next_fires(
     State(s): State<SharedState>,

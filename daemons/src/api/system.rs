@@ -36,9 +36,11 @@ pub struct ConfigView {
 
 /// `expected_version` of `PUT /api/system/config`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedVersion {
     /// Apply only if the configuration is still at this version (409 otherwise).
+    #[param(nullable = false)]
     pub expected_version: Option<u64>,
 }
 

@@ -41,7 +41,7 @@ async fn attempts(
 
 /// One task with its output and error.
 #[utoipa::path(get, path = "/api/tasks/{taskId}", tag = "tasks",
-    params(("taskId" = String, Path, description = "The task's id")),
+    params(("taskId" = jobsched::TaskId, Path, description = "The task's id")),
     responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(s): State<SharedState>,
@@ -59,7 +59,7 @@ pub async fn get(
 
 /// Cancel a task: a queued one is cancelled at once, a running one is killed on its executor.
 #[utoipa::path(post, path = "/api/tasks/{taskId}/cancel", tag = "tasks",
-    params(("taskId" = String, Path, description = "The task's id")),
+    params(("taskId" = jobsched::TaskId, Path, description = "The task's id")),
     responses((status = 200, body = CancelOutcome), (status = 404, body = ErrorBody)))]
 pub async fn cancel(
     State(s): State<SharedState>,

@@ -75,15 +75,17 @@ pub struct NewToken {
 
 /// Filters of `GET /api/tokens`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFilter {
     /// Only this user's tokens (administrators; others see only their own).
+    #[param(nullable = false)]
     pub user: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page_size: Option<u32>,
 }
 
@@ -146,7 +148,8 @@ pub async fn create(
 
 /// The caller's tokens (an administrator's: everyone's, or one user's), newest first.
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens", params(TokenFilter),
-    responses((status = 200, body = Page<TokenView>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Page<TokenView>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such user")))]
 pub async fn list(
     State(s): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -200,7 +203,7 @@ pub async fn list(
 
 /// Revoke a token: it stops working at once (yours, or anyone's for an administrator).
 #[utoipa::path(delete, path = "/api/tokens/{tokenId}", tag = "tokens",
-    params(("tokenId" = String, Path, description = "The token's id")),
+    params(("tokenId" = String, Path, description = "The token's id (16 hex digits)", pattern = "^[0-9a-f]{16}$")),
     responses((status = 200, body = TokenView), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(s): State<SharedState>,

@@ -178,7 +178,7 @@ pub async fn create(
 
 /// One user.
 #[utoipa::path(get, path = "/api/users/{name}", tag = "users",
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(s): State<SharedState>,
@@ -191,7 +191,7 @@ pub async fn get(
 
 /// Change a user's role, or disable or enable them (their tokens stop or start working at once).
 #[utoipa::path(put, path = "/api/users/{name}", tag = "users", request_body = UserChange,
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Changed since `version`, or the last administrator")))]
@@ -205,6 +205,14 @@ pub async fn update(
     let result = async {
         caller.may_administer()?;
         let user = named(&s, &name).await?;
+        if user.user_id == caller.user_id
+            && (req.role.is_some_and(|r| r != user.role) || req.disabled == Some(true))
+        {
+            return Err(jobsched::Error::conflict(
+                "you cannot change your own role or disable yourself: another administrator can",
+            )
+            .into());
+        }
         if let Some(v) = req.version
             && v != user.version
         {
@@ -240,9 +248,10 @@ pub async fn update(
 
 /// Set a user's password; every session of theirs ends.
 #[utoipa::path(post, path = "/api/users/{name}/password", tag = "users", request_body = NewPassword,
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 204, description = "Changed"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The user changed meanwhile")))]
 pub async fn reset_password(
     State(s): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -272,7 +281,7 @@ pub async fn reset_password(
 /// Delete a user and their API tokens. Refused while they own jobs, for yourself, and for the last
 /// administrator.
 #[utoipa::path(delete, path = "/api/users/{name}", tag = "users",
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "They own jobs, or are the last administrator")))]
 pub async fn delete(

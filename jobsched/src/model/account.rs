@@ -228,8 +228,9 @@ pub struct AuditEntry {
     pub outcome: AuditOutcome,
     /// Why it failed or was denied (empty on success).
     pub message: String,
-    /// What changed: for jobs `{"before": …, "after": …}` with secret values redacted.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// What changed: for jobs `{"before": …, "after": …}` with secret values redacted (null when
+    /// nothing is recorded).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub detail: serde_json::Value,
 }
 

@@ -12,30 +12,40 @@ use crate::error::{Error, Result};
 pub struct SystemConfig {
     /// Executors keep at most this many bytes of a task's stdout and of its stderr (the tail), marking the
     /// cut. Executors apply it to tasks they start after the change.
+    #[cfg_attr(feature = "openapi", schema(minimum = 256, maximum = 16777216))]
     pub max_output_bytes: u32,
     /// Seconds between SIGTERM and SIGKILL when an executor stops a task (timeout, cancel, shutdown).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 600))]
     pub kill_grace_secs: u32,
     /// Seconds the scheduler waits past a task's timeout for its result before it records it timed out
     /// itself (the backstop for a silent executor).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub timeout_grace_secs: u32,
     /// A fire later than this many seconds is a misfire and follows the job's misfire policy.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub misfire_threshold_secs: u32,
     /// New attempts a task gets when its executor is lost, on top of `retry_count`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub max_failovers: u32,
     /// Seconds after which a dispatched task that has not started is sent to its executor again (an
     /// executor ignores a copy of an attempt it already has).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub redispatch_after_secs: u32,
     /// Seconds the scheduler waits for a cancelled task's executor to confirm before it records the task
     /// cancelled itself.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub cancel_grace_secs: u32,
     /// Tasks the scheduler may send to an executor beyond its capacity, so it never waits for work over
     /// a slow transport. 0 keeps priority strict: a task is sent only when a slot is free, so a waiting
     /// higher-priority task always starts before a lower-priority one; a prefetched task starts in the
     /// executor's own priority order, ahead of anything still waiting at the scheduler.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10000))]
     pub executor_prefetch: u32,
     /// Days execution records are kept after they end (0: forever).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 36500))]
     pub history_retention_days: u32,
     /// Days audit log entries are kept (0: forever). The active scheduler's daemon purges older ones.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 36500))]
     pub audit_retention_days: u32,
 }
 

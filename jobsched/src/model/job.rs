@@ -290,6 +290,17 @@ impl Job {
                 ),
             ));
         }
+        if let Some(i) = self.interval
+            && (i == 0 || i > limits::MAX_SECONDS)
+        {
+            return Err(Error::invalid(
+                "interval",
+                format!(
+                    "must be between 1 and {} seconds (30 days), got {i}",
+                    limits::MAX_SECONDS
+                ),
+            ));
+        }
         check_params("params", &self.params)?;
         Schedule::from_job(self).map(|_| ())
     }

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 /// Largest page size a store returns.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Highest page number asked for (a billion items at the largest page size).
+pub const MAX_PAGE: u32 = 1_000_000;
 
 /// Which page to return (1-based) and how large pages are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +33,11 @@ impl Default for PageRequest {
 impl PageRequest {
     /// A page request, checked.
     pub fn new(page: u32, page_size: u32) -> Result<Self> {
-        if page == 0 {
-            return Err(Error::invalid("page", "pages are numbered from 1"));
+        if page == 0 || page > MAX_PAGE {
+            return Err(Error::invalid(
+                "page",
+                format!("pages are numbered from 1 to {MAX_PAGE}, got {page}"),
+            ));
         }
         if page_size == 0 || page_size > MAX_PAGE_SIZE {
             return Err(Error::invalid(

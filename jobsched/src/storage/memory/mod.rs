@@ -1,6 +1,6 @@
 //! In-process storage: complete and thread-safe, kept in memory (lost when the process ends).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::fastmap::FastMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,6 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod accounts;
+mod records;
+
+use records::Records;
 
 use super::{
     ExecutionUpdate, Fence, InsertOutcome, JobChange, JobWrite, Storage, UpdateOutcome, Versioned,
@@ -47,58 +50,6 @@ struct Inner {
     kv: HashMap<String, Versioned<String>>,
     fences: HashMap<String, u64>,
     accounts: accounts::AccountData,
-}
-
-/// Records by id. Ids are assigned in sequence, so a deque indexed by `id - first` replaces a tree.
-/// Boxed: growing the deque then moves pointers, not ~450-byte records.
-#[derive(Debug, Default)]
-struct Records {
-    first: i64,
-    slots: VecDeque<Option<Box<ExecutionRecord>>>,
-}
-
-impl Records {
-    fn insert(&mut self, id: i64, rec: ExecutionRecord) {
-        if self.slots.is_empty() {
-            self.first = id;
-        }
-        debug_assert_eq!(
-            id,
-            self.first + self.slots.len() as i64,
-            "ids are sequential"
-        );
-        self.slots.push_back(Some(Box::new(rec)));
-    }
-
-    fn slot(&self, id: i64) -> Option<usize> {
-        usize::try_from(id - self.first)
-            .ok()
-            .filter(|i| *i < self.slots.len())
-    }
-
-    fn get(&self, id: i64) -> Option<&ExecutionRecord> {
-        self.slots.get(self.slot(id)?)?.as_deref()
-    }
-
-    fn get_mut(&mut self, id: i64) -> Option<&mut ExecutionRecord> {
-        let i = self.slot(id)?;
-        self.slots.get_mut(i)?.as_deref_mut()
-    }
-
-    fn remove(&mut self, id: i64) -> Option<ExecutionRecord> {
-        let i = self.slot(id)?;
-        let rec = self.slots.get_mut(i)?.take().map(|b| *b);
-        while matches!(self.slots.front(), Some(None)) {
-            self.slots.pop_front();
-            self.first += 1;
-        }
-        rec
-    }
-
-    /// Oldest first.
-    fn iter(&self) -> impl DoubleEndedIterator<Item = &ExecutionRecord> {
-        self.slots.iter().filter_map(Option::as_deref)
-    }
 }
 
 impl MemoryStorage {
