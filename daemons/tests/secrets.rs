@@ -274,3 +274,79 @@ async fn tasks_see_none_of_the_daemons_variables_and_mysql_keeps_no_plaintext() 
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_reseals_every_job_and_older_records_still_open() {
+    let dir = TempDir::new();
+    let s = Server::start(&dir.0).await;
+    let call = async |m: Method, p: &str, b: Option<Value>| s.call(m, p, b).await;
+    s.call(
+        Method::POST,
+        "/api/jobs",
+        Some(
+            json!({"job_id": "rot", "name": "rot", "schedule_type": "manual",
+            "command": r#"test "$JOBSCHED_PARAM_PW" = "$(printf 'rotated %s' value)" && echo same"#,
+            "params": {"pw": {"secret": "rotated value"}}}),
+        ),
+    )
+    .await;
+    let before = run(&call, "rot", None).await;
+    assert!(
+        before["output"].as_str().unwrap().contains("same"),
+        "{before}"
+    );
+    s.stop().await;
+    let keyring = dir.0.join("secret.key");
+    let old_key = std::fs::read_to_string(&keyring).unwrap();
+
+    let out = support::cli_as(
+        "",
+        "",
+        &["secrets", "rotate", "--data-dir", dir.0.to_str().unwrap()],
+    )
+    .await;
+    assert!(
+        out.ok && out.stdout.contains("of 1 jobs"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let keys = std::fs::read_to_string(&keyring).unwrap();
+    assert_eq!(keys.lines().count(), 2, "the old key stays: {keys}");
+    assert!(keys.starts_with(&old_key));
+    let new_id = keys
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let raw = raw_sqlite(&dir.0);
+    assert!(
+        contains(&raw, &format!("jobsched:sealed:v1:{new_id}:")),
+        "the job's secret is sealed with the new key"
+    );
+
+    let s = Server::start(&dir.0).await;
+    let call = async |m: Method, p: &str, b: Option<Value>| s.call(m, p, b).await;
+    let after = run(&call, "rot", None).await;
+    assert!(
+        after["output"].as_str().unwrap().contains("same"),
+        "{after}"
+    );
+    // The run before the rotation keeps its record, sealed with the old key, still shown as "***".
+    let (_, old) = s
+        .call(
+            Method::GET,
+            &format!("/api/tasks/{}", before["task_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(old["params"]["pw"], "***", "{old}");
+    let (_, audit) = s
+        .call(Method::GET, "/api/audit?action=secrets.rotate", None)
+        .await;
+    assert_eq!(audit["total"], 1, "{audit}");
+    s.stop().await;
+}
