@@ -39,7 +39,14 @@ const TABLES: &[&str] = &[
 ];
 const HISTORY_TABLES: &[&str] = &["job_logs", "jobsched_audit"];
 /// The tables that must be empty for a restore (the migrations fill the others with defaults).
-const DATA_TABLES: &[&str] = &["jobs", "job_logs", "jobsched_users", "executors"];
+const DATA_TABLES: &[&str] = &[
+    "jobs",
+    "job_logs",
+    "executors",
+    "jobsched_users",
+    "jobsched_tokens",
+    "jobsched_audit",
+];
 
 /// The first line of a logical backup.
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,21 +76,31 @@ fn sqlite_path(url: &str) -> Option<&Path> {
     url.strip_prefix("sqlite://").map(Path::new)
 }
 
-fn refuse_existing(out: &Path) -> Result<(), DaemonError> {
-    if out.exists() {
-        return Err(fail(format!(
-            "{} exists: give a new file (a backup never overwrites one)",
-            out.display()
-        )));
-    }
-    Ok(())
+/// Creates the backup file, readable by its owner only (a backup holds password hashes and the signing
+/// key of login tokens); refused if it exists.
+fn new_private_file(out: &Path) -> Result<std::fs::File, DaemonError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => fail(format!(
+                "{} exists: give a new file (a backup never overwrites one)",
+                out.display()
+            )),
+            _ => fail(format!("cannot create {}: {e}", out.display())),
+        })
 }
 
 /// `jobsched backup --store URL --out FILE [--with-history]`.
 #[allow(clippy::print_stdout)] // What was written.
 pub async fn backup(url: &str, out: &Path, with_history: bool) -> Result<(), DaemonError> {
-    refuse_existing(out)?;
+    // Made first, empty and private: SQLite writes a backup into an empty file and keeps its mode.
+    let file = new_private_file(out)?;
     if let Some(path) = sqlite_path(url) {
+        drop(file);
         let store = jobsched_sqlite::SqliteConfig::new(path).connect().await?;
         sqlx::query("VACUUM INTO ?")
             .bind(out.to_string_lossy().into_owned())
@@ -98,7 +115,13 @@ pub async fn backup(url: &str, out: &Path, with_history: bool) -> Result<(), Dae
         );
         return Ok(());
     }
-    let rows = export_mysql(url, out, with_history).await?;
+    let rows = match export_mysql(url, file, with_history).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = std::fs::remove_file(out);
+            return Err(e);
+        }
+    };
     println!(
         "backed up {} to {} ({rows} rows{})",
         jobsched_mysql::redact_url(url),
@@ -128,7 +151,11 @@ async fn columns(c: &mut sqlx::MySqlConnection, table: &str) -> Result<Vec<Strin
     Ok(cols.into_iter().map(|(c,)| c).collect())
 }
 
-async fn export_mysql(url: &str, out: &Path, with_history: bool) -> Result<u64, DaemonError> {
+async fn export_mysql(
+    url: &str,
+    file: std::fs::File,
+    with_history: bool,
+) -> Result<u64, DaemonError> {
     // Migrated first, so the export is of the schema this binary knows.
     jobsched_mysql::MysqlConfig::new(url)
         .connect()
@@ -147,11 +174,6 @@ async fn export_mysql(url: &str, out: &Path, with_history: bool) -> Result<u64, 
         .execute(&mut c)
         .await
         .map_err(fail)?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
     let mut w = std::io::BufWriter::new(file);
     let header = Header {
         format: FORMAT.into(),
@@ -220,9 +242,9 @@ pub async fn restore(url: &str, from: &Path) -> Result<(), DaemonError> {
 
 #[allow(clippy::print_stdout)] // What was restored.
 async fn restore_sqlite(path: &Path, from: &Path) -> Result<(), DaemonError> {
-    let head =
+    let bytes =
         std::fs::read(from).map_err(|e| fail(format!("cannot read {}: {e}", from.display())))?;
-    if !head.starts_with(b"SQLite format 3\0") {
+    if !bytes.starts_with(b"SQLite format 3\0") {
         return Err(fail(format!(
             "{} is not an SQLite backup (a MySQL backup restores into a MySQL store)",
             from.display()
@@ -238,10 +260,15 @@ async fn restore_sqlite(path: &Path, from: &Path) -> Result<(), DaemonError> {
             let _ = std::fs::remove_file(p);
         }
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::stores::private_dir(dir)?;
     }
-    std::fs::copy(from, path)?;
+    {
+        use std::io::Write;
+        let mut f = new_private_file(path)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
     // Opening migrates a backup made by an older version.
     jobsched_sqlite::SqliteConfig::new(path)
         .connect()
@@ -262,9 +289,24 @@ async fn refuse_unless_empty(store: &dyn Storage, name: &str) -> Result<(), Daem
         .await?
         .total;
     let users = store.list_users(one).await?.total;
-    if jobs > 0 || users > 0 {
+    let history = store
+        .list_executions(&jobsched::ExecutionQuery {
+            page: one,
+            ..Default::default()
+        })
+        .await?
+        .total;
+    let audit = store
+        .list_audit(&jobsched::AuditQuery {
+            page: one,
+            ..Default::default()
+        })
+        .await?
+        .total;
+    if jobs + users + history + audit > 0 {
         return Err(fail(format!(
-            "{name} holds {jobs} jobs and {users} users: a restore goes into an empty store"
+            "{name} holds {jobs} jobs, {users} users, {history} execution records and {audit} audit \
+             entries: a restore goes into an empty store"
         )));
     }
     Ok(())
@@ -357,6 +399,14 @@ async fn restore_mysql(url: &str, from: &Path) -> Result<u64, DaemonError> {
             if !TABLES.contains(&start.table.as_str()) {
                 return Err(bad(&format!("it has an unknown table {}", start.table)));
             }
+            // Column names go into the INSERT: only the table's own are taken.
+            let known = columns(&mut tx, &start.table).await?;
+            if let Some(c) = start.columns.iter().find(|c| !known.contains(c)) {
+                return Err(bad(&format!(
+                    "table {} has no column {c:?} in this store",
+                    start.table
+                )));
+            }
             sqlx::query(AssertSqlSafe(format!("DELETE FROM `{}`", start.table)))
                 .execute(&mut *tx)
                 .await
@@ -428,7 +478,8 @@ pub async fn rotate_secrets(
             })
             .await?;
         for mut job in p.items.iter().cloned() {
-            if ring.reseal(&mut job.params).map_err(fail)? {
+            let id = job.job_id.clone();
+            if ring.reseal(id.as_str(), &mut job.params).map_err(fail)? {
                 resealed.push(job);
             }
         }

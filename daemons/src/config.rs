@@ -19,8 +19,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// The effective configuration of one `jobsched` process.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The effective configuration of one `jobsched` process. Its `Debug` shows the store URL without its
+/// password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the HTTP API listens (`JOBSCHED_LISTEN`).
@@ -103,6 +104,13 @@ pub struct Config {
     pub task_env_allow: Vec<String>,
     /// A CA certificate (PEM) the client commands trust for a TLS server (`JOBSCHED_CA_CERT`).
     pub ca_cert: Option<PathBuf>,
+    /// The OS user shell tasks run as (`JOBSCHED_TASK_USER`; the executor must run as root). Without it
+    /// tasks run as the executor's own user and can read what it can (its data directory included).
+    pub task_user: Option<String>,
+    /// The URL users reach the API at when a TLS proxy is in front (`JOBSCHED_PUBLIC_URL`, e.g.
+    /// `https://jobs.example.com`): its origin is the server's own, its host one of its names, and an
+    /// `https` one makes the session cookie `Secure`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -140,6 +148,8 @@ impl Default for Config {
             secret_key_file: None,
             task_env_allow: Vec::new(),
             ca_cert: None,
+            task_user: None,
+            public_url: None,
         }
     }
 }
@@ -208,6 +218,16 @@ pub struct Overrides {
     pub task_env_allow: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted_toml())
+    }
 }
 
 impl Config {
@@ -246,6 +266,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_store_password() {
+        let c = Config {
+            store: Some("mysql://u:hunter2@h/db".into()),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("mysql://u:***@h/db") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn file_then_flags_win() {

@@ -2,8 +2,9 @@
 //! (`"***"`), opened only on the executor, just before the task's environment is built.
 //!
 //! * A client marks a param secret by giving it as `{"secret": "value"}`; the scheduler stores
-//!   `jobsched:sealed:v1:<key id>:<base64url(nonce ‖ ciphertext)>` in its place. The key id and the param
-//!   name are bound to the ciphertext (associated data), so a sealed value cannot be moved to another name.
+//!   `jobsched:sealed:v1:<key id>:<base64url(nonce ‖ ciphertext)>` in its place. The key id, the job id
+//!   and the param name are bound to the ciphertext (associated data), so a sealed value cannot be moved
+//!   to another job or another param.
 //! * Sending `"***"` back for a param keeps its stored sealed value (what an edit form does).
 //! * The keyring is a file of `<key id> <base64 key>` lines, the last one current (0600). `jobsched
 //!   secrets rotate` appends a new key and re-seals every job's secrets; older keys stay so that what
@@ -211,13 +212,13 @@ impl Keyring {
         self.key(None).map(|(id, _)| id).unwrap_or_default()
     }
 
-    /// Seals `clear` as the value of param `name` with the current key.
-    pub fn seal(&self, name: &str, clear: &str) -> String {
+    /// Seals `clear` as the value of param `name` of job `job` with the current key.
+    pub fn seal(&self, job: &str, name: &str, clear: &str) -> String {
         self.refresh();
         let (id, key) = self.key(None).expect("a keyring holds a key");
         let mut nonce = [0u8; 24];
         crate::auth::random_bytes(&mut nonce);
-        let aad = format!("{id}:{name}");
+        let aad = format!("{id}:{job}:{name}");
         let ct = XChaCha20Poly1305::new(&key.into())
             .encrypt(
                 &XNonce::from(nonce),
@@ -232,8 +233,8 @@ impl Keyring {
         format!("{SEALED_PREFIX}{id}:{}", B64.encode(blob))
     }
 
-    /// The clear value of a sealed value of param `name`; the error says what is missing.
-    pub fn open_value(&self, name: &str, sealed: &str) -> Result<String, String> {
+    /// The clear value of a sealed value of param `name` of job `job`; the error says what is missing.
+    pub fn open_value(&self, job: &str, name: &str, sealed: &str) -> Result<String, String> {
         let rest = sealed
             .strip_prefix(SEALED_PREFIX)
             .ok_or_else(|| format!("param '{name}' is not a sealed value"))?;
@@ -260,7 +261,7 @@ impl Keyring {
             return Err(format!("param '{name}' is a damaged sealed value"));
         }
         let (nonce, ct) = blob.split_at(24);
-        let aad = format!("{id}:{name}");
+        let aad = format!("{id}:{job}:{name}");
         let clear = XChaCha20Poly1305::new(&key.into())
             .decrypt(
                 &XNonce::try_from(nonce)
@@ -276,9 +277,9 @@ impl Keyring {
         String::from_utf8(clear).map_err(|_| format!("param '{name}' is not text"))
     }
 
-    /// Seals again with the current key every sealed value of `params` made with another key; true if any
-    /// changed.
-    pub fn reseal(&self, params: &mut Params) -> Result<bool, String> {
+    /// Seals again with the current key every sealed value of job `job`'s `params` made with another key;
+    /// true if any changed.
+    pub fn reseal(&self, job: &str, params: &mut Params) -> Result<bool, String> {
         let current = self.current_id();
         let mut changed = false;
         for (name, v) in params.iter_mut() {
@@ -288,19 +289,20 @@ impl Keyring {
             if s[SEALED_PREFIX.len()..].starts_with(&format!("{current}:")) {
                 continue;
             }
-            let clear = self.open_value(name, s)?;
-            *v = Value::String(self.seal(name, &clear));
+            let clear = self.open_value(job, name, s)?;
+            *v = Value::String(self.seal(job, name, &clear));
             changed = true;
         }
         Ok(changed)
     }
 }
 
-/// Seals the secret inputs of `params` (`{"secret": "value"}`), and puts back the stored sealed value of
-/// `stored` for every `"***"`. Errors name the param.
+/// Seals the secret inputs of job `job`'s `params` (`{"secret": "value"}`), and puts back the stored
+/// sealed value of `stored` for every `"***"`. Errors name the param.
 pub fn seal_params(
     keyring: Option<&Keyring>,
     field: &str,
+    job: &str,
     params: &mut Params,
     stored: Option<&Params>,
 ) -> jobsched::Result<()> {
@@ -314,7 +316,7 @@ pub fn seal_params(
                      (JOBSCHED_SECRET_KEY_FILE)",
                 )
             })?;
-            *v = Value::String(keyring.seal(name, clear));
+            *v = Value::String(keyring.seal(job, name, clear));
         } else if v.as_str() == Some(REDACTED) {
             match stored.and_then(|p| p.get(name)).filter(|s| is_sealed(s)) {
                 Some(s) => *v = s.clone(),
@@ -373,7 +375,9 @@ impl TaskHandler for Unseal {
         let mut clear = Vec::new();
         for (name, v) in open.params.iter_mut() {
             if let Some(s) = v.as_str().filter(|s| s.starts_with(SEALED_PREFIX)) {
-                let value = keyring.open_value(name, s).map_err(fail)?;
+                let value = keyring
+                    .open_value(task.job_id.as_str(), name, s)
+                    .map_err(fail)?;
                 clear.push(value.clone());
                 *v = Value::String(value);
             }
@@ -382,6 +386,8 @@ impl TaskHandler for Unseal {
         // What the task printed of its secrets is masked, as CI systems do, so a `set -x` or an echo
         // does not put them in the stored output. Values shorter than 4 characters would mask too much.
         clear.retain(|v| v.chars().count() >= 4);
+        // Longest first, so a secret that contains another is masked whole.
+        clear.sort_by_key(|v| std::cmp::Reverse(v.len()));
         if !clear.is_empty() {
             let mask = |text: &mut String| {
                 for v in &clear {
@@ -439,30 +445,32 @@ mod tests {
                 .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
-        let sealed = k.seal("password", "hunter2 hunter2");
+        let sealed = k.seal("j1", "password", "hunter2 hunter2");
         assert!(sealed.starts_with(SEALED_PREFIX) && !sealed.contains("hunter2"));
         assert_eq!(
-            k.open_value("password", &sealed).unwrap(),
+            k.open_value("j1", "password", &sealed).unwrap(),
             "hunter2 hunter2"
         );
-        let moved = k.open_value("other", &sealed).unwrap_err();
+        let moved = k.open_value("j1", "other", &sealed).unwrap_err();
+        assert!(moved.contains("changed or moved"), "{moved}");
+        let moved = k.open_value("j2", "password", &sealed).unwrap_err();
         assert!(moved.contains("changed or moved"), "{moved}");
         let old_id = k.current_id();
         std::thread::sleep(std::time::Duration::from_millis(5));
         let new_id = k.add_key().unwrap();
         assert_ne!(old_id, new_id);
         assert_eq!(
-            k.open_value("password", &sealed).unwrap(),
+            k.open_value("j1", "password", &sealed).unwrap(),
             "hunter2 hunter2"
         );
         let mut params = Params::new();
         params.insert("password".into(), Value::String(sealed.clone()));
         params.insert("plain".into(), Value::from(3));
-        assert!(k.reseal(&mut params).unwrap());
+        assert!(k.reseal("j1", &mut params).unwrap());
         let resealed = params["password"].as_str().unwrap();
         assert!(resealed.contains(&new_id));
         assert!(
-            !k.reseal(&mut params).unwrap(),
+            !k.reseal("j1", &mut params).unwrap(),
             "already under the current key"
         );
         assert_eq!(redact(&params)["password"], REDACTED);
@@ -474,19 +482,22 @@ mod tests {
     fn inputs_are_sealed_and_placeholders_keep_the_stored_value() {
         let (dir, k) = keyring();
         let mut stored = Params::new();
-        stored.insert("token".into(), Value::String(k.seal("token", "s3cret")));
+        stored.insert(
+            "token".into(),
+            Value::String(k.seal("j1", "token", "s3cret")),
+        );
         let mut given: Params =
             serde_json::from_str(r#"{"token": "***", "pw": {"secret": "abc"}, "region": "eu"}"#)
                 .unwrap();
-        seal_params(Some(&k), "params", &mut given, Some(&stored)).unwrap();
+        seal_params(Some(&k), "params", "j1", &mut given, Some(&stored)).unwrap();
         assert_eq!(given["token"], stored["token"]);
         assert!(is_sealed(&given["pw"]));
         assert_eq!(given["region"], "eu");
         let mut orphan: Params = serde_json::from_str(r#"{"x": "***"}"#).unwrap();
-        let e = seal_params(Some(&k), "params", &mut orphan, None).unwrap_err();
+        let e = seal_params(Some(&k), "params", "j1", &mut orphan, None).unwrap_err();
         assert!(e.to_string().contains("params.x"), "{e}");
         let mut secret: Params = serde_json::from_str(r#"{"pw": {"secret": "abc"}}"#).unwrap();
-        let e = seal_params(None, "params", &mut secret, None).unwrap_err();
+        let e = seal_params(None, "params", "j1", &mut secret, None).unwrap_err();
         assert!(e.to_string().contains("--secret-key-file"), "{e}");
         std::fs::remove_dir_all(dir).ok();
     }

@@ -187,6 +187,28 @@ async fn serve(
     Ok(())
 }
 
+/// The origin (`scheme://host[:port]`) and host name of `--public-url`.
+fn public_url(url: &str) -> Result<(String, String), DaemonError> {
+    let bad = || {
+        DaemonError::Config(format!(
+            "--public-url '{url}' is not an http(s) URL like https://jobs.example.com"
+        ))
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or("").to_owned(),
+        None => authority.split(':').next().unwrap_or("").to_owned(),
+    };
+    Ok((format!("{scheme}://{authority}"), host))
+}
+
 /// Authentication of a scheduler process: the signing key and the first administrator.
 async fn authentication(
     storage: &Arc<dyn Storage>,
@@ -195,14 +217,27 @@ async fn authentication(
 ) -> Result<Arc<Auth>, DaemonError> {
     let key = bootstrap::signing_key(storage, config).await?;
     bootstrap::first_admin(storage, config).await?;
+    let mut allowed_origins = config.allowed_origins.clone();
+    let mut hosts = config.allowed_hosts.clone();
+    let mut secure_cookies = config.tls_cert.is_some();
+    if let Some(url) = &config.public_url {
+        let (origin, public_host) = public_url(url)?;
+        secure_cookies |= origin.starts_with("https://");
+        allowed_origins.push(origin);
+        if hosts.is_empty() {
+            hosts = Hosts::defaults(config.listen, host);
+        }
+        hosts.push(public_host);
+    }
     let settings = AuthSettings {
         session_ttl: chrono::TimeDelta::seconds(
             config.session_ttl_secs.clamp(60, 30 * 86_400) as i64
         ),
         trusted_proxies: config.trusted_proxies.clone(),
-        hosts: Hosts::new(&config.allowed_hosts, config.listen, host),
-        allowed_origins: config.allowed_origins.clone(),
+        hosts: Hosts::new(&hosts, config.listen, host),
+        allowed_origins,
         tls: config.tls_cert.is_some(),
+        secure_cookies,
     };
     let limits = Limits::new(
         config.rate_limit_user,
@@ -250,8 +285,12 @@ async fn start_executor(
     port: u16,
     keyring: Option<Arc<Keyring>>,
 ) -> Result<Executor, DaemonError> {
+    let user = match &config.task_user {
+        Some(name) => Some(handlers::task_user(name)?),
+        None => None,
+    };
     Ok(Executor::builder(ExecutorId::new(id)?, backends)
-        .with_handlers(handlers::registry(&config.task_env_allow, keyring)?)
+        .with_handlers(handlers::registry(&config.task_env_allow, user, keyring)?)
         .with_capacity(config.capacity)
         .with_group(config.group.clone())
         .with_address(host_name(), port)
@@ -365,6 +404,7 @@ pub async fn run(
         executor_id: executor.as_ref().map(|(_, id)| id.clone()),
         auth: auth.clone(),
         keyring,
+        data_dir: config.data_dir.clone(),
     };
     let app = api::router(
         Arc::new(state),

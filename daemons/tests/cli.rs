@@ -423,3 +423,64 @@ async fn the_cli_manages_users_tokens_and_the_audit_log_and_moves_jobs_in_bulk()
     );
     assert!(d.terminate().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_password_is_in_a_private_file_until_it_is_changed() {
+    let dir = TempDir::new();
+    let mut child = support::jobsched()
+        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env("JOBSCHED_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let line = tokio::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let base = line.split_whitespace().last().unwrap().to_owned();
+    let file = dir.0.join("admin-password");
+    support::wait_for("the first password", || async { file.exists() }).await;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert!(first.trim().len() >= 20, "a long random password");
+    // The log says where it is, never what it is.
+    let mut err = child.stderr.take().unwrap();
+    let token = support::login(&reqwest::Client::new(), &base, "admin", first.trim()).await;
+    let out = support::cli_stdin(
+        &base,
+        &token,
+        &["users", "password", "--password-stdin"],
+        &format!("{}\nmy own admin password\n", first.trim()),
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        !file.exists(),
+        "the generated password is forgotten once changed"
+    );
+    support::login(
+        &reqwest::Client::new(),
+        &base,
+        "admin",
+        "my own admin password",
+    )
+    .await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut err, &mut log)
+        .await
+        .unwrap();
+    assert!(
+        log.contains("admin-password") && !log.contains(first.trim()),
+        "{log}"
+    );
+}

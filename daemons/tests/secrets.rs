@@ -350,3 +350,86 @@ async fn a_key_rotation_reseals_every_job_and_older_records_still_open() {
     assert_eq!(audit["total"], 1, "{audit}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_as_the_task_user_cannot_read_the_daemons_secrets() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: --task-user needs the daemon to run as root");
+        return;
+    }
+    let dir = TempDir::new();
+    let mut child = jobsched()
+        .args([
+            "standalone",
+            "--listen",
+            "127.0.0.1:0",
+            "--task-user",
+            "nobody",
+            "--data-dir",
+        ])
+        .arg(&dir.0)
+        .env("JOBSCHED_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let base = line.split_whitespace().last().unwrap().to_owned();
+    let password_file = dir.0.join("admin-password");
+    wait_for("the first password", || async { password_file.exists() }).await;
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    let token = login(&reqwest::Client::new(), &base, "admin", password.trim()).await;
+    let http = reqwest::Client::new();
+    let call = async |m: Method, p: &str, b: Option<Value>| {
+        let mut r = http.request(m, format!("{base}{p}")).bearer_auth(&token);
+        if let Some(b) = b {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let c = r.status();
+        (c, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    wait_for("the executor", || async {
+        call(Method::GET, "/api/system/status", None).await.1["executors_online"] == 1
+    })
+    .await;
+    let data = dir.0.display();
+    let probe = |what: &str, file: String| {
+        format!("cat {file} >/dev/null 2>&1 && echo read-{what} || echo denied-{what}")
+    };
+    let command = [
+        "id -u".to_owned(),
+        probe("password", format!("{data}/admin-password")),
+        probe("db", format!("{data}/jobsched.db")),
+        probe("keyring", format!("{data}/secret.key")),
+        probe("environ", "/proc/$PPID/environ".to_owned()),
+    ]
+    .join("; ");
+    let (c, v) = call(
+        Method::POST,
+        "/api/jobs",
+        Some(json!({"job_id": "probe", "name": "probe", "command": command, "schedule_type": "manual"})),
+    )
+    .await;
+    assert_eq!(c, StatusCode::CREATED, "{v}");
+    let rec = run(&call, "probe", None).await;
+    let out: Vec<&str> = rec["output"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        out,
+        [
+            "65534",
+            "denied-password",
+            "denied-db",
+            "denied-keyring",
+            "denied-environ"
+        ],
+        "{rec}"
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}

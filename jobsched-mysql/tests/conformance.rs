@@ -55,6 +55,7 @@ each!(
     accounts,
     [
         users_are_kept_by_unique_name,
+        the_last_enabled_admin_stays_one,
         tokens_are_listed_and_revoked_once,
         ended_sessions_are_remembered_until_expiry,
         audit_is_filtered_paged_and_purged,

@@ -29,6 +29,7 @@ macro_rules! sql_impl {
             $crate::accounts::TokenRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
             $crate::accounts::AuditRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (i64,): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            (String,): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, i32, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, ::chrono::NaiveDateTime, String): for<'r> ::sqlx::FromRow<'r, DB::Row>,

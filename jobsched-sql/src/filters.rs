@@ -64,6 +64,9 @@ where
     if let Some(to) = q.to {
         qb.push(" AND scheduled_time < ").push_bind(naive(to));
     }
+    if let Some(t) = q.created_from {
+        qb.push(" AND create_time >= ").push_bind(naive(t));
+    }
     if let Some(after) = q.after_id {
         qb.push(" AND id > ").push_bind(after);
     }

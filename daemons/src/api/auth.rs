@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use super::audit;
 use super::error::ApiJson;
 use super::{ApiError, Caller, ClientIp, Credential, ErrorBody, SharedState};
-use crate::auth::{CSRF_COOKIE, SESSION_COOKIE, Session, password};
+use crate::auth::{CSRF_COOKIE, SESSION_COOKIE, Session, bootstrap, password};
+use jobsched::check_account_name;
 
 /// How a login hands over its token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -56,8 +57,8 @@ pub struct Me {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Answer of a login.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// Answer of a login. `Debug` leaves the token out.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct LoginAnswer {
     /// The login token (absent for a cookie session: it is in the cookie only).
     pub token: Option<String>,
@@ -81,6 +82,16 @@ pub struct PasswordChange {
     /// The new one (12–1024 bytes).
     #[schema(min_length = 12, max_length = 1024)]
     pub new_password: String,
+}
+
+impl std::fmt::Debug for LoginAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginAnswer")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 fn expires(session: &Session) -> DateTime<Utc> {
@@ -122,7 +133,7 @@ fn session_answer(s: &SharedState, session: Session, kind: SessionKind, user: Me
         .into_response(),
         SessionKind::Cookie => {
             let csrf = s.auth.csrf_token(&session.claims.jti);
-            let secure = s.auth.settings.tls;
+            let secure = s.auth.settings.secure_cookies;
             let mut r = Json(LoginAnswer {
                 token: None,
                 token_type: "Bearer".into(),
@@ -156,7 +167,8 @@ pub async fn login(
     Extension(ClientIp(client)): Extension<ClientIp>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Response {
-    let name: String = req.name.chars().take(64).collect();
+    // Names are kept in lower case; a login compares the same way.
+    let name: String = req.name.chars().take(64).collect::<String>().to_lowercase();
     let mut entry = AuditEntry {
         id: 0,
         time: Utc::now(),
@@ -169,21 +181,28 @@ pub async fn login(
         message: String::new(),
         detail: serde_json::Value::Null,
     };
-    if let Err(r) = s.auth.limits.login_allowed(&name, client) {
-        audit::append(
-            &s,
-            &[AuditEntry {
-                outcome: AuditOutcome::Denied,
-                message: r.message.clone(),
-                ..entry
-            }],
-        )
-        .await;
-        return r.into_response();
-    }
+    let attempt = match s.auth.limits.login_attempt(&name, client) {
+        Ok(a) => a,
+        Err(r) => {
+            // One entry per blocked window, not one per refused try: a flood does not flood the log.
+            if r.first {
+                let denied = AuditEntry {
+                    outcome: AuditOutcome::Denied,
+                    message: r.message.clone(),
+                    ..entry
+                };
+                audit::append(&s, &[denied]).await;
+            }
+            return r.into_response();
+        }
+    };
     let result = async {
         password::check_length("password", &req.password)?;
-        let user = s.scheduler.storage().find_user(&name).await?;
+        let user = if check_account_name("name", &name).is_ok() {
+            s.scheduler.storage().find_user(&name).await?
+        } else {
+            None
+        };
         let ok = password::verify(
             req.password.clone(),
             user.as_ref().map(|u| u.password_hash.clone()),
@@ -200,26 +219,25 @@ pub async fn login(
         Ok(user)
     }
     .await;
-    match result {
-        Ok(user) => match s.auth.issue(&user, Utc::now()) {
-            Ok(session) => {
-                entry.role = Some(user.role);
-                entry.detail = serde_json::json!({"session": req.session == SessionKind::Cookie});
-                audit::append(&s, &[entry]).await;
-                let me = Me {
-                    user_id: user.user_id.clone(),
-                    name: user.name.clone(),
-                    role: user.role,
-                    via: "session".into(),
-                    expires_at: Some(expires(&session)),
-                };
-                session_answer(&s, session, req.session, me)
-            }
-            Err(e) => e.into_response(),
-        },
+    match result.and_then(|user| Ok((s.auth.issue(&user, Utc::now())?, user))) {
+        Ok((session, user)) => {
+            s.auth.limits.login_succeeded(attempt);
+            entry.role = Some(user.role);
+            entry.detail = serde_json::json!({"session": req.session == SessionKind::Cookie});
+            audit::append(&s, &[entry]).await;
+            let me = Me {
+                user_id: user.user_id.clone(),
+                name: user.name.clone(),
+                role: user.role,
+                via: "session".into(),
+                expires_at: Some(expires(&session)),
+            };
+            session_answer(&s, session, req.session, me)
+        }
         Err(e) => {
-            if e.status == StatusCode::UNAUTHORIZED {
-                s.auth.limits.login_failed(&name, client);
+            if e.status != StatusCode::UNAUTHORIZED {
+                // Not a wrong password (bad input, an unavailable store): no failure to count.
+                s.auth.limits.login_succeeded(attempt);
             }
             audit::append(&s, &[audit::failed(entry, &e)]).await;
             e.into_response()
@@ -282,7 +300,7 @@ pub async fn logout(
     result?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     if *cookie {
-        let secure = s.auth.settings.tls;
+        let secure = s.auth.settings.secure_cookies;
         for name in [SESSION_COOKIE, CSRF_COOKIE] {
             r.headers_mut().append(
                 header::SET_COOKIE,
@@ -297,21 +315,39 @@ pub async fn logout(
 #[utoipa::path(put, path = "/api/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 200, body = LoginAnswer),
         (status = 400, body = ErrorBody, description = "The new password is too short or too long"),
-        (status = 403, body = ErrorBody, description = "The current password is wrong")))]
+        (status = 403, body = ErrorBody, description = "The current password is wrong, or an API token is used"),
+        (status = 409, body = ErrorBody, description = "The user changed meanwhile")))]
 pub async fn change_password(
     State(s): State<SharedState>,
     Extension(caller): Extension<Caller>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<Response, ApiError> {
     let entry = caller.audit("user.password_change", format!("user:{}", caller.user));
     let result = async {
+        if !matches!(caller.credential, Credential::Session { .. }) {
+            return Err(ApiError::forbidden(
+                "a password is changed from a login session, not with an API token",
+            ));
+        }
         password::check_length("current_password", &req.current_password)?;
         password::check_new("new_password", &req.new_password)?;
         let mut user = s.scheduler.storage().get_user(&caller.user_id).await?;
+        // A wrong current password counts as a failed login: this is no way around the login limits.
+        let attempt = s
+            .auth
+            .limits
+            .login_attempt(&caller.user, client)
+            .map_err(|r| ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                message: r.message,
+            })?;
         if !password::verify(req.current_password, Some(user.password_hash.clone())).await {
             return Err(ApiError::forbidden("the current password is wrong"));
         }
+        s.auth.limits.login_succeeded(attempt);
         let now = Utc::now();
         user.password_hash = password::hash(req.new_password).await?;
         user.sessions_since = now;
@@ -327,6 +363,9 @@ pub async fn change_password(
     .await;
     audit::on_failure(&s, &entry, &result).await;
     let (user, session) = result?;
+    if user.name == bootstrap::FIRST_ADMIN {
+        bootstrap::forget_first_password(&s.data_dir);
+    }
     let kind = if crate::auth::guard::credential(&headers)
         .ok()
         .flatten()

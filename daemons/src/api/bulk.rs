@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Extension, State};
 use jobsched::storage::JobWrite;
-use jobsched::{Error, Job, JobId, JobSpec, Role};
+use jobsched::{Error, Job, JobId, JobSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -98,20 +98,9 @@ pub async fn import(
                     Error::conflict(format!("job '{id}' exists and belongs to another user")),
                 ));
             }
-            match (&spec.owner, current) {
-                (Some(o), _) if caller.role != Role::Admin && *o != caller.user => {
-                    return Err(at(
-                        i,
-                        ApiError::forbidden(format!(
-                            "only administrators give a job another owner ('{o}')"
-                        )),
-                    ));
-                }
-                (None, None) => spec.owner = Some(caller.user.clone()),
-                _ => {}
-            }
+            super::jobs::owner_rules(&caller, &mut spec, current).map_err(|e| at(i, e))?;
             if let Some(p) = spec.params.as_mut() {
-                s.seal(p, current.map(|c| &c.params))
+                s.seal(&id, p, current.map(|c| &c.params))
                     .map_err(|e| at(i, e))?;
             }
             let job = match current {

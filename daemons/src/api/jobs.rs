@@ -181,7 +181,15 @@ async fn visible_job(s: &SharedState, caller: &Caller, raw: &str) -> Result<Job,
 
 /// Gives a new job its owner (the caller, unless an administrator names another) and refuses a change of
 /// owner by anyone but an administrator.
-fn owner_rules(caller: &Caller, spec: &mut JobSpec, current: Option<&Job>) -> Result<(), ApiError> {
+pub(super) fn owner_rules(
+    caller: &Caller,
+    spec: &mut JobSpec,
+    current: Option<&Job>,
+) -> Result<(), ApiError> {
+    // Owners are user names, kept in lower case.
+    if let Some(o) = spec.owner.as_mut() {
+        *o = o.to_lowercase();
+    }
     match &spec.owner {
         Some(o) if caller.role != Role::Admin && *o != caller.user => Err(ApiError::forbidden(
             format!("only administrators give a job another owner than themselves ('{o}')"),
@@ -212,7 +220,7 @@ pub async fn create(
         caller.may_change(None)?;
         owner_rules(&caller, &mut spec, None)?;
         if let Some(p) = spec.params.as_mut() {
-            s.seal(p, None)?;
+            s.seal(&id, p, None)?;
         }
         let job = spec.build(s.scheduler.clock().now())?;
         let mut entry = entry.clone();
@@ -293,7 +301,7 @@ pub async fn update(
         }
         owner_rules(&caller, &mut spec, Some(&job))?;
         if let Some(p) = spec.params.as_mut() {
-            s.seal(p, Some(&job.params))?;
+            s.seal(&job.job_id, p, Some(&job.params))?;
         }
         let changed = spec.apply(&job, s.scheduler.clock().now())?;
         let mut entry = entry.clone();
@@ -359,7 +367,7 @@ pub async fn execute(
         caller.may_change(Some(&job))?;
         let mut params = body.and_then(|b| b.params);
         if let Some(p) = params.as_mut() {
-            s.seal(p, Some(&job.params))?;
+            s.seal(&job.job_id, p, Some(&job.params))?;
             jobsched::check_params("params", p)?;
         }
         let task = s.scheduler.execute(&job.job_id, params).await?;
@@ -415,9 +423,17 @@ pub async fn history(
     ApiQuery(f): ApiQuery<HistoryFilter>,
 ) -> Result<Json<Page<ExecutionRecord>>, ApiError> {
     let job_id = job_id(&id)?;
-    // A deleted job's history is still readable; an existing one must be visible to the caller.
+    // A deleted job's history is still readable by those who see every job; an existing one must be
+    // visible to the caller, and a `user` sees only its own runs — not those of an earlier job that had
+    // its id (ids can be taken again after a delete).
+    let mut created_from = None;
     match s.scheduler.get_job(&job_id).await {
-        Ok(job) => caller.may_see(&job)?,
+        Ok(job) => {
+            caller.may_see(&job)?;
+            if caller.owner_scope().is_some() {
+                created_from = Some(job.create_time);
+            }
+        }
         Err(jobsched::Error::NotFound { .. }) if caller.owner_scope().is_none() => {}
         Err(e) => return Err(e.into()),
     }
@@ -431,6 +447,7 @@ pub async fn history(
             page_size: f.page_size,
         }
         .request()?,
+        created_from,
         ..ExecutionQuery::default()
     };
     let page = s.scheduler.history(&q).await?;

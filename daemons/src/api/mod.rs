@@ -58,14 +58,22 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// The keyring secret params are sealed with (none: secret params are refused).
     pub keyring: Option<Arc<Keyring>>,
+    /// The data directory (where a generated first password is kept until the administrator changes it).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl AppState {
-    /// Seals the secret inputs of `params`, keeping `stored` sealed values for `"***"`.
-    pub fn seal(&self, params: &mut Params, stored: Option<&Params>) -> Result<(), ApiError> {
+    /// Seals the secret inputs of job `job`'s `params`, keeping `stored` sealed values for `"***"`.
+    pub fn seal(
+        &self,
+        job: &jobsched::JobId,
+        params: &mut Params,
+        stored: Option<&Params>,
+    ) -> Result<(), ApiError> {
         Ok(secrets::seal_params(
             self.keyring.as_deref(),
             "params",
+            job.as_str(),
             params,
             stored,
         )?)

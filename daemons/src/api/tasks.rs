@@ -35,6 +35,10 @@ async fn attempts(
     if caller.owner_scope().is_some() {
         let job = s.scheduler.get_job(&attempts[0].job_id).await?;
         caller.may_see(&job)?;
+        // A run of an earlier job that had this id (ids can be taken again after a delete) is not theirs.
+        if attempts[0].create_time < job.create_time {
+            return Err(jobsched::Error::not_found("task", raw).into());
+        }
     }
     Ok(attempts)
 }

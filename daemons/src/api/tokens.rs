@@ -49,14 +49,23 @@ impl TokenView {
     }
 }
 
-/// A new token, with its secret (shown only now).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A new token, with its secret (shown only now). `Debug` leaves the secret out.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct NewTokenView {
     /// The token.
     #[serde(flatten)]
     pub view: TokenView,
     /// The secret to send as `Authorization: Bearer <token>`; not shown again.
     pub token: String,
+}
+
+impl std::fmt::Debug for NewTokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTokenView")
+            .field("view", &self.view)
+            .field("token", &"***")
+            .finish()
+    }
 }
 
 /// Body of `POST /api/tokens`.
@@ -163,13 +172,13 @@ pub async fn list(
     let st = s.scheduler.storage();
     let user_id = match (&f.user, caller.role) {
         (Some(name), Role::Admin) => Some(
-            st.find_user(name)
+            st.find_user(&name.to_lowercase())
                 .await?
                 .ok_or_else(|| jobsched::Error::not_found("user", name.as_str()))?
                 .user_id,
         ),
         (None, Role::Admin) => None,
-        (Some(name), _) if *name != caller.user => {
+        (Some(name), _) if name.to_lowercase() != caller.user => {
             return Err(ApiError::forbidden(
                 "only administrators list other users' tokens",
             ));

@@ -14,7 +14,7 @@ use super::audit;
 use super::error::{ApiJson, ApiQuery};
 use super::jobs::Paging;
 use super::{ApiError, Caller, ErrorBody, SharedState};
-use crate::auth::password;
+use crate::auth::{bootstrap, password};
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -53,7 +53,7 @@ impl From<User> for UserView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// A unique name: 1–64 bytes of letters, digits, `.`, `_`, `-`, `@`.
+    /// A unique name: 1–64 bytes of letters, digits, `.`, `_`, `-`, `@` (kept in lower case).
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
     pub name: String,
     /// Their role.
@@ -84,48 +84,14 @@ pub struct NewPassword {
     pub password: String,
 }
 
+/// The user `name` (names are kept in lower case).
 async fn named(s: &SharedState, name: &str) -> Result<User, ApiError> {
+    let name = name.to_lowercase();
     s.scheduler
         .storage()
-        .find_user(name)
+        .find_user(&name)
         .await?
-        .ok_or_else(|| jobsched::Error::not_found("user", name).into())
-}
-
-/// Fails with 409 if `user` is the last enabled administrator and the change would leave none.
-async fn keeps_an_admin(
-    s: &SharedState,
-    user: &User,
-    after: Option<&User>,
-) -> Result<(), ApiError> {
-    let stays_admin = after.is_some_and(|a| a.role == Role::Admin && !a.disabled);
-    if user.role != Role::Admin || user.disabled || stays_admin {
-        return Ok(());
-    }
-    let mut others = 0;
-    for page in 1.. {
-        let p = s
-            .scheduler
-            .storage()
-            .list_users(PageRequest::new(page, 1000)?)
-            .await?;
-        others += p
-            .items
-            .iter()
-            .filter(|u| u.role == Role::Admin && !u.disabled && u.user_id != user.user_id)
-            .count();
-        if p.items.len() < 1000 {
-            break;
-        }
-    }
-    if others == 0 {
-        return Err(jobsched::Error::conflict(format!(
-            "'{}' is the last enabled administrator: make another one first",
-            user.name
-        ))
-        .into());
-    }
-    Ok(())
+        .ok_or_else(|| jobsched::Error::not_found("user", name.as_str()).into())
 }
 
 /// Users, by name.
@@ -150,15 +116,17 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let entry = caller.audit("user.create", format!("user:{}", req.name));
+    // Names are kept in lower case: `Alice` and `alice` are one user (and one owner of jobs).
+    let name = req.name.to_lowercase();
+    let entry = caller.audit("user.create", format!("user:{name}"));
     let result = async {
         caller.may_administer()?;
-        check_account_name("name", &req.name)?;
+        check_account_name("name", &name)?;
         password::check_new("password", &req.password)?;
         let now = Utc::now();
         let user = User {
             user_id: uuid::Uuid::now_v7().to_string(),
-            name: req.name.clone(),
+            name: name.clone(),
             role: req.role,
             password_hash: password::hash(req.password).await?,
             disabled: false,
@@ -230,7 +198,6 @@ pub async fn update(
             changed.disabled = d;
         }
         changed.update_time = Utc::now();
-        keeps_an_admin(&s, &user, Some(&changed)).await?;
         let mut entry = entry.clone();
         entry.detail = serde_json::json!({
             "before": {"role": user.role, "disabled": user.disabled},
@@ -271,6 +238,9 @@ pub async fn reset_password(
             .storage()
             .update_user(&user, std::slice::from_ref(&entry))
             .await?;
+        if user.name == bootstrap::FIRST_ADMIN {
+            bootstrap::forget_first_password(&s.data_dir);
+        }
         Ok(())
     }
     .await;
@@ -296,7 +266,6 @@ pub async fn delete(
         if user.user_id == caller.user_id {
             return Err(jobsched::Error::conflict("you cannot delete yourself").into());
         }
-        keeps_an_admin(&s, &user, None).await?;
         let owned = s
             .scheduler
             .list_jobs(&JobQuery {

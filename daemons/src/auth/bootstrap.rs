@@ -108,6 +108,19 @@ fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Forgets the generated first password once the administrator has another (the file would only mislead
+/// and, unremoved, keep a credential on disk).
+pub fn forget_first_password(data_dir: &Path) {
+    let path = data_dir.join(ADMIN_PASSWORD_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(file = %path.display(),
+            "removed the first administrator's generated password: it no longer works"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(file = %path.display(), error = %e,
+            "could not remove the first administrator's old password file"),
+    }
+}
+
 /// Creates the first administrator if the store has no user; says how to log in.
 pub async fn first_admin(storage: &Arc<dyn Storage>, config: &Config) -> Result<(), DaemonError> {
     if storage
@@ -148,15 +161,30 @@ pub async fn first_admin(storage: &Arc<dyn Storage>, config: &Config) -> Result<
         message: "the first administrator, created at the first start".into(),
         detail: serde_json::json!({"after": {"name": FIRST_ADMIN, "role": "admin"}}),
     };
-    if let Source::Generated(path) = &source {
-        write_secret_file(path, &format!("{clear}\n")).map_err(|e| {
-            DaemonError::Config(format!(
-                "cannot write the first administrator's password to {}: {e}",
-                path.display()
-            ))
-        })?;
+    // A generated password goes to a side file first and takes its place once the user exists: a
+    // scheduler that loses the race to create the first admin leaves no wrong password behind.
+    let pending = match &source {
+        Source::Generated(path) => {
+            let side = path.with_extension("new");
+            write_secret_file(&side, &format!("{clear}\n")).map_err(|e| {
+                DaemonError::Config(format!(
+                    "cannot write the first administrator's password to {}: {e}",
+                    side.display()
+                ))
+            })?;
+            Some((side, path.clone()))
+        }
+        Source::Given => None,
+    };
+    let created = storage.create_user(&user, &[audit]).await;
+    if let Some((side, path)) = &pending {
+        if created.is_ok() {
+            std::fs::rename(side, path)?;
+        } else {
+            let _ = std::fs::remove_file(side);
+        }
     }
-    match storage.create_user(&user, &[audit]).await {
+    match created {
         Ok(_) => {}
         // Another scheduler starting at the same time made it first.
         Err(Error::AlreadyExists { .. }) => return Ok(()),

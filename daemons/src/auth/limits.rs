@@ -1,10 +1,13 @@
-//! Rate limits: requests per user and per client address (`governor`'s keyed GCRA limiters), and failed
-//! logins per user name and per address (a sliding window of the last failures). Each refusal is a 429
-//! with `Retry-After`.
+//! Rate limits: requests per user and per client address (`governor`'s keyed GCRA limiters), and login
+//! attempts per user name and per address (a sliding window). Each refusal is a 429 with `Retry-After`.
+//!
+//! A login attempt takes its place in the window *before* the password is checked and gives it back if
+//! the password was right, so concurrent guesses cannot all slip through one check. An IPv6 client is
+//! counted by its /64 (one host usually holds the whole prefix).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,13 +26,9 @@ pub struct TooMany {
     pub retry_after: Duration,
     /// Which limit.
     pub message: String,
-}
-
-fn too_many(retry_after: Duration, message: String) -> TooMany {
-    TooMany {
-        retry_after,
-        message,
-    }
+    /// The first refusal of this key in the current window (later ones are not worth an audit entry
+    /// each).
+    pub first: bool,
 }
 
 impl IntoResponse for TooMany {
@@ -46,6 +45,17 @@ impl IntoResponse for TooMany {
             HeaderValue::from_str(&secs.to_string()).expect("digits"),
         );
         r
+    }
+}
+
+/// The key of a client address: IPv4 as is, IPv6 by its /64.
+pub fn client_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
     }
 }
 
@@ -74,61 +84,91 @@ impl<K: Hash + Eq + Clone> PerSecond<K> {
     }
 }
 
-/// The last failures per key within a window, at most `max` kept per key.
-struct Failures<K: Hash + Eq> {
-    max: usize,
-    window: Duration,
-    seen: Mutex<HashMap<K, VecDeque<Instant>>>,
+#[derive(Default)]
+struct Window {
+    /// Attempts within the window, oldest first.
+    times: VecDeque<Instant>,
+    /// Until when the current refusal has been reported.
+    reported_until: Option<Instant>,
 }
 
-impl<K: Hash + Eq> Failures<K> {
-    /// At most `max` failures a minute per key (0: no limit).
+/// At most `max` attempts per key within a sliding window.
+struct Attempts<K: Hash + Eq> {
+    max: usize,
+    window: Duration,
+    seen: Mutex<HashMap<K, Window>>,
+}
+
+impl<K: Hash + Eq> Attempts<K> {
+    /// At most `max` attempts a minute per key (0: no limit).
     fn new(max: u32) -> Self {
-        Failures {
+        Attempts {
             max: max as usize,
             window: Duration::from_secs(60),
             seen: Mutex::default(),
         }
     }
 
-    /// How long until `key` may try again, if it has had `max` failures within the window.
-    fn blocked(&self, key: &K, now: Instant) -> Option<Duration> {
+    /// Takes a place for an attempt of `key` at `now`, or says how long until one is free (and whether
+    /// this is the first refusal of the window).
+    fn reserve(&self, key: K, now: Instant) -> Result<(), (Duration, bool)> {
         if self.max == 0 {
-            return None;
-        }
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let times = seen.get(key)?;
-        let recent: Vec<&Instant> = times
-            .iter()
-            .filter(|t| now.duration_since(**t) < self.window)
-            .collect();
-        (recent.len() >= self.max).then(|| self.window - now.duration_since(*recent[0]))
-    }
-
-    fn record(&self, key: K, now: Instant) {
-        if self.max == 0 {
-            return;
+            return Ok(());
         }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded memory: keys whose failures are all older than the window are dropped when the map grows.
+        // Bounded memory: keys idle for a whole window are dropped when the map grows.
         if seen.len() > 100_000 {
             let window = self.window;
-            seen.retain(|_, v| v.back().is_some_and(|t| now.duration_since(*t) < window));
+            seen.retain(|_, w| {
+                w.times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
         }
-        let times = seen.entry(key).or_default();
-        times.push_back(now);
-        while times.len() > self.max {
-            times.pop_front();
+        let w = seen.entry(key).or_default();
+        while w
+            .times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            w.times.pop_front();
+        }
+        if w.times.len() >= self.max {
+            let oldest = *w.times.front().expect("at least max > 0 entries");
+            let until = oldest + self.window;
+            let first = w.reported_until.is_none_or(|r| r < until);
+            w.reported_until = Some(until);
+            return Err((until - now, first));
+        }
+        w.times.push_back(now);
+        Ok(())
+    }
+
+    /// Gives back the place taken at `at` (the attempt succeeded).
+    fn release(&self, key: &K, at: Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = seen.get_mut(key)
+            && let Some(i) = w.times.iter().rposition(|t| *t == at)
+        {
+            w.times.remove(i);
         }
     }
+}
+
+/// A login attempt's places in the windows, given back with [`Limits::login_succeeded`].
+#[derive(Debug)]
+pub struct LoginAttempt {
+    name: String,
+    addr: IpAddr,
+    at: Instant,
 }
 
 /// Every limit of one server.
 pub struct Limits {
     per_user: PerSecond<String>,
     per_client: PerSecond<IpAddr>,
-    login_by_name: Failures<String>,
-    login_by_client: Failures<IpAddr>,
+    login_by_name: Attempts<String>,
+    login_by_client: Attempts<IpAddr>,
 }
 
 impl Limits {
@@ -138,15 +178,19 @@ impl Limits {
         Limits {
             per_user: PerSecond::new(per_user),
             per_client: PerSecond::new(per_client),
-            login_by_name: Failures::new(login_failures),
-            login_by_client: Failures::new(login_failures),
+            login_by_name: Attempts::new(login_failures),
+            login_by_client: Attempts::new(login_failures),
         }
     }
 
     /// A 429 if the client address is over its request rate.
     pub fn client(&self, addr: IpAddr) -> Result<(), TooMany> {
-        match self.per_client.check(&addr) {
-            Some(wait) => Err(too_many(wait, format!("too many requests from {addr}"))),
+        match self.per_client.check(&client_key(addr)) {
+            Some(wait) => Err(TooMany {
+                retry_after: wait,
+                message: format!("too many requests from {addr}"),
+                first: true,
+            }),
             None => Ok(()),
         }
     }
@@ -154,37 +198,47 @@ impl Limits {
     /// A 429 if the user is over their request rate.
     pub fn user(&self, user_id: &str, name: &str) -> Result<(), TooMany> {
         match self.per_user.check(&user_id.to_owned()) {
-            Some(wait) => Err(too_many(
-                wait,
-                format!("too many requests by user '{name}'"),
-            )),
+            Some(wait) => Err(TooMany {
+                retry_after: wait,
+                message: format!("too many requests by user '{name}'"),
+                first: true,
+            }),
             None => Ok(()),
         }
     }
 
-    /// A 429 if the name or the address has failed to log in too often within the last minute.
-    pub fn login_allowed(&self, name: &str, addr: IpAddr) -> Result<(), TooMany> {
+    /// Takes a place for a password check of `name` from `addr`, or a 429 if the name or the address has
+    /// tried too often within the last minute. Give the place back with [`Limits::login_succeeded`] when
+    /// the password was right; a wrong one keeps it (it counts as a failure).
+    pub fn login_attempt(&self, name: &str, addr: IpAddr) -> Result<LoginAttempt, TooMany> {
         let now = Instant::now();
-        if let Some(wait) = self.login_by_name.blocked(&name.to_owned(), now) {
-            return Err(too_many(
-                wait,
-                format!("too many failed logins for user '{name}'"),
-            ));
+        let key = client_key(addr);
+        if let Err((wait, first)) = self.login_by_name.reserve(name.to_owned(), now) {
+            return Err(TooMany {
+                retry_after: wait,
+                message: format!("too many failed logins for user '{name}'"),
+                first,
+            });
         }
-        if let Some(wait) = self.login_by_client.blocked(&addr, now) {
-            return Err(too_many(
-                wait,
-                format!("too many failed logins from {addr}"),
-            ));
+        if let Err((wait, first)) = self.login_by_client.reserve(key, now) {
+            self.login_by_name.release(&name.to_owned(), now);
+            return Err(TooMany {
+                retry_after: wait,
+                message: format!("too many failed logins from {addr}"),
+                first,
+            });
         }
-        Ok(())
+        Ok(LoginAttempt {
+            name: name.to_owned(),
+            addr: key,
+            at: now,
+        })
     }
 
-    /// Counts a failed login.
-    pub fn login_failed(&self, name: &str, addr: IpAddr) {
-        let now = Instant::now();
-        self.login_by_name.record(name.to_owned(), now);
-        self.login_by_client.record(addr, now);
+    /// The attempt's password was right: its places are given back.
+    pub fn login_succeeded(&self, attempt: LoginAttempt) {
+        self.login_by_name.release(&attempt.name, attempt.at);
+        self.login_by_client.release(&attempt.addr, attempt.at);
     }
 
     /// Drops the state of keys that have been idle (called now and then).
@@ -203,18 +257,44 @@ mod tests {
         let l = Limits::new(0, 0, 3);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        for _ in 0..3 {
-            assert!(l.login_allowed("alice", a).is_ok());
-            l.login_failed("alice", a);
+        // Successes give their place back.
+        for _ in 0..5 {
+            l.login_succeeded(l.login_attempt("alice", a).unwrap());
         }
-        let r = l.login_allowed("alice", b).unwrap_err().into_response();
+        for _ in 0..3 {
+            let _failed = l.login_attempt("alice", a).unwrap();
+        }
+        let r = l.login_attempt("alice", b).unwrap_err();
+        assert!(r.first, "the first refusal of the window is reported");
+        assert!(
+            !l.login_attempt("alice", b).unwrap_err().first,
+            "later ones are not"
+        );
+        let r = r.into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(r.headers().contains_key(header::RETRY_AFTER));
         assert!(
-            l.login_allowed("bob", a).is_err(),
+            l.login_attempt("bob", a).is_err(),
             "the address is blocked too"
         );
-        assert!(l.login_allowed("bob", b).is_ok());
+        assert!(l.login_attempt("bob", b).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_prefix() {
+        let l = Limits::new(0, 0, 2);
+        for host in ["2001:db8::1", "2001:db8::2"] {
+            let _failed = l.login_attempt(host, host.parse().unwrap()).unwrap();
+        }
+        assert!(
+            l.login_attempt("other", "2001:db8::ffff".parse().unwrap())
+                .is_err(),
+            "the same /64"
+        );
+        assert!(
+            l.login_attempt("other", "2001:db8:1::1".parse().unwrap())
+                .is_ok()
+        );
     }
 
     #[test]

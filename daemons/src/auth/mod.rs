@@ -54,8 +54,10 @@ pub struct AuthSettings {
     pub hosts: origin::Hosts,
     /// Origins besides the server's own that may make state-changing requests.
     pub allowed_origins: Vec<String>,
-    /// Served over TLS (cookies get `Secure`; the own origin is `https://…`).
+    /// Served over TLS (the own origin is `https://…`).
     pub tls: bool,
+    /// Session cookies get `Secure` (served over TLS, or behind an `https` public URL).
+    pub secure_cookies: bool,
 }
 
 /// What authenticates requests: the store (users, tokens, ended sessions), the signing key and the
@@ -69,13 +71,21 @@ pub struct Auth {
     pub limits: limits::Limits,
 }
 
-/// A new login session: the token and what it says.
-#[derive(Debug)]
+/// A new login session: the token and what it says. `Debug` leaves the token out.
 pub struct Session {
     /// The signed token.
     pub token: String,
     /// Its claims.
     pub claims: Claims,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"***")
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 impl Auth {

@@ -57,23 +57,28 @@ pub enum Hosts {
 }
 
 impl Hosts {
-    /// The configured names, or (when none are configured) this machine's: loopback names, its host name,
-    /// the listen address and, for a wildcard listen address, the addresses of its interfaces.
+    /// This machine's names: loopback names, its host name, the listen address and, for a wildcard
+    /// listen address, the addresses of its interfaces.
+    pub fn defaults(listen: SocketAddr, host_name: &str) -> Vec<String> {
+        let mut v: Vec<String> = ["localhost", "127.0.0.1", "::1", host_name]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        if listen.ip().is_unspecified() {
+            v.extend(interface_addresses().iter().map(IpAddr::to_string));
+        } else {
+            v.push(listen.ip().to_string());
+        }
+        v
+    }
+
+    /// The configured names, or (when none are configured) [`Hosts::defaults`].
     pub fn new(configured: &[String], listen: SocketAddr, host_name: &str) -> Hosts {
         if configured.iter().any(|h| h == "*") {
             return Hosts::Any;
         }
         let mut names: Vec<String> = if configured.is_empty() {
-            let mut v: Vec<String> = ["localhost", "127.0.0.1", "::1", host_name]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-            if listen.ip().is_unspecified() {
-                v.extend(interface_addresses().iter().map(IpAddr::to_string));
-            } else {
-                v.push(listen.ip().to_string());
-            }
-            v
+            Self::defaults(listen, host_name)
         } else {
             configured.to_vec()
         };

@@ -36,8 +36,16 @@ pub fn check_new(field: &str, password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Hashes at once at most: each takes 19 MiB and a core for tens of milliseconds, so a flood of logins
+/// waits here instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// The Argon2id hash of `password` (a PHC string with its salt).
 pub async fn hash(password: String) -> Result<String, ApiError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(format!("hashing the password failed: {e}")))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -51,6 +59,9 @@ pub async fn hash(password: String) -> Result<String, ApiError> {
 /// True if `password` matches `hash`. With no hash (an unknown user) it does the same work against a
 /// fixed hash and answers false, so the answer's timing does not tell whether the user exists.
 pub async fn verify(password: String, hash: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY.to_owned());

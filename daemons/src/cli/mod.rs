@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// Executor variables tasks also get: names or prefixes ending in * (comma-separated).
     #[arg(long, env = "JOBSCHED_TASK_ENV_ALLOW", value_delimiter = ',')]
     pub task_env_allow: Option<Vec<String>>,
+    /// The OS user shell tasks run as (the executor must run as root).
+    #[arg(long, env = "JOBSCHED_TASK_USER")]
+    pub task_user: Option<String>,
+    /// The URL users reach the API at behind a TLS proxy (`https://jobs.example.com`).
+    #[arg(long, env = "JOBSCHED_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The store to migrate.
@@ -499,6 +505,8 @@ impl Cli {
             secret_key_file: s.secret_key_file,
             task_env_allow: s.task_env_allow,
             ca_cert: self.ca_cert.clone(),
+            task_user: s.task_user,
+            public_url: s.public_url,
         }
     }
 }

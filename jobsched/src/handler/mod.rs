@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use output::CappedBuffer;
 pub use registry::HandlerRegistry;
-pub use shell::{DEFAULT_ENV_ALLOW, ShellHandler};
+pub use shell::{DEFAULT_ENV_ALLOW, ShellHandler, TaskUser};
 
 use crate::model::{CancelReason, ExecutorId, Task};
 

@@ -42,6 +42,8 @@ const DRAIN: Duration = Duration::from_millis(500);
 pub struct ShellHandler {
     shell: PathBuf,
     workdir: Option<PathBuf>,
+    /// Run tasks as this OS user instead of the executor's.
+    user: Option<TaskUser>,
     allow: Vec<String>,
     /// The executor's variables the allow-list lets through, read once.
     inherited: Vec<(OsString, OsString)>,
@@ -53,6 +55,7 @@ impl std::fmt::Debug for ShellHandler {
         f.debug_struct("ShellHandler")
             .field("shell", &self.shell)
             .field("workdir", &self.workdir)
+            .field("user", &self.user)
             .field("env_allow", &self.allow)
             .finish()
     }
@@ -64,6 +67,7 @@ impl Default for ShellHandler {
         ShellHandler {
             shell: PathBuf::from("/bin/sh"),
             workdir: None,
+            user: None,
             inherited: inherit(&allow),
             allow,
         }
@@ -88,7 +92,27 @@ fn inherit(allow: &[String]) -> Vec<(OsString, OsString)> {
         .collect()
 }
 
+/// The OS user tasks run as (see [`ShellHandler::with_user`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskUser {
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+    /// Its home directory (the task's `HOME`, and where it starts unless a work directory is set).
+    pub home: PathBuf,
+}
+
 impl ShellHandler {
+    /// Runs tasks as another OS user (the executor must be allowed to switch to it: run it as root).
+    /// The task then has none of the executor's groups, `HOME` is that user's, and it starts in that home
+    /// (or `/` if it has none), so it cannot read the executor's files, its process environment
+    /// (`/proc/<pid>/environ`) or its data directory.
+    pub fn with_user(mut self, user: TaskUser) -> Self {
+        self.user = Some(user);
+        self
+    }
+
     /// Runs commands in `dir` instead of the executor's working directory.
     pub fn with_workdir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.workdir = Some(dir.into());
@@ -217,6 +241,18 @@ impl TaskHandler for ShellHandler {
                 other => other.to_string(),
             };
             cmd.env(format!("JOBSCHED_PARAM_{}", env_name(k)), value);
+        }
+        if let Some(u) = &self.user {
+            // std drops the supplementary groups when it switches from root to `uid`.
+            cmd.uid(u.uid).gid(u.gid).env("HOME", &u.home);
+            if self.workdir.is_none() {
+                let start = if u.home.is_dir() {
+                    u.home.as_path()
+                } else {
+                    std::path::Path::new("/")
+                };
+                cmd.current_dir(start);
+            }
         }
         if let Some(dir) = &self.workdir {
             cmd.current_dir(dir);
@@ -403,6 +439,35 @@ mod tests {
             let e = ShellHandler::default().with_env_allow([bad]).unwrap_err();
             assert!(e.to_string().contains("task_env_allow"), "{bad}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_task_user_cannot_read_the_executors_environment() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: switching to another user needs root");
+            return;
+        }
+        let nobody = TaskUser {
+            uid: 65534,
+            gid: 65534,
+            home: PathBuf::from("/nonexistent"),
+        };
+        let cmd = format!(
+            "id -u; id -G; echo \"$HOME\"; pwd; cat /proc/{}/environ >/dev/null 2>&1 || echo denied",
+            std::process::id()
+        );
+        let out = ShellHandler::default()
+            .with_user(nobody)
+            .execute(&ctx(4096), &task(&cmd))
+            .await
+            .unwrap();
+        let lines: Vec<&str> = out.output.lines().collect();
+        assert_eq!(
+            lines,
+            ["65534", "65534", "/nonexistent", "/", "denied"],
+            "{}",
+            out.stderr
+        );
     }
 
     #[tokio::test]

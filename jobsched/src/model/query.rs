@@ -115,6 +115,9 @@ pub struct ExecutionQuery {
     pub to: Option<DateTime<Utc>>,
     /// Only records with `id > after_id` (for incremental scans).
     pub after_id: Option<i64>,
+    /// Only records created at or after this time (a job's own runs, not those of an earlier job that had
+    /// its id).
+    pub created_from: Option<DateTime<Utc>>,
     /// Which page.
     pub page: PageRequest,
 }

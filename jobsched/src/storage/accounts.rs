@@ -32,13 +32,16 @@ pub trait Accounts: Send + Sync {
 
     /// Replaces a user (every field but `user_id`, `name` and `create_time`) if its stored version equals
     /// `user.version` (else `Conflict`; `NotFound` if absent), with `audit`. Returns it as stored
-    /// (version + 1).
+    /// (version + 1). **The last enabled administrator stays one**: a change that would leave no enabled
+    /// admin fails with `Conflict`, decided inside the transaction (two admins demoting each other at
+    /// once cannot both succeed).
     async fn update_user(&self, user: &User, audit: &[AuditEntry]) -> Result<User> {
         let _ = (user, audit);
         unsupported("update_user")
     }
 
-    /// Deletes a user and every token of theirs, with `audit`; `NotFound` if absent.
+    /// Deletes a user and every token of theirs, with `audit`; `NotFound` if absent, `Conflict` if they
+    /// are the last enabled administrator.
     async fn delete_user(&self, user_id: &str, audit: &[AuditEntry]) -> Result<()> {
         let _ = (user_id, audit);
         unsupported("delete_user")

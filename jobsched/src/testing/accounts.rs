@@ -71,6 +71,10 @@ async fn audit_of(s: &dyn Storage, target: &str) -> Vec<AuditEntry> {
 /// with their tokens.
 pub async fn users_are_kept_by_unique_name(open: &dyn OpenStorage) {
     let s = open.open().await;
+    // Another administrator, so that alice may stop being one.
+    s.create_user(&sample_user("root", Role::Admin), &[])
+        .await
+        .unwrap();
     let alice = s
         .create_user(&sample_user("alice", Role::Admin), &[])
         .await
@@ -119,7 +123,7 @@ pub async fn users_are_kept_by_unique_name(open: &dyn OpenStorage) {
     );
 
     let page = s.list_users(PageRequest::new(1, 1).unwrap()).await.unwrap();
-    assert_eq!(page.total, 2);
+    assert_eq!(page.total, 3);
     assert_eq!(page.items[0].name, "alice");
     let page = s.list_users(PageRequest::new(2, 1).unwrap()).await.unwrap();
     assert_eq!(page.items[0].name, "bob");
@@ -145,6 +149,51 @@ pub async fn users_are_kept_by_unique_name(open: &dyn OpenStorage) {
     s.create_user(&sample_user("alice", Role::User), &[])
         .await
         .unwrap();
+}
+
+/// The last enabled administrator stays one: demoting, disabling or deleting them fails while no other
+/// enabled administrator exists.
+pub async fn the_last_enabled_admin_stays_one(open: &dyn OpenStorage) {
+    let s = open.open().await;
+    let a = s
+        .create_user(&sample_user("admin-a", Role::Admin), &[])
+        .await
+        .unwrap();
+    let b = s
+        .create_user(&sample_user("admin-b", Role::Admin), &[])
+        .await
+        .unwrap();
+    let mut demoted = a.clone();
+    demoted.role = Role::User;
+    let a = s.update_user(&demoted, &[]).await.unwrap();
+    let refused = |r: crate::Result<User>| {
+        assert!(
+            matches!(r, Err(Error::Conflict { .. })),
+            "the last admin must stay one: {r:?}"
+        )
+    };
+    let mut c = b.clone();
+    c.role = Role::ReadOnly;
+    refused(s.update_user(&c, &[]).await);
+    let mut c = b.clone();
+    c.disabled = true;
+    refused(s.update_user(&c, &[]).await);
+    assert!(matches!(
+        s.delete_user(&b.user_id, &[]).await,
+        Err(Error::Conflict { .. })
+    ));
+    // Their other changes go through (a new password, say).
+    let mut c = b.clone();
+    c.password_hash = "$argon2id$changed".into();
+    let b = s.update_user(&c, &[]).await.unwrap();
+    // With another enabled admin, they may go.
+    let mut promoted = a.clone();
+    promoted.role = Role::Admin;
+    s.update_user(&promoted, &[]).await.unwrap();
+    let mut c = b.clone();
+    c.disabled = true;
+    s.update_user(&c, &[]).await.unwrap();
+    s.delete_user(&b.user_id, &[]).await.unwrap();
 }
 
 /// API tokens: stored for an existing user, listed newest first, revoked once.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{MemoryStorage, page};
 use crate::error::{Error, Result};
-use crate::model::{ApiToken, AuditEntry, AuditQuery, Page, PageRequest, User};
+use crate::model::{ApiToken, AuditEntry, AuditQuery, Page, PageRequest, Role, User};
 use crate::storage::Accounts;
 
 /// What the in-memory store keeps for [`Accounts`].
@@ -41,6 +41,31 @@ impl AccountData {
             .get(user_id)
             .ok_or_else(|| Error::not_found("user", user_id))
     }
+
+    /// Fails unless an enabled administrator other than `user_id` exists.
+    fn another_admin(&self, user_id: &str, name: &str) -> Result<()> {
+        if self
+            .users
+            .values()
+            .any(|u| u.user_id != user_id && is_active_admin(u))
+        {
+            Ok(())
+        } else {
+            Err(last_admin(name))
+        }
+    }
+}
+
+/// An enabled administrator.
+fn is_active_admin(u: &User) -> bool {
+    u.role == Role::Admin && !u.disabled
+}
+
+/// The refusal of a change that would leave no enabled administrator.
+fn last_admin(name: &str) -> Error {
+    Error::conflict(format!(
+        "'{name}' is the last enabled administrator: make another one first"
+    ))
 }
 
 #[async_trait]
@@ -72,6 +97,9 @@ impl Accounts for MemoryStorage {
                 stored.name, stored.version, user.version
             )));
         }
+        if is_active_admin(stored) && !is_active_admin(user) {
+            a.another_admin(&user.user_id, &stored.name)?;
+        }
         let mut u = user.clone();
         u.name.clone_from(&stored.name);
         u.create_time = stored.create_time;
@@ -84,7 +112,11 @@ impl Accounts for MemoryStorage {
     async fn delete_user(&self, user_id: &str, audit: &[AuditEntry]) -> Result<()> {
         let mut g = self.lock();
         let a = &mut g.accounts;
-        let name = a.user(user_id)?.name.clone();
+        let stored = a.user(user_id)?;
+        let name = stored.name.clone();
+        if is_active_admin(stored) {
+            a.another_admin(user_id, &name)?;
+        }
         a.users.remove(user_id);
         a.names.remove(&name);
         a.tokens.retain(|_, t| t.user_id != user_id);

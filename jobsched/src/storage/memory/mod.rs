@@ -183,6 +183,7 @@ impl Inner {
             && q.from.is_none_or(|f| r.scheduled_time >= f)
             && q.to.is_none_or(|t| r.scheduled_time < t)
             && q.after_id.is_none_or(|a| r.id > a)
+            && q.created_from.is_none_or(|t| r.create_time >= t)
     }
 }
 

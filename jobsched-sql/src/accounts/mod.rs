@@ -2,171 +2,20 @@
 //! [`Accounts`] for [`SqlStore`]. Every write runs in one transaction with the audit entries it is given
 //! (`insert_audit`), which the job, executor and setting writes use too.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use jobsched::storage::Accounts;
-use jobsched::{
-    ApiToken, AuditEntry, AuditOutcome, AuditQuery, Error, Page, PageRequest, Result, Role, User,
-};
+use jobsched::{ApiToken, AuditEntry, AuditQuery, Error, Page, PageRequest, Result, Role, User};
 use sqlx::{AssertSqlSafe, Executor, QueryBuilder};
+
+mod rows;
+
+use rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, limit_of, push_audit_where};
+pub use rows::{AuditRow, TokenRow, UserRow};
 
 use crate::error::DbError;
 use crate::filters::push_page;
-use crate::rows::{naive, utc};
+use crate::rows::naive;
 use crate::store::SqlStore;
-
-/// A `jobsched_users` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-#[allow(missing_docs)] // Each field is the column of the same name.
-pub struct UserRow {
-    pub user_id: String,
-    pub name: String,
-    pub role: String,
-    pub password_hash: String,
-    pub disabled: bool,
-    pub sessions_since: NaiveDateTime,
-    pub create_time: NaiveDateTime,
-    pub update_time: NaiveDateTime,
-    pub version: i64,
-}
-
-const USER_COLUMNS: &str = "user_id, name, role, password_hash, disabled, sessions_since, create_time, \
-     update_time, version";
-
-fn stored<T>(backend: &'static str, what: &str, r: Result<T>) -> Result<T, DbError> {
-    r.map_err(|e| Error::backend(backend, format!("stored {what} is invalid: {e}")).into())
-}
-
-impl UserRow {
-    fn into_user(self, backend: &'static str) -> Result<User, DbError> {
-        Ok(User {
-            role: stored(backend, "user role", Role::parse(&self.role))?,
-            user_id: self.user_id,
-            name: self.name,
-            password_hash: self.password_hash,
-            disabled: self.disabled,
-            sessions_since: utc(self.sessions_since),
-            create_time: utc(self.create_time),
-            update_time: utc(self.update_time),
-            version: self.version.max(0) as u64,
-        })
-    }
-}
-
-/// A `jobsched_tokens` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-#[allow(missing_docs)] // Each field is the column of the same name.
-pub struct TokenRow {
-    pub token_id: String,
-    pub name: String,
-    pub user_id: String,
-    pub role: String,
-    pub secret_hash: String,
-    pub create_time: NaiveDateTime,
-    pub expire_time: Option<NaiveDateTime>,
-    pub revoke_time: Option<NaiveDateTime>,
-}
-
-const TOKEN_COLUMNS: &str =
-    "token_id, name, user_id, role, secret_hash, create_time, expire_time, revoke_time";
-
-impl TokenRow {
-    fn into_token(self, backend: &'static str) -> Result<ApiToken, DbError> {
-        Ok(ApiToken {
-            role: stored(backend, "token role", Role::parse(&self.role))?,
-            token_id: self.token_id,
-            name: self.name,
-            user_id: self.user_id,
-            secret_hash: self.secret_hash,
-            create_time: utc(self.create_time),
-            expire_time: self.expire_time.map(utc),
-            revoke_time: self.revoke_time.map(utc),
-        })
-    }
-}
-
-/// A `jobsched_audit` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
-#[allow(missing_docs)] // Each field is the column of the same name.
-pub struct AuditRow {
-    pub id: i64,
-    pub event_time: NaiveDateTime,
-    pub user_name: String,
-    pub role: Option<String>,
-    pub client: String,
-    pub action: String,
-    pub target: String,
-    pub outcome: String,
-    pub message: String,
-    pub detail: String,
-}
-
-const AUDIT_COLUMNS: &str =
-    "id, event_time, user_name, role, client, action, target, outcome, message, detail";
-
-impl AuditRow {
-    fn into_entry(self, backend: &'static str) -> Result<AuditEntry, DbError> {
-        Ok(AuditEntry {
-            id: self.id,
-            time: utc(self.event_time),
-            role: match self.role {
-                Some(r) => Some(stored(backend, "audit role", Role::parse(&r))?),
-                None => None,
-            },
-            user: self.user_name,
-            client: self.client,
-            action: self.action,
-            target: self.target,
-            outcome: stored(backend, "audit outcome", AuditOutcome::parse(&self.outcome))?,
-            message: self.message,
-            detail: stored(
-                backend,
-                "audit detail",
-                serde_json::from_str(&self.detail)
-                    .map_err(|e| Error::backend(backend, e.to_string())),
-            )?,
-        })
-    }
-}
-
-fn limit_of(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// Appends ` WHERE …` for an audit listing.
-fn push_audit_where<DB>(qb: &mut QueryBuilder<DB>, q: &AuditQuery)
-where
-    DB: sqlx::Database,
-    String: crate::binds::Bind<DB>,
-    i64: crate::binds::Bind<DB>,
-    NaiveDateTime: crate::binds::Bind<DB>,
-{
-    qb.push(" WHERE 1 = 1");
-    if let Some(u) = &q.user {
-        qb.push(" AND user_name = ").push_bind(u.clone());
-    }
-    match &q.action {
-        // A family (`job.`): compared by prefix, so no LIKE wildcard in a name can widen it.
-        Some(a) if a.ends_with('.') => {
-            qb.push(" AND SUBSTR(action, 1, ")
-                .push_bind(a.chars().count() as i64)
-                .push(") = ")
-                .push_bind(a.clone());
-        }
-        Some(a) => {
-            qb.push(" AND action = ").push_bind(a.clone());
-        }
-        None => {}
-    }
-    if let Some(t) = &q.target {
-        qb.push(" AND target = ").push_bind(t.clone());
-    }
-    if let Some(f) = q.from {
-        qb.push(" AND event_time >= ").push_bind(naive(f));
-    }
-    if let Some(t) = q.to {
-        qb.push(" AND event_time < ").push_bind(naive(t));
-    }
-}
 
 sql_methods! {
     /// Appends audit entries (multi-row inserts) inside the caller's transaction.
@@ -254,6 +103,31 @@ sql_methods! {
         Ok(u)
     }
 
+    /// Fails with `Conflict` unless an enabled administrator other than `user_id` exists (locked until
+    /// commit, so a concurrent change of that one waits or deadlocks and runs again).
+    async fn another_admin(
+        &self,
+        conn: &mut DB::Connection,
+        user_id: &str,
+        name: &str,
+    ) -> Result<(), DbError> {
+        let others: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT user_id FROM jobsched_users WHERE role = 'admin' AND disabled = ? AND user_id <> ?{}",
+            self.dialect.for_update
+        )))
+        .bind(false)
+        .bind(user_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        if others.is_empty() {
+            return Err(Error::conflict(format!(
+                "'{name}' is the last enabled administrator: make another one first"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     async fn update_user_tx(
         &self,
         conn: &mut DB::Connection,
@@ -263,6 +137,10 @@ sql_methods! {
         let Some(current) = self.user_by(&mut *conn, "user_id", &user.user_id, true).await? else {
             return Err(Error::not_found("user", user.user_id.as_str()).into());
         };
+        let admin = |u: &User| u.role == Role::Admin && !u.disabled;
+        if admin(&current) && !admin(user) {
+            self.another_admin(&mut *conn, &user.user_id, &current.name).await?;
+        }
         if current.version != user.version {
             return Err(Error::conflict(format!(
                 "user '{}' is at version {}, the update was made against version {}",
@@ -285,6 +163,12 @@ sql_methods! {
         user_id: &str,
         audit: &[AuditEntry],
     ) -> Result<(), DbError> {
+        let Some(current) = self.user_by(&mut *conn, "user_id", user_id, true).await? else {
+            return Err(Error::not_found("user", user_id).into());
+        };
+        if current.role == Role::Admin && !current.disabled {
+            self.another_admin(&mut *conn, user_id, &current.name).await?;
+        }
         let done = sqlx::query("DELETE FROM jobsched_users WHERE user_id = ?")
             .bind(user_id.to_owned())
             .execute(&mut *conn)
