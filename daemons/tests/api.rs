@@ -4,25 +4,13 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Server, TempDir, wait_for};
-
-async fn task_status(s: &Server, task: &str) -> u64 {
-    let (code, v) = s
-        .call(Method::GET, &format!("/api/tasks/{task}"), None)
-        .await;
-    assert_eq!(code, StatusCode::OK, "{v}");
-    v["status"].as_u64().unwrap()
-}
+use support::{Server, TempDir, error_code, task_status, wait_for};
 
 /// The `total` of a list endpoint.
 async fn total(s: &Server, path: &str) -> u64 {
     let (code, v) = s.call(Method::GET, path, None).await;
     assert_eq!(code, StatusCode::OK, "{path}: {v}");
     v["total"].as_u64().unwrap()
-}
-
-fn error_code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

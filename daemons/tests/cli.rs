@@ -427,23 +427,12 @@ async fn the_cli_manages_users_tokens_and_the_audit_log_and_moves_jobs_in_bulk()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_password_is_in_a_private_file_until_it_is_changed() {
     let dir = TempDir::new();
-    let mut child = support::jobsched()
-        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = support::jobsched();
+    cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir.0)
         .env("JOBSCHED_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncBufReadExt;
-    let line = tokio::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .unwrap();
-    let base = line.split_whitespace().last().unwrap().to_owned();
+        .stderr(std::process::Stdio::piped());
+    let (mut child, base) = support::spawn_listening(cmd).await;
     let file = dir.0.join("admin-password");
     support::wait_for("the first password", || async { file.exists() }).await;
     let mode =

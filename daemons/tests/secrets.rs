@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::process::Stdio;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::mysql::TestDb;
-use support::{ADMIN_PASSWORD, Server, TempDir, jobsched, login, wait_for};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{
+    ADMIN_PASSWORD, Server, TempDir, call_with, jobsched, login, spawn_listening, wait_for,
+};
 
 const SECRET: &str = "hunter2 open sesame";
 
@@ -156,16 +155,11 @@ async fn scheduler(
         .arg("--secret-key-file")
         .arg(&keyring)
         .env("JOBSCHED_LOG", "warn")
-        .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
+        .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = out.next_line().await.unwrap().expect("the address line");
-    let base = line.split_whitespace().last().unwrap().to_owned();
+    let (child, base) = spawn_listening(cmd).await;
     let token = login(&reqwest::Client::new(), &base, "admin", ADMIN_PASSWORD).await;
     (child, base, token)
 }
@@ -189,15 +183,8 @@ async fn tasks_see_none_of_the_daemons_variables_and_mysql_keeps_no_plaintext() 
     )
     .await;
     let http = reqwest::Client::new();
-    let call = async |m: Method, p: &str, b: Option<Value>| {
-        let mut r = http.request(m, format!("{base}{p}")).bearer_auth(&token);
-        if let Some(b) = b {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let c = r.status();
-        (c, r.json::<Value>().await.unwrap_or(Value::Null))
-    };
+    let call =
+        async |m: Method, p: &str, b: Option<Value>| call_with(&http, &base, &token, m, p, b).await;
     wait_for("the scheduler to run tasks", || async {
         let (c, v) = call(Method::GET, "/api/system/status", None).await;
         c == StatusCode::OK && v["active"] == true && v["executors_online"] == 1
@@ -358,42 +345,25 @@ async fn tasks_run_as_the_task_user_cannot_read_the_daemons_secrets() {
         return;
     }
     let dir = TempDir::new();
-    let mut child = jobsched()
-        .args([
-            "standalone",
-            "--listen",
-            "127.0.0.1:0",
-            "--task-user",
-            "nobody",
-            "--data-dir",
-        ])
-        .arg(&dir.0)
-        .env("JOBSCHED_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .unwrap();
-    let base = line.split_whitespace().last().unwrap().to_owned();
+    let mut cmd = jobsched();
+    cmd.args([
+        "standalone",
+        "--listen",
+        "127.0.0.1:0",
+        "--task-user",
+        "nobody",
+        "--data-dir",
+    ])
+    .arg(&dir.0)
+    .env("JOBSCHED_LOG", "warn");
+    let (mut child, base) = spawn_listening(cmd).await;
     let password_file = dir.0.join("admin-password");
     wait_for("the first password", || async { password_file.exists() }).await;
     let password = std::fs::read_to_string(&password_file).unwrap();
     let token = login(&reqwest::Client::new(), &base, "admin", password.trim()).await;
     let http = reqwest::Client::new();
-    let call = async |m: Method, p: &str, b: Option<Value>| {
-        let mut r = http.request(m, format!("{base}{p}")).bearer_auth(&token);
-        if let Some(b) = b {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let c = r.status();
-        (c, r.json::<Value>().await.unwrap_or(Value::Null))
-    };
+    let call =
+        async |m: Method, p: &str, b: Option<Value>| call_with(&http, &base, &token, m, p, b).await;
     wait_for("the executor", || async {
         call(Method::GET, "/api/system/status", None).await.1["executors_online"] == 1
     })

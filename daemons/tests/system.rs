@@ -4,20 +4,8 @@
 mod support;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use support::{Server, TempDir, wait_for};
-
-async fn task_status(s: &Server, task: &str) -> u64 {
-    let (code, v) = s
-        .call(Method::GET, &format!("/api/tasks/{task}"), None)
-        .await;
-    assert_eq!(code, StatusCode::OK, "{v}");
-    v["status"].as_u64().unwrap()
-}
-
-fn error_code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no error code>")
-}
+use serde_json::json;
+use support::{Server, TempDir, error_code, task_status, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executors_can_be_disabled_and_the_system_reports_and_takes_configuration() {

@@ -11,8 +11,8 @@ use jobsched::{JobQuery, PageRequest};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::mysql::TestDb;
-use support::{ADMIN_PASSWORD, Server, TempDir, cli_as, jobsched, test_config};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use support::{ADMIN_PASSWORD, Server, TempDir, cli_as, jobsched, spawn_listening, test_config};
+use tokio::io::AsyncWriteExt;
 
 /// Runs `jobsched ARGS` with `stdin` as its standard input and its own config directory.
 async fn jobsched_with_input(
@@ -47,27 +47,17 @@ async fn the_api_is_served_over_tls_and_the_cli_verifies_the_certificate() {
     std::fs::write(&cert_file, cert.cert.pem()).unwrap();
     std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
     let data = dir.0.join("data");
-    let mut child = jobsched()
-        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = jobsched();
+    cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .arg("--tls-cert")
         .arg(&cert_file)
         .arg("--tls-key")
         .arg(&key_file)
         .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JOBSCHED_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .unwrap();
-    let base = line.split_whitespace().last().unwrap().to_owned();
-    assert!(base.starts_with("https://127.0.0.1:"), "{line}");
+        .env("JOBSCHED_LOG", "warn");
+    let (mut child, base) = spawn_listening(cmd).await;
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
     let ca = cert_file.to_str().unwrap();
     let home = dir.0.join("home");
 
@@ -269,25 +259,15 @@ async fn a_mysql_backup_restores_into_an_empty_database() {
     let (mut child, base, token) = {
         let keyring = dir.0.join("secret.key");
         jobsched_daemons::secrets::Keyring::open_or_create(&keyring).unwrap();
-        let mut child = jobsched()
-            .args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = jobsched();
+        cmd.args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&dir.0)
             .arg("--secret-key-file")
             .arg(&keyring)
             .args(["--store", &a.url()])
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("JOBSCHED_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let line = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .next_line()
-            .await
-            .unwrap()
-            .unwrap();
-        let base = line.split_whitespace().last().unwrap().to_owned();
+            .env("JOBSCHED_LOG", "warn");
+        let (child, base) = spawn_listening(cmd).await;
         let token = support::login(&reqwest::Client::new(), &base, "admin", ADMIN_PASSWORD).await;
         (child, base, token)
     };

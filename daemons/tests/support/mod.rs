@@ -231,27 +231,69 @@ pub struct Daemon {
     pub token: String,
 }
 
+/// Starts `cmd`, a `jobsched` role listening on a free port (killed when dropped); the child and the
+/// address it printed on its first line.
+pub async fn spawn_listening(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start jobsched");
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = out.next_line().await.unwrap().expect("the address line");
+    let base = line
+        .split_whitespace()
+        .last()
+        .expect("jobsched … listening on http(s)://ADDR")
+        .to_owned();
+    (child, base)
+}
+
+/// One call to `base` with `token`: the status and the JSON answer (`null` when there is none).
+pub async fn call_with(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("the server answers");
+    let code = r.status();
+    (code, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// The status code of task `task`.
+pub async fn task_status(s: &Server, task: &str) -> u64 {
+    let (code, v) = s
+        .call(Method::GET, &format!("/api/tasks/{task}"), None)
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    v["status"].as_u64().unwrap()
+}
+
+/// The `code` of an error answer.
+pub fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
 impl Daemon {
     /// Starts `jobsched standalone` on a free port with its data in `dir`, and waits until it serves.
     pub async fn start(dir: &Path) -> Daemon {
-        let mut child = jobsched()
-            .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = jobsched();
+        cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(["--capacity", "4", "--shutdown-grace-secs", "5"])
             .env("JOBSCHED_LOG", "warn")
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start jobsched");
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = out.next_line().await.unwrap().expect("the address line");
-        let base = line
-            .split_whitespace()
-            .last()
-            .expect("jobsched standalone listening on http://ADDR")
-            .to_owned();
+            .stderr(Stdio::inherit());
+        let (child, base) = spawn_listening(cmd).await;
         let token = login(&reqwest::Client::new(), &base, "admin", ADMIN_PASSWORD).await;
         let d = Daemon { base, child, token };
         wait_for("the daemon to become active", || async {
