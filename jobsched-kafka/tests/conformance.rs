@@ -5,54 +5,5 @@
 
 mod support;
 
-use jobsched::testing;
-
-macro_rules! each {
-    ($module:ident, $opener:expr, [$($name:ident),+ $(,)?]) => {
-        mod $module {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(opener) = $opener.await else { return };
-                    testing::dispatch::$name(&opener).await;
-                }
-            )+
-
-            #[test]
-            fn every_behaviour_is_run() {
-                let mut listed = vec![$(stringify!($name)),+];
-                let mut all = testing::dispatch::behaviours();
-                listed.sort();
-                all.sort();
-                assert_eq!(listed, all, "this file must run every dispatch behaviour of the suite");
-            }
-        }
-    };
-}
-
-each!(
-    mock,
-    support::Opener::mock(),
-    [
-        task_reaches_only_the_chosen_executor,
-        task_without_executor_is_refused,
-        unacknowledged_tasks_are_redelivered,
-        results_reach_the_scheduler,
-        control_reaches_the_executor,
-        recv_is_cancel_safe,
-    ]
-);
-
-each!(
-    broker,
-    support::Opener::broker(),
-    [
-        task_reaches_only_the_chosen_executor,
-        task_without_executor_is_refused,
-        unacknowledged_tasks_are_redelivered,
-        results_reach_the_scheduler,
-        control_reaches_the_executor,
-        recv_is_cancel_safe,
-    ]
-);
+jobsched::conformance_tests!(dispatch as mock, support::Opener::mock().await);
+jobsched::conformance_tests!(dispatch as broker, support::Opener::broker().await);

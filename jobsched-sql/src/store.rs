@@ -69,7 +69,7 @@ impl<DB: Database> Inner<DB> {
     }
 }
 
-/// jobsched's [`Storage`] on a SQL database with jobsched's schema: every method is one transaction;
+/// jobsched's [`Storage`](jobsched::storage::Storage) on a SQL database with jobsched's schema: every method is one transaction;
 /// batches are written with multi-row statements; a fire is recorded once through the unique key
 /// `(job_id, fire_time)`; a state change is decided (by [`plan_updates`](crate::plan_updates)) on rows
 /// read in the transaction under the dialect's lock; fenced writes check the scope's token in the same

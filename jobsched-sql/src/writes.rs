@@ -1,4 +1,4 @@
-//! The writes both stores run with the same statements (up to their [`Dialect`]), inside a transaction
+//! The writes both stores run with the same statements (up to their [`Dialect`](crate::Dialect)), inside a transaction
 //! the store opened: jobs and their change feed, executors and settings (fencing tokens: [`crate::fence`]).
 //!
 //! Job writes first take their revisions from `jobsched_counters` (a row lock held until commit), so job

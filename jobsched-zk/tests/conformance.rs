@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jobsched::coord::Coordinator;
-use jobsched::testing::{self, OpenCoordinator};
+use jobsched::testing::OpenCoordinator;
 use jobsched_zk::{ZkConfig, ZkCoordinator};
 
 struct Opener {
@@ -44,32 +44,4 @@ impl OpenCoordinator for Opener {
     }
 }
 
-macro_rules! each {
-    ([$($name:ident),+ $(,)?]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(opener) = Opener::new().await else { return };
-                testing::coord::$name(&opener).await;
-            }
-        )+
-
-        #[test]
-        fn every_behaviour_is_run() {
-            let mut listed = vec![$(stringify!($name)),+];
-            let mut all = testing::coord::behaviours();
-            listed.sort();
-            all.sort();
-            assert_eq!(listed, all, "this file must run every coordination behaviour of the suite");
-        }
-    };
-}
-
-each!([
-    membership_sees_join_and_dead_member_leave,
-    member_ids_are_unique_and_epochs_grow,
-    one_leader_at_a_time,
-    abandoned_campaign_does_not_block,
-    lock_excludes_and_token_grows,
-    watched_values_propagate,
-]);
+jobsched::conformance_tests!(coord, Opener::new().await);

@@ -11,7 +11,7 @@
 //!   in the expected state (see [`Expect`]); a duplicate or stale update returns [`UpdateOutcome::Stale`].
 //!
 //! Writes made on behalf of a leader carry a [`Fence`]; a store rejects a fence older than one it has seen
-//! ([`Error::Fenced`](crate::Error::Fenced)), so a scheduler that lost leadership cannot write afterwards.
+//! ([`crate::Error::Fenced`]), so a scheduler that lost leadership cannot write afterwards.
 
 mod accounts;
 mod memory;

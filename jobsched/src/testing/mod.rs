@@ -5,6 +5,8 @@
 //! backend crate's `tests/conformance.rs` runs them against its real server. A backend test creates an
 //! isolated namespace (a fresh database, a topic prefix, a ZooKeeper chroot), wraps it in an `Open…` value,
 //! and calls the function. Functions panic with a message naming the broken guarantee.
+//! [`conformance_tests!`](crate::conformance_tests) writes the tests: one per behaviour, the same list for
+//! every backend.
 //!
 //! [`Storage`]: crate::storage::Storage
 //! [`Dispatcher`]: crate::dispatch::Dispatcher
@@ -14,6 +16,7 @@ pub mod accounts;
 pub mod coord;
 pub mod dispatch;
 pub mod storage;
+mod suites;
 
 use std::sync::Arc;
 use std::time::Duration;

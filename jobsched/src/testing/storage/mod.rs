@@ -1,6 +1,6 @@
-//! Conformance of [`Storage`](crate::storage::Storage) implementations: jobs and the change feed, fires,
-//! results, transitions and fencing ([`jobs`]); history, takeover, purge, executors, settings, text and
-//! batches ([`records`]).
+//! Conformance of [`Storage`] implementations: jobs and the change feed, fires,
+//! results, transitions and fencing (file `jobs.rs`); history, takeover, purge, executors, settings, text
+//! and batches (file `records.rs`).
 
 mod jobs;
 mod records;
