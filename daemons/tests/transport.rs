@@ -4,39 +4,14 @@
 
 mod support;
 
-use std::process::Stdio;
-
 use jobsched::storage::{Accounts, Storage};
 use jobsched::{JobQuery, PageRequest};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::mysql::TestDb;
-use support::{ADMIN_PASSWORD, Server, TempDir, cli_as, jobsched, spawn_listening, test_config};
-use tokio::io::AsyncWriteExt;
-
-/// Runs `jobsched ARGS` with `stdin` as its standard input and its own config directory.
-async fn jobsched_with_input(
-    args: &[&str],
-    stdin: &str,
-    config_home: &std::path::Path,
-) -> std::process::Output {
-    let mut child = jobsched()
-        .args(args)
-        .env("XDG_CONFIG_HOME", config_home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .await
-        .unwrap();
-    child.wait_with_output().await.unwrap()
-}
+use support::{
+    ADMIN_PASSWORD, Server, TempDir, cli_as, jobsched, run_cli, spawn_listening, test_config,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_is_served_over_tls_and_the_cli_verifies_the_certificate() {
@@ -62,8 +37,14 @@ async fn the_api_is_served_over_tls_and_the_cli_verifies_the_certificate() {
     let home = dir.0.join("home");
 
     // `jobsched login` over TLS keeps the token in a file only its user can read.
-    let out = jobsched_with_input(
-        &[
+    let run = async |args: Vec<&str>, stdin: Option<&str>| {
+        let mut cmd = jobsched();
+        cmd.args(args).env("XDG_CONFIG_HOME", &home);
+        run_cli(cmd, stdin).await
+    };
+    let password = format!("{ADMIN_PASSWORD}\n");
+    let out = run(
+        vec![
             "--server",
             &base,
             "--ca-cert",
@@ -73,70 +54,59 @@ async fn the_api_is_served_over_tls_and_the_cli_verifies_the_certificate() {
             "admin",
             "--password-stdin",
         ],
-        &format!("{ADMIN_PASSWORD}\n"),
-        &home,
+        Some(&password),
     )
     .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.ok, "{}", out.stderr);
     let tokens = home.join("jobsched/tokens.json");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&tokens).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
-    let run = async |args: Vec<&str>| {
-        jobsched()
-            .args(args)
-            .env("XDG_CONFIG_HOME", &home)
-            .output()
-            .await
-            .unwrap()
-    };
-    let out = run(vec![
-        "--server",
-        &base,
-        "--ca-cert",
-        ca,
-        "jobs",
-        "create",
-        "--id",
-        "t1",
-        "--name",
-        "over tls",
-        "--manual",
-        "--command",
-        "true",
-    ])
+    let out = run(
+        vec![
+            "--server",
+            &base,
+            "--ca-cert",
+            ca,
+            "jobs",
+            "create",
+            "--id",
+            "t1",
+            "--name",
+            "over tls",
+            "--manual",
+            "--command",
+            "true",
+        ],
+        None,
+    )
     .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run(vec!["--server", &base, "--ca-cert", ca, "jobs", "list"]).await;
-    assert!(String::from_utf8_lossy(&out.stdout).contains("over tls"));
+    assert!(out.ok, "{}", out.stderr);
+    let out = run(
+        vec!["--server", &base, "--ca-cert", ca, "jobs", "list"],
+        None,
+    )
+    .await;
+    assert!(out.stdout.contains("over tls"), "{}", out.stderr);
     // Without the CA the certificate is not trusted; plain HTTP gets no answer from a TLS port.
-    let out = run(vec!["--server", &base, "jobs", "list"]).await;
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach"), "{err}");
-    let plain = base.replace("https://", "http://");
-    let out = run(vec!["--server", &plain, "jobs", "list"]).await;
-    assert!(!out.status.success());
-    let out = run(vec!["--server", &base, "--ca-cert", ca, "logout"]).await;
+    let out = run(vec!["--server", &base, "jobs", "list"], None).await;
     assert!(
-        out.status.success(),
+        !out.ok && out.stderr.contains("cannot reach"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr
     );
-    let out = run(vec!["--server", &base, "--ca-cert", ca, "jobs", "list"]).await;
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("jobsched login"),
-        "{err}"
-    );
+    let plain = base.replace("https://", "http://");
+    let out = run(vec!["--server", &plain, "jobs", "list"], None).await;
+    assert!(!out.ok);
+    let out = run(vec!["--server", &base, "--ca-cert", ca, "logout"], None).await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = run(
+        vec!["--server", &base, "--ca-cert", ca, "jobs", "list"],
+        None,
+    )
+    .await;
+    let err = out.stderr;
+    assert!(!out.ok && err.contains("jobsched login"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     child.start_kill().unwrap();
     child.wait().await.unwrap();
@@ -319,31 +289,11 @@ async fn a_mysql_backup_restores_into_an_empty_database() {
     )
     .await;
     assert!(out.ok, "{}", out.stderr);
-    let out = cli_as(
-        "",
-        "",
-        &[
-            "restore",
-            "--store",
-            &b.url(),
-            "--from",
-            file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (target, from) = (b.url(), file.to_str().unwrap());
+    let restore = ["restore", "--store", &target, "--from", from];
+    let out = cli_as("", "", &restore).await;
     assert!(out.ok, "{}", out.stderr);
-    let out = cli_as(
-        "",
-        "",
-        &[
-            "restore",
-            "--store",
-            &b.url(),
-            "--from",
-            file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = cli_as("", "", &restore).await;
     assert!(!out.ok && out.stderr.contains("empty"), "{}", out.stderr);
 
     let open = |url: String| async move {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{ADMIN_PASSWORD, jobsched, wait_for};
@@ -49,8 +48,8 @@ impl Proc {
 
 /// Servers and names of one test's cluster.
 pub struct Cluster {
-    pub mysql: String,
-    pub db: String,
+    /// The test's database (dropped with the cluster).
+    pub db: super::mysql::TestDb,
     pub kafka: String,
     pub zookeeper: String,
     pub prefix: String,
@@ -65,20 +64,11 @@ pub struct Cluster {
 impl Cluster {
     /// A fresh database, prefix and root, or `None` (outside CI) when a server is unreachable.
     pub async fn new() -> Option<Cluster> {
-        let mysql = env_or(
-            "JOBSCHED_TEST_MYSQL",
-            "mysql://jobsched:jobsched@127.0.0.1:3306",
-        );
         let kafka = env_or("JOBSCHED_TEST_KAFKA", "127.0.0.1:9092");
         let zk = env_or("JOBSCHED_TEST_ZOOKEEPER", "127.0.0.1:2181");
         let tag = format!("{:012x}", fastrand::u64(..) >> 16);
         let reachable = |addr: &str| std::net::TcpStream::connect(addr).is_ok();
-        let mysql_addr = mysql.rsplit('@').next().unwrap_or("").to_owned();
-        for (what, addr) in [
-            ("MariaDB", mysql_addr.as_str()),
-            ("Kafka", kafka.as_str()),
-            ("ZooKeeper", zk.as_str()),
-        ] {
+        for (what, addr) in [("Kafka", kafka.as_str()), ("ZooKeeper", zk.as_str())] {
             if !reachable(addr) {
                 let msg = format!(
                     "{what} at {addr} is unreachable; start the servers with scripts/services.sh start"
@@ -90,14 +80,7 @@ impl Cluster {
                 return None;
             }
         }
-        let db = format!("jse2e_{tag}");
-        let mut c = sqlx::MySqlConnection::connect(&mysql)
-            .await
-            .expect("MySQL login");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
+        let db = super::mysql::TestDb::new().await?;
         let logs = std::env::temp_dir().join(format!("jobsched-e2e-{tag}"));
         std::fs::create_dir_all(&logs).unwrap();
         let jwt_key = logs.join("jwt.key");
@@ -107,7 +90,6 @@ impl Cluster {
         )
         .unwrap();
         Some(Cluster {
-            mysql,
             db,
             kafka,
             zookeeper: format!("{zk}/jse2e-{tag}"),
@@ -121,12 +103,12 @@ impl Cluster {
 
     /// The store URL.
     pub fn store(&self) -> String {
-        format!("{}/{}", self.mysql, self.db)
+        self.db.url()
     }
 
     /// A pool on the test's database (for checks on the stored records).
     pub async fn pool(&self) -> sqlx::MySqlPool {
-        sqlx::MySqlPool::connect(&self.store()).await.unwrap()
+        self.db.pool().await
     }
 
     async fn spawn(&self, name: &str, args: &[String]) -> Proc {
@@ -336,22 +318,6 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let (mysql, db) = (self.mysql.clone(), self.db.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::MySqlConnection::connect(&mysql).await {
-                    let _ =
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
-                            .execute(&mut c)
-                            .await;
-                }
-            })
-        })
-        .join();
         if !std::thread::panicking() && std::env::var_os("JOBSCHED_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.logs);
         } else {

@@ -344,6 +344,16 @@ pub async fn cli(server: &str, args: &[&str]) -> CliOutput {
 /// Runs `jobsched ARGS` against `server` with `token` (`JOBSCHED_TOKEN`; empty: none). The client's
 /// config directory is one of its own, so no token file of the machine's user is read or written.
 pub async fn cli_as(server: &str, token: &str, args: &[&str]) -> CliOutput {
+    run_cli(cli_command(server, token, args), None).await
+}
+
+/// Runs `jobsched ARGS` against `server` with `token` and `stdin` as its standard input.
+pub async fn cli_stdin(server: &str, token: &str, args: &[&str], stdin: &str) -> CliOutput {
+    run_cli(cli_command(server, token, args), Some(stdin)).await
+}
+
+/// `jobsched ARGS` against `server` with `token` (empty: none) and a config directory of its own.
+fn cli_command(server: &str, token: &str, args: &[&str]) -> tokio::process::Command {
     let mut cmd = jobsched();
     cmd.args(args).env("JOBSCHED_SERVER", server).env(
         "XDG_CONFIG_HOME",
@@ -352,38 +362,21 @@ pub async fn cli_as(server: &str, token: &str, args: &[&str]) -> CliOutput {
     if !token.is_empty() {
         cmd.env("JOBSCHED_TOKEN", token);
     }
-    let out = cmd.output().await.expect("run jobsched");
-    CliOutput {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd
 }
 
-/// Runs `jobsched ARGS` against `server` with `token` and `stdin` as its standard input.
-pub async fn cli_stdin(server: &str, token: &str, args: &[&str], stdin: &str) -> CliOutput {
+/// Runs `cmd` to its end with `stdin` (if any) as its standard input.
+pub async fn run_cli(mut cmd: tokio::process::Command, stdin: Option<&str>) -> CliOutput {
     use tokio::io::AsyncWriteExt;
-    let mut cmd = jobsched();
-    cmd.args(args)
-        .env("JOBSCHED_SERVER", server)
-        .env(
-            "XDG_CONFIG_HOME",
-            std::env::temp_dir().join("jobsched-test-no-config"),
-        )
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if !token.is_empty() {
-        cmd.env("JOBSCHED_TOKEN", token);
-    }
     let mut child = cmd.spawn().expect("run jobsched");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .await
-        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
     let out = child.wait_with_output().await.unwrap();
     CliOutput {
         ok: out.status.success(),
