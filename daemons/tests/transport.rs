@@ -164,31 +164,16 @@ async fn an_sqlite_backup_taken_online_restores_jobs_users_and_secrets() {
 
     let other = TempDir::new();
     let target = format!("sqlite://{}", other.0.join("jobsched.db").display());
-    let out = cli_as(
-        "",
-        "",
-        &[
-            "restore",
-            "--store",
-            &target,
-            "--from",
-            file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let restore = [
+        "restore",
+        "--store",
+        &target,
+        "--from",
+        file.to_str().unwrap(),
+    ];
+    let out = cli_as("", "", &restore).await;
     assert!(out.ok, "{}", out.stderr);
-    let out = cli_as(
-        "",
-        "",
-        &[
-            "restore",
-            "--store",
-            &target,
-            "--from",
-            file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = cli_as("", "", &restore).await;
     assert!(
         !out.ok && out.stderr.contains("empty"),
         "a restore never overwrites data: {}",
