@@ -110,6 +110,11 @@ fn parse_keyring(path: &Path, text: &str) -> Result<Vec<(String, [u8; 32])>, Str
         if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(bad("a key id is letters, digits and '-'"));
         }
+        if keys.iter().any(|(k, _)| k == id) {
+            return Err(bad(&format!(
+                "the key id '{id}' stands twice: values sealed with one could not be opened"
+            )));
+        }
         keys.push((id.to_owned(), raw));
     }
     if keys.is_empty() {
@@ -122,7 +127,11 @@ fn parse_keyring(path: &Path, text: &str) -> Result<Vec<(String, [u8; 32])>, Str
 fn new_key_line() -> String {
     let mut raw = [0u8; 32];
     crate::auth::random_bytes(&mut raw);
-    let id = format!("k{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+    // The time orders ids for a reader; the random part keeps two keys made in one millisecond apart.
+    let mut tag = [0u8; 4];
+    crate::auth::random_bytes(&mut tag);
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let id = format!("k{}-{tag}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
     format!("{id} {}\n", B64.encode(raw))
 }
 
@@ -456,7 +465,6 @@ mod tests {
         let moved = k.open_value("j2", "password", &sealed).unwrap_err();
         assert!(moved.contains("changed or moved"), "{moved}");
         let old_id = k.current_id();
-        std::thread::sleep(std::time::Duration::from_millis(5));
         let new_id = k.add_key().unwrap();
         assert_ne!(old_id, new_id);
         assert_eq!(
@@ -475,6 +483,21 @@ mod tests {
         );
         assert_eq!(redact(&params)["password"], REDACTED);
         assert_eq!(redact(&params)["plain"], 3);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn keys_made_at_once_have_distinct_ids_and_a_repeated_id_is_refused() {
+        let (dir, k) = keyring();
+        let ids: Vec<String> = (0..5).map(|_| k.add_key().unwrap()).collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        let line = new_key_line();
+        let text = format!("{line}{line}");
+        let e = parse_keyring(&dir.join("dup"), &text).unwrap_err();
+        assert!(e.contains("stands twice"), "{e}");
         std::fs::remove_dir_all(dir).ok();
     }
 
