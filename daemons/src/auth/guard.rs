@@ -28,9 +28,11 @@ pub fn is_unsafe(m: &Method) -> bool {
 pub fn credential(headers: &HeaderMap) -> Result<Option<(String, bool)>, ApiError> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let v = v.to_str().unwrap_or("");
+        // The scheme's name is case-insensitive (RFC 9110 11.1).
         let Some(token) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
+            .split_at_checked(7)
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer "))
+            .map(|(_, token)| token)
         else {
             return Err(ApiError::unauthorized(
                 "unauthenticated",
@@ -196,4 +198,27 @@ pub fn executor_token(
         ));
     }
     key.verify(&token).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_other_schemes_are_refused() {
+        for v in ["Bearer abc", "bearer abc", "BEARER abc"] {
+            let got = credential(&with_authorization(v)).unwrap();
+            assert_eq!(got, Some(("abc".to_owned(), false)), "{v}");
+        }
+        for v in ["Basic abc", "Bearer", "abc"] {
+            let e = credential(&with_authorization(v)).unwrap_err();
+            assert_eq!(e.code, "unauthenticated", "{v}");
+        }
+    }
 }
