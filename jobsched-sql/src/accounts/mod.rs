@@ -63,8 +63,14 @@ sql_methods! {
         row.map(|r| r.into_user(self.dialect.backend)).transpose()
     }
 
-    /// Inserts or replaces a user row.
-    async fn write_user(&self, conn: &mut DB::Connection, u: &User) -> Result<(), DbError> {
+    /// Inserts a user row (`replace`: or replaces the row of its `user_id`). A new row's name or id that
+    /// is taken fails with `AlreadyExists` through the unique keys, so concurrent creates cannot both win.
+    async fn write_user(
+        &self,
+        conn: &mut DB::Connection,
+        u: &User,
+        replace: bool,
+    ) -> Result<(), DbError> {
         let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO jobsched_users ({USER_COLUMNS}) "));
         qb.push_values([u], |mut v, u| {
             v.push_bind(u.user_id.clone())
@@ -77,12 +83,22 @@ sql_methods! {
                 .push_bind(naive(u.update_time))
                 .push_bind(u.version as i64);
         });
-        qb.push(self.dialect.upsert(
-            "user_id",
-            ["role", "password_hash", "disabled", "sessions_since", "update_time", "version"],
-        ));
-        qb.build().execute(&mut *conn).await?;
-        Ok(())
+        if replace {
+            qb.push(self.dialect.upsert(
+                "user_id",
+                ["role", "password_hash", "disabled", "sessions_since", "update_time", "version"],
+            ));
+        }
+        match qb.build().execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = DbError::from(e);
+                if !replace && self.is_duplicate_on(&e, "") {
+                    return Err(Error::AlreadyExists { kind: "user", id: u.name.clone() }.into());
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn create_user_tx(
@@ -91,14 +107,9 @@ sql_methods! {
         user: &User,
         audit: &[AuditEntry],
     ) -> Result<User, DbError> {
-        let taken = self.user_by(&mut *conn, "name", &user.name, true).await?.is_some()
-            || self.user_by(&mut *conn, "user_id", &user.user_id, true).await?.is_some();
-        if taken {
-            return Err(Error::AlreadyExists { kind: "user", id: user.name.clone() }.into());
-        }
         let mut u = user.clone();
         u.version = 1;
-        self.write_user(conn, &u).await?;
+        self.write_user(conn, &u, false).await?;
         self.insert_audit(conn, audit).await?;
         Ok(u)
     }
@@ -137,10 +148,6 @@ sql_methods! {
         let Some(current) = self.user_by(&mut *conn, "user_id", &user.user_id, true).await? else {
             return Err(Error::not_found("user", user.user_id.as_str()).into());
         };
-        let admin = |u: &User| u.role == Role::Admin && !u.disabled;
-        if admin(&current) && !admin(user) {
-            self.another_admin(&mut *conn, &user.user_id, &current.name).await?;
-        }
         if current.version != user.version {
             return Err(Error::conflict(format!(
                 "user '{}' is at version {}, the update was made against version {}",
@@ -148,11 +155,15 @@ sql_methods! {
             ))
             .into());
         }
+        let admin = |u: &User| u.role == Role::Admin && !u.disabled;
+        if admin(&current) && !admin(user) {
+            self.another_admin(&mut *conn, &user.user_id, &current.name).await?;
+        }
         let mut u = user.clone();
         u.name = current.name;
         u.create_time = current.create_time;
         u.version = current.version + 1;
-        self.write_user(conn, &u).await?;
+        self.write_user(conn, &u, true).await?;
         self.insert_audit(conn, audit).await?;
         Ok(u)
     }

@@ -149,6 +149,34 @@ pub async fn users_are_kept_by_unique_name(open: &dyn OpenStorage) {
     s.create_user(&sample_user("alice", Role::User), &[])
         .await
         .unwrap();
+    // Concurrent creates of one name through separate handles: one wins, the others are told the name
+    // is taken, and the stored user is the winner (no create overwrites another).
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let handle = open.open().await;
+        let mut u = sample_user("dave", Role::User);
+        u.user_id = format!("id-dave-{i}");
+        racers.spawn(async move { (u.user_id.clone(), handle.create_user(&u, &[]).await) });
+    }
+    let results = racers.join_all().await;
+    let winners: Vec<&String> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one create of a name wins: {results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| r.is_ok() || matches!(r, Err(Error::AlreadyExists { .. }))),
+        "the losers are told the name is taken: {results:?}"
+    );
+    let dave = s.find_user("dave").await.unwrap().expect("dave is stored");
+    assert_eq!(&dave.user_id, winners[0]);
 }
 
 /// The last enabled administrator stays one: demoting, disabling or deleting them fails while no other
