@@ -128,9 +128,7 @@ fn new_key_line() -> String {
     let mut raw = [0u8; 32];
     crate::auth::random_bytes(&mut raw);
     // The time orders ids for a reader; the random part keeps two keys made in one millisecond apart.
-    let mut tag = [0u8; 4];
-    crate::auth::random_bytes(&mut tag);
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let tag = crate::auth::random_hex::<4>();
     let id = format!("k{}-{tag}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
     format!("{id} {}\n", B64.encode(raw))
 }

@@ -2,10 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use jobsched::{AuditEntry, AuditOutcome, Role};
+use jobsched::{AuditEntry, AuditOutcome, Role, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -94,8 +94,17 @@ impl std::fmt::Debug for LoginAnswer {
     }
 }
 
-fn expires(session: &Session) -> DateTime<Utc> {
-    DateTime::from_timestamp(session.claims.exp, 0).unwrap_or_else(Utc::now)
+impl Me {
+    /// The user of a new login session.
+    fn of_session(user: &User, session: &Session) -> Me {
+        Me {
+            user_id: user.user_id.clone(),
+            name: user.name.clone(),
+            role: user.role,
+            via: "session".into(),
+            expires_at: Some(session.claims.expires()),
+        }
+    }
 }
 
 fn cookie_header(
@@ -120,7 +129,7 @@ fn cookie_header(
 
 /// The answer of a new session: the token in the body, or in cookies.
 fn session_answer(s: &SharedState, session: Session, kind: SessionKind, user: Me) -> Response {
-    let expires_at = expires(&session);
+    let expires_at = session.claims.expires();
     let ttl = (expires_at - Utc::now()).num_seconds().max(1);
     match kind {
         SessionKind::Token => Json(LoginAnswer {
@@ -225,13 +234,7 @@ pub async fn login(
             entry.role = Some(user.role);
             entry.detail = serde_json::json!({"session": req.session == SessionKind::Cookie});
             audit::append(&s, &[entry]).await;
-            let me = Me {
-                user_id: user.user_id.clone(),
-                name: user.name.clone(),
-                role: user.role,
-                via: "session".into(),
-                expires_at: Some(expires(&session)),
-            };
+            let me = Me::of_session(&user, &session);
             session_answer(&s, session, req.session, me)
         }
         Err(e) => {
@@ -321,7 +324,6 @@ pub async fn change_password(
     State(s): State<SharedState>,
     Extension(caller): Extension<Caller>,
     Extension(ClientIp(client)): Extension<ClientIp>,
-    headers: HeaderMap,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<Response, ApiError> {
     let entry = caller.audit("user.password_change", format!("user:{}", caller.user));
@@ -366,21 +368,11 @@ pub async fn change_password(
     if user.name == bootstrap::FIRST_ADMIN {
         bootstrap::forget_first_password(&s.data_dir);
     }
-    let kind = if crate::auth::guard::credential(&headers)
-        .ok()
-        .flatten()
-        .is_some_and(|(_, cookie)| cookie)
-    {
-        SessionKind::Cookie
-    } else {
-        SessionKind::Token
+    // A cookie session gets its new token as cookies, a header one in the answer.
+    let kind = match caller.credential {
+        Credential::Session { cookie: true, .. } => SessionKind::Cookie,
+        _ => SessionKind::Token,
     };
-    let me = Me {
-        user_id: user.user_id,
-        name: user.name,
-        role: user.role,
-        via: "session".into(),
-        expires_at: Some(expires(&session)),
-    };
+    let me = Me::of_session(&user, &session);
     Ok(session_answer(&s, session, kind, me))
 }

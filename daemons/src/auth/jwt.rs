@@ -37,6 +37,13 @@ pub struct Claims {
     pub iss: String,
 }
 
+impl Claims {
+    /// When the token expires.
+    pub fn expires(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(self.exp, 0).unwrap_or_else(chrono::Utc::now)
+    }
+}
+
 /// The cluster's key for login tokens (and the CSRF tokens derived from them). `Debug` shows nothing of
 /// it.
 #[derive(Clone)]

@@ -34,6 +34,24 @@ pub fn random_bytes(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random source is readable");
 }
 
+/// `bytes` as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// `N` random bytes as hex.
+pub fn random_hex<const N: usize>() -> String {
+    let mut buf = [0u8; N];
+    random_bytes(&mut buf);
+    hex(&buf)
+}
+
 /// The name of the UI's session cookie (the login token; `HttpOnly`, `SameSite=Strict`).
 pub const SESSION_COOKIE: &str = "jobsched_session";
 /// The name of the cookie that carries the CSRF token for the UI's scripts (readable by them).
@@ -116,8 +134,6 @@ impl Auth {
 
     /// A new login token for `user`.
     pub fn issue(&self, user: &User, now: DateTime<Utc>) -> Result<Session, ApiError> {
-        let mut jti = [0u8; 16];
-        random_bytes(&mut jti);
         let claims = Claims {
             sub: user.user_id.clone(),
             name: user.name.clone(),
@@ -125,7 +141,7 @@ impl Auth {
             iat: now.timestamp(),
             iat_ms: now.timestamp_millis(),
             exp: (now + self.settings.session_ttl).timestamp(),
-            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+            jti: random_hex::<16>(),
             iss: jwt::ISSUER.to_owned(),
         };
         Ok(Session {
@@ -141,11 +157,7 @@ impl Auth {
             hmac::Hmac::<sha2::Sha256>::new_from_slice(self.key.raw()).expect("any key size");
         mac.update(b"jobsched-csrf:");
         mac.update(session_id.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&mac.finalize().into_bytes())
     }
 
     /// The caller a credential stands for, checked against the store: 401 with what is wrong otherwise.
@@ -194,8 +206,8 @@ impl Auth {
             role: user.role,
             client: client.to_string(),
             credential: Credential::Session {
+                expires: claims.expires(),
                 id: claims.jti,
-                expires: DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
                 cookie: via_cookie,
             },
         })

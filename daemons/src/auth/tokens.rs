@@ -20,9 +20,7 @@ pub struct NewToken {
 
 /// Makes a new token.
 pub fn generate() -> NewToken {
-    let mut id = [0u8; 8];
-    super::random_bytes(&mut id);
-    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let id = super::random_hex::<8>();
     let mut secret = [0u8; 32];
     super::random_bytes(&mut secret);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
@@ -35,10 +33,7 @@ pub fn generate() -> NewToken {
 
 /// Hex SHA-256 of a secret.
 pub fn hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// The id and secret of a token's text, if it has the token's shape.
