@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use jobsched::storage::Accounts;
-use jobsched::{ApiToken, AuditEntry, AuditQuery, Error, Page, PageRequest, Result, Role, User};
+use jobsched::{ApiToken, AuditEntry, AuditQuery, Error, Page, PageRequest, Result, User};
 use sqlx::{AssertSqlSafe, Executor, QueryBuilder};
 
 mod rows;
@@ -131,10 +131,7 @@ sql_methods! {
         .fetch_all(&mut *conn)
         .await?;
         if others.is_empty() {
-            return Err(Error::conflict(format!(
-                "'{name}' is the last enabled administrator: make another one first"
-            ))
-            .into());
+            return Err(jobsched::last_admin(name).into());
         }
         Ok(())
     }
@@ -148,21 +145,10 @@ sql_methods! {
         let Some(current) = self.user_by(&mut *conn, "user_id", &user.user_id, true).await? else {
             return Err(Error::not_found("user", user.user_id.as_str()).into());
         };
-        if current.version != user.version {
-            return Err(Error::conflict(format!(
-                "user '{}' is at version {}, the update was made against version {}",
-                current.name, current.version, user.version
-            ))
-            .into());
-        }
-        let admin = |u: &User| u.role == Role::Admin && !u.disabled;
-        if admin(&current) && !admin(user) {
+        let u = user.updated_from(&current)?;
+        if User::needs_another_admin(&current, Some(&u)) {
             self.another_admin(&mut *conn, &user.user_id, &current.name).await?;
         }
-        let mut u = user.clone();
-        u.name = current.name;
-        u.create_time = current.create_time;
-        u.version = current.version + 1;
         self.write_user(conn, &u, true).await?;
         self.insert_audit(conn, audit).await?;
         Ok(u)
@@ -177,16 +163,14 @@ sql_methods! {
         let Some(current) = self.user_by(&mut *conn, "user_id", user_id, true).await? else {
             return Err(Error::not_found("user", user_id).into());
         };
-        if current.role == Role::Admin && !current.disabled {
+        if User::needs_another_admin(&current, None) {
             self.another_admin(&mut *conn, user_id, &current.name).await?;
         }
-        let done = sqlx::query("DELETE FROM jobsched_users WHERE user_id = ?")
+        // The row is locked and found above: the delete takes it.
+        sqlx::query("DELETE FROM jobsched_users WHERE user_id = ?")
             .bind(user_id.to_owned())
             .execute(&mut *conn)
             .await?;
-        if (self.rows_affected)(&done) == 0 {
-            return Err(Error::not_found("user", user_id).into());
-        }
         sqlx::query("DELETE FROM jobsched_tokens WHERE user_id = ?")
             .bind(user_id.to_owned())
             .execute(&mut *conn)

@@ -115,6 +115,43 @@ pub struct User {
     pub version: u64,
 }
 
+impl User {
+    /// An enabled administrator (a store keeps at least one).
+    pub fn is_active_admin(&self) -> bool {
+        self.role == Role::Admin && !self.disabled
+    }
+
+    /// This update applied to `stored`, the user as stored: `Conflict` unless made against its version;
+    /// the name and creation time stay, the version grows by one. A store then checks
+    /// [`User::needs_another_admin`] and writes the result.
+    pub fn updated_from(&self, stored: &User) -> Result<User> {
+        if stored.version != self.version {
+            return Err(Error::conflict(format!(
+                "user '{}' is at version {}, the update was made against version {}",
+                stored.name, stored.version, self.version
+            )));
+        }
+        let mut u = self.clone();
+        u.name.clone_from(&stored.name);
+        u.create_time = stored.create_time;
+        u.version = stored.version + 1;
+        Ok(u)
+    }
+
+    /// True if turning `stored` into `self` (`None`: deleting it) removes an enabled administrator, so
+    /// the store must find another one first (else [`last_admin`]).
+    pub fn needs_another_admin(stored: &User, new: Option<&User>) -> bool {
+        stored.is_active_admin() && !new.is_some_and(User::is_active_admin)
+    }
+}
+
+/// The refusal of a change that would leave no enabled administrator (`name`: the one it would remove).
+pub fn last_admin(name: &str) -> Error {
+    Error::conflict(format!(
+        "'{name}' is the last enabled administrator: make another one first"
+    ))
+}
+
 impl fmt::Debug for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")

@@ -14,6 +14,7 @@ pub mod task;
 
 pub use account::{
     ApiToken, AuditEntry, AuditOutcome, AuditQuery, Role, User, account_limits, check_account_name,
+    last_admin,
 };
 pub use config::SystemConfig;
 pub use execution::ExecutionRecord;

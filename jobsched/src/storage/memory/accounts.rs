@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{MemoryStorage, page};
 use crate::error::{Error, Result};
-use crate::model::{ApiToken, AuditEntry, AuditQuery, Page, PageRequest, Role, User};
+use crate::model::{ApiToken, AuditEntry, AuditQuery, Page, PageRequest, User, last_admin};
 use crate::storage::Accounts;
 
 /// What the in-memory store keeps for [`Accounts`].
@@ -47,25 +47,13 @@ impl AccountData {
         if self
             .users
             .values()
-            .any(|u| u.user_id != user_id && is_active_admin(u))
+            .any(|u| u.user_id != user_id && u.is_active_admin())
         {
             Ok(())
         } else {
             Err(last_admin(name))
         }
     }
-}
-
-/// An enabled administrator.
-fn is_active_admin(u: &User) -> bool {
-    u.role == Role::Admin && !u.disabled
-}
-
-/// The refusal of a change that would leave no enabled administrator.
-fn last_admin(name: &str) -> Error {
-    Error::conflict(format!(
-        "'{name}' is the last enabled administrator: make another one first"
-    ))
 }
 
 #[async_trait]
@@ -91,19 +79,10 @@ impl Accounts for MemoryStorage {
         let mut g = self.lock();
         let a = &mut g.accounts;
         let stored = a.user(&user.user_id)?;
-        if stored.version != user.version {
-            return Err(Error::conflict(format!(
-                "user '{}' is at version {}, the update was made against version {}",
-                stored.name, stored.version, user.version
-            )));
-        }
-        if is_active_admin(stored) && !is_active_admin(user) {
+        let u = user.updated_from(stored)?;
+        if User::needs_another_admin(stored, Some(&u)) {
             a.another_admin(&user.user_id, &stored.name)?;
         }
-        let mut u = user.clone();
-        u.name.clone_from(&stored.name);
-        u.create_time = stored.create_time;
-        u.version = stored.version + 1;
         a.users.insert(u.user_id.clone(), u.clone());
         a.append_audit(audit);
         Ok(u)
@@ -114,7 +93,7 @@ impl Accounts for MemoryStorage {
         let a = &mut g.accounts;
         let stored = a.user(user_id)?;
         let name = stored.name.clone();
-        if is_active_admin(stored) {
+        if User::needs_another_admin(stored, None) {
             a.another_admin(user_id, &name)?;
         }
         a.users.remove(user_id);
