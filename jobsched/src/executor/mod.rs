@@ -12,6 +12,7 @@
 //! Liveness: the executor's heartbeat is its coordination session (the service expires a session whose
 //! client stops answering); the scheduler marks the executor offline when its registration disappears.
 
+mod attempt;
 mod runtime;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@
 /// `Option<opener>`: `None` skips the test (a backend's server is not there outside CI). Each module also
 /// has `every_behaviour_is_run`, which fails if a behaviour of the suite has no test here.
 ///
-/// ```ignore
+/// ```text
 /// // jobsched-mysql/tests/conformance.rs
 /// mod support;
 /// jobsched::conformance_tests!(storage, support::Opener::new().await);
