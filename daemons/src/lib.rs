@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod server;
 pub mod stores;
 pub mod tls;
+pub mod ui;
 
 pub use error::DaemonError;
 

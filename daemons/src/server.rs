@@ -405,6 +405,7 @@ pub async fn run(
         auth: auth.clone(),
         keyring,
         data_dir: config.data_dir.clone(),
+        ui: crate::ui::UiState::default(),
     };
     let app = api::router(
         Arc::new(state),

@@ -32,6 +32,7 @@ macro_rules! sql_impl {
             (String,): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, i32, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            (String, i8, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
             (String, ::chrono::NaiveDateTime, String): for<'r> ::sqlx::FromRow<'r, DB::Row>,
         {
             $($body)*

@@ -30,6 +30,25 @@ where
     if let Some(owner) = &q.owner {
         qb.push(" AND owner = ").push_bind(owner.clone());
     }
+    if let Some(t) = q.schedule_type {
+        qb.push(" AND schedule_type = ")
+            .push_bind(t.as_str().to_owned());
+    }
+}
+
+/// Appends ` ORDER BY …` for a job listing (ties by `job_id`).
+pub fn push_job_order<DB: Database>(qb: &mut QueryBuilder<DB>, q: &JobQuery) {
+    let dir = if q.descending { "DESC" } else { "ASC" };
+    let column = match q.order {
+        jobsched::JobOrder::JobId => "",
+        jobsched::JobOrder::Name => "name",
+        jobsched::JobOrder::UpdateTime => "update_time",
+    };
+    if column.is_empty() {
+        qb.push(format!(" ORDER BY job_id {dir}"));
+    } else {
+        qb.push(format!(" ORDER BY {column} {dir}, job_id {dir}"));
+    }
 }
 
 /// Appends ` WHERE …` for a history listing (every filter combined with AND).

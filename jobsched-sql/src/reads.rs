@@ -12,7 +12,9 @@ use jobsched::{
 use sqlx::{AssertSqlSafe, Executor, QueryBuilder};
 
 use crate::error::DbError;
-use crate::filters::{active_status_list, push_exec_where, push_job_where, push_page};
+use crate::filters::{
+    active_status_list, push_exec_where, push_job_order, push_job_where, push_page,
+};
 use crate::rows::{EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JobRow};
 
 pub(crate) fn page_of<T>(items: Vec<T>, total: i64, req: jobsched::PageRequest) -> Page<T> {
@@ -86,7 +88,7 @@ sql_methods! {
         let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM jobs", self.dialect.job_select));
         push_job_where(&mut qb, q);
-        qb.push(" ORDER BY job_id");
+        push_job_order(&mut qb, q);
         push_page(&mut qb, q.page);
         let rows: Vec<JobRow> = qb.build_query_as().fetch_all(e).await?;
         let items = rows
@@ -182,6 +184,47 @@ sql_methods! {
         push_page(&mut qb, q.page);
         let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(e).await?;
         Ok(page_of(records(self.dialect.backend, rows)?, total, q.page))
+    }
+
+    /// Attempts that ended in `[from, to)`, counted by status and UTC hour (both stores write times as
+    /// `YYYY-MM-DD HH:MM:SS…`, so the hour is the first 13 characters).
+    pub(crate) async fn outcome_hours<'e, E: Executor<'e, Database = DB>>(
+        &self,
+        e: E,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<jobsched::OutcomeHour>, DbError> {
+        let rows: Vec<(String, i8, i64)> = sqlx::query_as(
+            "SELECT SUBSTR(end_time, 1, 13) AS hour, status, COUNT(*) FROM job_logs \
+             WHERE end_time >= ? AND end_time < ? GROUP BY SUBSTR(end_time, 1, 13), status \
+             ORDER BY hour, status",
+        )
+        .bind(crate::rows::naive(from))
+        .bind(crate::rows::naive(to))
+        .fetch_all(e)
+        .await?;
+        rows.into_iter()
+            .map(|(hour, status, count)| {
+                let at = chrono::NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%d %H:%M:%S")
+                    .map_err(|err| {
+                        jobsched::Error::backend(
+                            self.dialect.backend,
+                            format!("stored end_time '{hour}' does not start with an hour: {err}"),
+                        )
+                    })?;
+                let status = crate::rows::parse(
+                    self.dialect.backend,
+                    "status",
+                    jobsched::TaskStatus::from_code(status as u8),
+                )?;
+                Ok(jobsched::OutcomeHour {
+                    hour: crate::rows::utc(at),
+                    status,
+                    count: count.max(0) as u64,
+                })
+            })
+            .collect::<jobsched::Result<Vec<_>>>()
+            .map_err(DbError::from)
     }
 
     /// Active attempts with `id > after_id`, by id.

@@ -50,7 +50,7 @@ pub fn from_json_text<T: DeserializeOwned>(
         .map_err(|e| Error::backend(backend, format!("stored {column} is not valid JSON: {e}")))
 }
 
-fn parse<T>(backend: &'static str, what: &str, r: Result<T>) -> Result<T> {
+pub(crate) fn parse<T>(backend: &'static str, what: &str, r: Result<T>) -> Result<T> {
     r.map_err(|e| Error::backend(backend, format!("stored {what} is invalid: {e}")))
 }
 

@@ -264,6 +264,17 @@ sql_impl! {
         .await
     }
 
+    async fn outcome_hours(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<jobsched::OutcomeHour>> {
+        self.retry("outcome_hours", || {
+            self.inner.outcome_hours(&self.inner.read, from, to)
+        })
+        .await
+    }
+
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>> {
         self.retry("active_executions", || {
             self.inner.active_executions(&self.inner.read, after_id, limit)

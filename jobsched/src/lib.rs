@@ -60,6 +60,7 @@ struct ReadmeDoctests;
 pub use backends::Backends;
 pub use engine::{
     Audited, CancelOutcome, EngineStats, Event, Scheduler, SchedulerConfig, SystemStatus,
+    UpcomingFire,
 };
 pub use error::{Error, Result};
 pub use executor::{Executor, ExecutorBuilder};

@@ -54,6 +54,15 @@ pub struct JobFilter {
     /// Only jobs of this owner.
     #[param(nullable = false)]
     pub owner: Option<String>,
+    /// Only jobs scheduled this way.
+    #[param(nullable = false, inline)]
+    pub schedule_type: Option<jobsched::ScheduleType>,
+    /// Sort by `job_id` (default), `name` or `update_time`.
+    #[param(nullable = false, inline)]
+    pub sort: Option<jobsched::JobOrder>,
+    /// Reverse the order.
+    #[param(nullable = false)]
+    pub desc: Option<bool>,
     /// Page number, from 1.
     #[param(minimum = 1, maximum = 1000000, nullable = false)]
     pub page: Option<u32>,
@@ -258,6 +267,9 @@ pub async fn list(
         name: f.name,
         enabled: f.enabled,
         owner,
+        schedule_type: f.schedule_type,
+        order: f.sort.unwrap_or_default(),
+        descending: f.desc.unwrap_or(false),
         page,
     };
     Ok(Json(s.scheduler.list_jobs(&q).await?.map(job_view)))

@@ -4,18 +4,18 @@
 //! Every request passes one middleware ([`crate::auth::guard`]) that decides who the caller is; handlers
 //! consult the [`Caller`] for what it may see and change, and record what they change in the audit log.
 
-mod audit;
-mod auth;
+pub(crate) mod audit;
+pub(crate) mod auth;
 mod bulk;
 mod caller;
 mod document;
-mod error;
-mod executors;
-mod jobs;
-mod system;
-mod tasks;
-mod tokens;
-mod users;
+pub(crate) mod error;
+pub(crate) mod executors;
+pub(crate) mod jobs;
+pub(crate) mod system;
+pub(crate) mod tasks;
+pub(crate) mod tokens;
+pub(crate) mod users;
 mod view;
 
 use std::sync::Arc;
@@ -60,6 +60,8 @@ pub struct AppState {
     pub keyring: Option<Arc<Keyring>>,
     /// The data directory (where a generated first password is kept until the administrator changes it).
     pub data_dir: std::path::PathBuf,
+    /// What the Web UI keeps between requests.
+    pub ui: crate::ui::UiState,
 }
 
 impl AppState {
@@ -230,13 +232,21 @@ pub fn router(state: SharedState, max_body_bytes: usize, max_bulk_body_bytes: us
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .fallback(|| async {
-            ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "not_found",
-                message: "no such endpoint; the API is described at /api/openapi.json".to_owned(),
-            }
-        })
+        .merge(crate::ui::routes())
+        .fallback(
+            |headers: axum::http::HeaderMap, uri: axum::http::Uri| async move {
+                if !uri.path().starts_with("/api/") && crate::ui::wants_html(&headers) {
+                    return crate::ui::not_found();
+                }
+                ApiError {
+                    status: StatusCode::NOT_FOUND,
+                    code: "not_found",
+                    message: "no such endpoint; the API is described at /api/openapi.json"
+                        .to_owned(),
+                }
+                .into_response()
+            },
+        )
         .method_not_allowed_fallback(|| async {
             ApiError {
                 status: StatusCode::METHOD_NOT_ALLOWED,

@@ -111,9 +111,23 @@ fn check_csrf(auth: &Auth, caller: &Caller, headers: &HeaderMap) -> Result<(), A
 }
 
 /// The middleware (see the module documentation).
+///
+/// A page of the Web UI asked for without a valid session is sent to the login page instead of being
+/// answered 401.
 pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
     match admit(&state.auth, &mut req).await {
         Ok(()) => next.run(req).await,
+        Err(refusal)
+            if refusal.status() == StatusCode::UNAUTHORIZED
+                && crate::ui::is_page(req.method(), req.uri().path()) =>
+        {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            crate::ui::to_login(&target)
+        }
         Err(refusal) => refusal,
     }
 }
@@ -145,7 +159,7 @@ async fn admit(auth: &Auth, req: &mut Request) -> Result<(), Response> {
         .map_err(IntoResponse::into_response)?;
     }
     check_content_type(req).map_err(IntoResponse::into_response)?;
-    if PUBLIC_PATHS.contains(&req.uri().path()) {
+    if PUBLIC_PATHS.contains(&req.uri().path()) || crate::ui::is_public(req.uri().path()) {
         return Ok(());
     }
     let Some((credential, via_cookie)) =

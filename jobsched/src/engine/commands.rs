@@ -48,6 +48,13 @@ impl Engine {
                 Command::Stats { reply } => {
                     let _ = reply.send(Ok(self.stats()));
                 }
+                Command::Upcoming {
+                    limit,
+                    owner,
+                    reply,
+                } => {
+                    let _ = reply.send(Ok(self.jobs.upcoming(limit, owner.as_deref())));
+                }
             }
         }
         if !executes.is_empty() {

@@ -61,6 +61,12 @@ pub(crate) enum Command {
         job_id: JobId,
         reply: oneshot::Sender<Result<usize>>,
     },
+    /// The next fires (of one owner's jobs, or all).
+    Upcoming {
+        limit: usize,
+        owner: Option<String>,
+        reply: oneshot::Sender<Result<Vec<super::UpcomingFire>>>,
+    },
     /// Report what the engine holds.
     Stats {
         reply: oneshot::Sender<Result<super::EngineStats>>,

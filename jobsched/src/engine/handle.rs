@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::{Command, Shared};
 use super::supervisor::{EngineSlot, supervise};
-use super::{CancelOutcome, EngineStats, Event, OutcomeCounts, SchedulerConfig, SystemStatus};
+use super::{
+    CancelOutcome, EngineStats, Event, OutcomeCounts, SchedulerConfig, SystemStatus, UpcomingFire,
+};
 use crate::Backends;
 use crate::clock::{SharedClock, SystemClock};
 use crate::coord::{
@@ -548,6 +550,19 @@ impl Scheduler {
             },
             poison_messages: self.sh().dispatcher.stats().poison,
         })
+    }
+
+    /// The next `limit` fires of all jobs (or of `owner`'s), soonest first, if this process is the active
+    /// scheduler (`None` on a standby, which holds no schedule).
+    pub async fn upcoming(&self, limit: usize, owner: Option<&str>) -> Option<Vec<UpcomingFire>> {
+        let owner = owner.map(str::to_owned);
+        self.ask(|reply| Command::Upcoming {
+            limit,
+            owner,
+            reply,
+        })
+        .await
+        .and_then(|r| r.ok())
     }
 
     /// What the engine holds in memory, if this process is the active scheduler.

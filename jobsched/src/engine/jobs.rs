@@ -176,6 +176,30 @@ impl JobTable {
         }
     }
 
+    /// The next `limit` fires, soonest first, of jobs `owner` owns (any, with `None`); stale entries are
+    /// skipped (not dropped: this takes `&self`).
+    pub fn upcoming(&self, limit: usize, owner: Option<&str>) -> Vec<super::UpcomingFire> {
+        let mut out = Vec::new();
+        for (at, ids) in &self.queue {
+            for id in ids.iter().rev() {
+                let Some(s) = self.jobs.get(id) else { continue };
+                let current = s.next_fire.map(|t| t.timestamp_millis()) == Some(*at);
+                if !current || owner.is_some_and(|o| s.job.owner != o) {
+                    continue;
+                }
+                if out.len() == limit {
+                    return out;
+                }
+                out.push(super::UpcomingFire {
+                    job_id: id.clone(),
+                    name: s.job.name.clone(),
+                    at: DateTime::from_timestamp_millis(*at).expect("stored from a valid time"),
+                });
+            }
+        }
+        out
+    }
+
     /// The earliest pending fire time, dropping stale entries on the way.
     pub fn peek_time(&mut self) -> Option<DateTime<Utc>> {
         loop {
@@ -249,6 +273,28 @@ mod tests {
                 .build(t("2026-01-01T00:00:00Z"))
                 .unwrap(),
         )
+    }
+
+    #[test]
+    fn upcoming_lists_current_fires_in_order_for_an_owner() {
+        let mut table = JobTable::default();
+        let (a, b, c) = (job("a"), job("b"), job("c"));
+        table.upsert(a.clone(), Schedule::Manual, Some(t("2026-01-01T00:00:03Z")));
+        table.upsert(b.clone(), Schedule::Manual, Some(t("2026-01-01T00:00:01Z")));
+        table.upsert(c.clone(), Schedule::Manual, Some(t("2026-01-01T00:00:02Z")));
+        // b moves later: its first entry is stale.
+        table.set_next_fire(&b.job_id, Some(t("2026-01-01T00:00:09Z")));
+        let ids = |v: Vec<super::super::UpcomingFire>| {
+            v.into_iter()
+                .map(|u| u.job_id.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(table.upcoming(10, None)), ["c", "a", "b"]);
+        assert_eq!(ids(table.upcoming(2, None)), ["c", "a"]);
+        assert_eq!(
+            ids(table.upcoming(10, Some("nobody"))),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

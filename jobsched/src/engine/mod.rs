@@ -153,6 +153,17 @@ pub struct SystemStatus {
     pub poison_messages: u64,
 }
 
+/// A job's next fire, as the active engine has it scheduled (from [`Scheduler::upcoming`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpcomingFire {
+    /// The job.
+    pub job_id: crate::model::JobId,
+    /// Its name.
+    pub name: String,
+    /// When it fires.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// What the active engine holds in memory right now (from [`Scheduler::engine_stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {

@@ -22,7 +22,7 @@ pub use executor::{ExecutorHeartbeat, ExecutorInfo, ExecutorRecord};
 pub use ids::{ExecutorId, JobId, TaskId};
 pub use job::{Job, Params, SHELL, check_params, limits};
 pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, ScheduleType};
-pub use query::{ExecutionQuery, JobQuery, Page, PageRequest};
+pub use query::{ExecutionQuery, JobOrder, JobQuery, OutcomeHour, Page, PageRequest, hour_of};
 pub use spec::JobSpec;
 pub use status::{ExecutorStatus, TaskStatus};
 pub use task::{CancelReason, Control, Task, TaskResult, Trigger};

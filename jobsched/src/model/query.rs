@@ -85,7 +85,8 @@ impl<T> Page<T> {
     }
 }
 
-/// Filters for listing jobs (all optional, combined with AND). Ordered by `job_id`.
+/// Filters for listing jobs (all optional, combined with AND), in the order of `order` (by `job_id` by
+/// default).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct JobQuery {
     /// Jobs whose name contains this text.
@@ -94,8 +95,42 @@ pub struct JobQuery {
     pub enabled: Option<bool>,
     /// Only jobs of this owner.
     pub owner: Option<String>,
+    /// Only jobs scheduled this way.
+    pub schedule_type: Option<super::ScheduleType>,
+    /// The order of the list (ties by `job_id`).
+    pub order: JobOrder,
+    /// Reverse the order.
+    pub descending: bool,
     /// Which page.
     pub page: PageRequest,
+}
+
+/// What a job list is sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobOrder {
+    /// By id.
+    #[default]
+    JobId,
+    /// By name.
+    Name,
+    /// By the time of the last change.
+    UpdateTime,
+}
+
+impl JobOrder {
+    /// Every order.
+    pub const ALL: &'static [JobOrder] = &[JobOrder::JobId, JobOrder::Name, JobOrder::UpdateTime];
+
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOrder::JobId => "job_id",
+            JobOrder::Name => "name",
+            JobOrder::UpdateTime => "update_time",
+        }
+    }
 }
 
 /// Filters for listing execution records (all optional, combined with AND). Newest first (by `id`).
@@ -120,4 +155,23 @@ pub struct ExecutionQuery {
     pub created_from: Option<DateTime<Utc>>,
     /// Which page.
     pub page: PageRequest,
+}
+
+/// How many attempts ended in one status during one UTC hour: a bar of the dashboard's chart (from
+/// [`Storage::outcome_hours`](crate::storage::Storage::outcome_hours)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutcomeHour {
+    /// The start of the hour (UTC).
+    pub hour: DateTime<Utc>,
+    /// The status the attempts ended in.
+    pub status: TaskStatus,
+    /// How many ended so in that hour.
+    pub count: u64,
+}
+
+/// `t` rounded down to its hour.
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = t.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).unwrap_or(t)
 }

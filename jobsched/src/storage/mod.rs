@@ -320,6 +320,47 @@ pub trait Storage: Accounts + Send + Sync + fmt::Debug + 'static {
     /// A page of execution records matching the query, newest (highest id) first, with the total count.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionRecord>>;
 
+    /// How many attempts ended in each status in each UTC hour of `[from, to)` (by `end_time`), hours
+    /// without any left out, oldest first then by status code. What the dashboard charts: stores answer
+    /// it with one grouped query. The default pages through [`list_executions`](Self::list_executions)
+    /// (for stores that hold little).
+    async fn outcome_hours(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::model::OutcomeHour>> {
+        const PAGE: u32 = 1000;
+        let mut counts = std::collections::BTreeMap::new();
+        let mut page = 1;
+        loop {
+            let q = ExecutionQuery {
+                page: crate::model::PageRequest::new(page, PAGE)?,
+                ..ExecutionQuery::default()
+            };
+            let p = self.list_executions(&q).await?;
+            for r in &p.items {
+                if let Some(end) = r.end_time.filter(|e| *e >= from && *e < to) {
+                    counts
+                        .entry((crate::model::hour_of(end), r.status.code()))
+                        .or_insert((r.status, 0u64))
+                        .1 += 1;
+                }
+            }
+            if p.items.len() < PAGE as usize {
+                break;
+            }
+            page += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((hour, _), (status, count))| crate::model::OutcomeHour {
+                hour,
+                status,
+                count,
+            })
+            .collect())
+    }
+
     /// Active (queued, dispatched, running) records with `id > after_id`, by id, at most `limit`: what a
     /// scheduler loads to take over.
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>>;

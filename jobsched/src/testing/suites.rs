@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             batches_with_a_taken_attempt_change_nothing,
             attempts_survive_purge_of_earlier_ones,
             inserted_ids_are_the_stored_ids,
+            outcomes_are_counted_by_hour_and_status,
         ]);
         $crate::conformance_tests!(@suite accounts, accounts, $open, [
             users_are_kept_by_unique_name,

@@ -294,9 +294,18 @@ impl Storage for MemoryStorage {
                     .is_none_or(|n| j.name.contains(n.as_str()))
                     && query.enabled.is_none_or(|e| j.enabled == e)
                     && query.owner.as_ref().is_none_or(|o| j.owner == *o)
+                    && query.schedule_type.is_none_or(|t| j.schedule_type == t)
             })
             .collect();
-        matching.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        matching.sort_by(|a, b| {
+            let by = match query.order {
+                crate::model::JobOrder::JobId => std::cmp::Ordering::Equal,
+                crate::model::JobOrder::Name => a.name.cmp(&b.name),
+                crate::model::JobOrder::UpdateTime => a.update_time.cmp(&b.update_time),
+            }
+            .then_with(|| a.job_id.cmp(&b.job_id));
+            if query.descending { by.reverse() } else { by }
+        });
         Ok(page(
             matching.into_iter().map(|j| (**j).clone()),
             query.page,
@@ -448,6 +457,31 @@ impl Storage for MemoryStorage {
             page(g.records.iter().rev().filter(filtered).cloned(), query.page)
         };
         Ok(result)
+    }
+
+    async fn outcome_hours(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::model::OutcomeHour>> {
+        let g = self.lock();
+        let mut counts = std::collections::BTreeMap::new();
+        for r in g.records.iter() {
+            if let Some(end) = r.end_time.filter(|e| *e >= from && *e < to) {
+                counts
+                    .entry((crate::model::hour_of(end), r.status.code()))
+                    .or_insert((r.status, 0u64))
+                    .1 += 1;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((hour, _), (status, count))| crate::model::OutcomeHour {
+                hour,
+                status,
+                count,
+            })
+            .collect())
     }
 
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>> {

@@ -94,6 +94,10 @@ pub async fn job_listing_filters_and_pages(open: &dyn OpenStorage) {
         };
         j.owner = if i < 3 { "alice".into() } else { "bob".into() };
         j.enabled = i != 6;
+        if i == 5 {
+            j.schedule_type = crate::model::ScheduleType::Manual;
+            j.cron_expression = None;
+        }
         jobs.push(j);
     }
     s.create_jobs(&jobs).await.unwrap();
@@ -124,6 +128,26 @@ pub async fn job_listing_filters_and_pages(open: &dyn OpenStorage) {
         ..JobQuery::default()
     };
     assert_eq!(s.list_jobs(&q).await.unwrap().total, 1);
+    let q = JobQuery {
+        schedule_type: Some(crate::model::ScheduleType::Manual),
+        ..JobQuery::default()
+    };
+    let page = s.list_jobs(&q).await.unwrap();
+    assert_eq!((page.total, page.items[0].job_id.as_str()), (1, "list-5"));
+    let q = JobQuery {
+        order: crate::model::JobOrder::Name,
+        descending: true,
+        ..JobQuery::default()
+    };
+    let page = s.list_jobs(&q).await.unwrap();
+    let ids: Vec<_> = page.items.iter().map(|j| j.job_id.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "list-5", "list-3", "list-1", "list-6", "list-4", "list-2", "list-0"
+        ],
+        "by name, descending"
+    );
 }
 
 /// The change feed returns every job's latest state in revision order, deletions included.

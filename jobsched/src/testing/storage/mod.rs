@@ -4,11 +4,13 @@
 
 mod jobs;
 mod records;
+mod stats;
 
 use std::sync::Arc;
 
 pub use jobs::*;
 pub use records::*;
+pub use stats::*;
 
 use crate::model::{ExecutorId, TaskStatus};
 use crate::storage::{ExecutionUpdate, Expect, InsertOutcome, Storage};
@@ -61,5 +63,6 @@ pub(super) async fn insert_one(s: &Arc<dyn Storage>, rec: &crate::model::Executi
 pub fn behaviours() -> Vec<&'static str> {
     let mut all = super::behaviours_in(include_str!("jobs.rs"));
     all.extend(super::behaviours_in(include_str!("records.rs")));
+    all.extend(super::behaviours_in(include_str!("stats.rs")));
     all
 }
