@@ -397,6 +397,10 @@ pub async fn run(
     } else {
         None
     };
+    // Every scheduler (active or standby) collects live output, so the UI and API of any of them show it.
+    let output = Arc::new(jobsched::output::OutputBuffers::default());
+    let feed = backends.dispatcher.output_feed().await?;
+    let collector = tokio::spawn(output.clone().collect(feed));
     let state = AppState {
         scheduler: scheduler.clone(),
         roles: vec![role.name()],
@@ -406,6 +410,7 @@ pub async fn run(
         keyring,
         data_dir: config.data_dir.clone(),
         ui: crate::ui::UiState::default(),
+        output: output.clone(),
     };
     let app = api::router(
         Arc::new(state),
@@ -416,6 +421,7 @@ pub async fn run(
     tracing::info!(%addr, role = role.name(), "jobsched is serving");
     let served = serve(&config, listener, app, shutdown).await;
     housekeeping.abort();
+    collector.abort();
     tracing::info!(
         "stopping: running tasks get {}s to finish",
         config.shutdown_grace_secs

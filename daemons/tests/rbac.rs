@@ -41,6 +41,12 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
         [401, 200, 200, 404, 200],
     ),
     ("GET", "/api/tasks/{taskId}", [401, 200, 200, 404, 200]),
+    ("GET", "/api/tasks/{taskId}/log", [401, 200, 200, 404, 200]),
+    (
+        "GET",
+        "/api/tasks/{taskId}/log/stream",
+        [401, 200, 200, 404, 200],
+    ),
     (
         "POST",
         "/api/tasks/{taskId}/cancel",

@@ -104,6 +104,11 @@ impl KafkaConfig {
         format!("{}.results", self.prefix)
     }
 
+    /// The live output topic (running tasks' output, best effort).
+    pub fn output_topic(&self) -> String {
+        format!("{}.output", self.prefix)
+    }
+
     /// The tasks topic of one executor.
     pub fn tasks_topic(&self, executor: &str) -> String {
         format!("{}.tasks.{}", self.prefix, crate::topics::encode(executor))

@@ -37,6 +37,7 @@ pub type TopicCreator =
 /// | tasks for executor X | `<prefix>.tasks.<X>` (1 partition) | X | X's inbox, group `<prefix>-executor-<X>`, assigned (no rebalance) |
 /// | control for X | `<prefix>.control.<X>` (1 partition) | X | the same |
 /// | results | `<prefix>.results` (`result_partitions`) | task id | the active scheduler, every partition assigned, offsets committed in group `<prefix>-schedulers` |
+/// | live output (best effort) | `<prefix>.output` (`result_partitions`) | task id | every scheduler, every partition assigned from its end, nothing committed |
 ///
 /// Routing is by topic: a task reaches the executor the scheduler chose and no other. Order is kept per
 /// executor (one partition, idempotent producer) and per task for results (keyed by task). Priority is
@@ -53,6 +54,8 @@ pub struct KafkaDispatcher {
     creator: TopicCreator,
     known_topics: Arc<Mutex<HashSet<String>>>,
     poison: Arc<AtomicU64>,
+    /// The live output producer, made on the first chunk (a scheduler never sends any).
+    output: Arc<std::sync::OnceLock<FutureProducer>>,
 }
 
 impl fmt::Debug for KafkaDispatcher {
@@ -180,6 +183,7 @@ impl KafkaDispatcher {
             creator,
             known_topics: Arc::default(),
             poison: Arc::default(),
+            output: Arc::default(),
         };
         d.ping().await?;
         d.ensure_topic(&d.config.results_topic(), d.config.result_partitions)
@@ -405,6 +409,36 @@ impl Dispatcher for KafkaDispatcher {
             &format!("{}-control", self.config.executor_group(executor.as_str())),
         )
         .await
+    }
+
+    async fn send_output(&self, chunks: &[jobsched::OutputChunk]) -> Result<()> {
+        let topic = self.config.output_topic();
+        self.ensure_topic(&topic, self.config.result_partitions)
+            .await?;
+        let producer = match self.output.get() {
+            Some(p) => p,
+            None => {
+                let p = crate::output::producer(client_config(&self.config))?;
+                self.output.get_or_init(|| p)
+            }
+        };
+        crate::output::send(producer, &topic, chunks);
+        Ok(())
+    }
+
+    async fn output_feed(&self) -> Result<Box<dyn jobsched::dispatch::OutputFeed>> {
+        let topic = self.config.output_topic();
+        self.ensure_topic(&topic, self.config.result_partitions)
+            .await?;
+        let partitions = self.partitions(&topic).await?;
+        let mut config = client_config(&self.config);
+        config.set("group.id", format!("{}-output", self.config.prefix));
+        Ok(Box::new(crate::output::KafkaFeed::start(
+            config,
+            &topic,
+            partitions,
+            self.poison.clone(),
+        )?))
     }
 
     fn stats(&self) -> DispatchStats {

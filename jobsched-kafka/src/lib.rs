@@ -2,7 +2,8 @@
 //!
 //! jobsched's [`Dispatcher`](jobsched::dispatch::Dispatcher) on Kafka (rdkafka, bundled librdkafka): tasks
 //! go to the executor the scheduler chose through that executor's topic, results come back through a
-//! partitioned results topic, cancel and other control messages through each executor's control topic.
+//! partitioned results topic, cancel and other control messages through each executor's control topic,
+//! and running tasks' live output (best effort) through an output topic every scheduler reads from its end.
 //! Messages are the JSON of the design's task and result messages (seed 4.2.1, 4.2.2), field for field.
 //!
 //! ```no_run
@@ -25,6 +26,7 @@ mod config;
 mod dispatcher;
 mod error;
 mod inbox;
+mod output;
 mod topics;
 
 pub use config::KafkaConfig;

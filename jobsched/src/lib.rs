@@ -47,6 +47,7 @@ mod fastmap;
 mod guard;
 pub mod handler;
 pub mod model;
+pub mod output;
 pub mod schedule;
 pub mod storage;
 #[cfg(feature = "testing")]

@@ -12,6 +12,7 @@ mod document;
 pub(crate) mod error;
 pub(crate) mod executors;
 pub(crate) mod jobs;
+pub(crate) mod logs;
 pub(crate) mod system;
 pub(crate) mod tasks;
 pub(crate) mod tokens;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// What the Web UI keeps between requests.
     pub ui: crate::ui::UiState,
+    /// The live output of running tasks, collected from the executors.
+    pub output: Arc<jobsched::output::OutputBuffers>,
 }
 
 impl AppState {
@@ -96,6 +99,8 @@ fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(jobs::next_fires))
         .routes(routes!(tasks::get))
         .routes(routes!(tasks::cancel))
+        .routes(routes!(logs::log))
+        .routes(routes!(logs::stream))
         .routes(routes!(executors::list))
         .routes(routes!(executors::get))
         .routes(routes!(executors::enable))

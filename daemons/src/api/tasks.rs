@@ -26,7 +26,7 @@ fn task_id(raw: &str) -> Result<TaskId, ApiError> {
 }
 
 /// The task's attempts, if the caller may see its job.
-async fn attempts(
+pub(super) async fn attempts(
     s: &SharedState,
     caller: &Caller,
     raw: &str,

@@ -417,8 +417,11 @@ pub enum TasksCommand {
         /// The task's id.
         task_id: String,
         /// Which attempt (default: the latest).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "follow")]
         attempt: Option<u32>,
+        /// Print the output as the task writes it, until it ends.
+        #[arg(long, short)]
+        follow: bool,
     },
 }
 

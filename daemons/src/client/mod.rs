@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bulk;
+mod follow;
 mod render;
 mod session;
 
@@ -400,7 +401,14 @@ impl Client {
                     format!("{task_id}: {}", v["outcome"].as_str().unwrap_or_default())
                 });
             }
-            TasksCommand::Logs { task_id, attempt } => {
+            TasksCommand::Logs {
+                task_id,
+                follow: true,
+                ..
+            } => self.follow(&task_id).await?,
+            TasksCommand::Logs {
+                task_id, attempt, ..
+            } => {
                 let v: crate::api::TaskView =
                     self.get(&format!("/api/tasks/{}", enc(&task_id))).await?;
                 let rec = match attempt {

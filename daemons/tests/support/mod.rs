@@ -178,9 +178,16 @@ impl Server {
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.expect("the server answers");
         let code = resp.status();
+        let event_stream = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         let bytes = resp.bytes().await.unwrap();
         let v = if bytes.is_empty() {
             Value::Null
+        } else if event_stream {
+            // An event stream (a task's output): its text, as it ended.
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
-use super::{AckTag, Delivery, DispatchStats, Dispatcher, Inbox};
+use super::{AckTag, Delivery, DispatchStats, Dispatcher, Inbox, OutputFeed};
 use crate::error::{Error, Result};
-use crate::model::{Control, ExecutorId, Task, TaskResult};
+use crate::model::{Control, ExecutorId, OutputChunk, Task, TaskResult};
 
 /// Dispatch between tasks of one process. Cheap to clone (shared state).
 #[derive(Clone, Debug, Default)]
@@ -24,6 +24,45 @@ struct Shared {
     controls: Mutex<HashMap<ExecutorId, Arc<Queue<Control>>>>,
     results: Arc<Queue<TaskResult>>,
     redelivered: Arc<AtomicU64>,
+    output: Output,
+}
+
+/// Chunks this many behind the newest are skipped by a listener that lags.
+const OUTPUT_BACKLOG: usize = 4096;
+
+/// The live output stream: a broadcast channel.
+#[derive(Debug)]
+struct Output(broadcast::Sender<OutputChunk>);
+
+impl Default for Output {
+    fn default() -> Self {
+        Output(broadcast::channel(OUTPUT_BACKLOG).0)
+    }
+}
+
+/// A listener of the in-process output stream.
+struct ChannelFeed(broadcast::Receiver<OutputChunk>);
+
+#[async_trait]
+impl OutputFeed for ChannelFeed {
+    async fn recv(&mut self, max: usize) -> Result<Vec<OutputChunk>> {
+        let first = loop {
+            match self.0.recv().await {
+                Ok(c) => break c,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(Vec::new()),
+            }
+        };
+        let mut out = vec![first];
+        while out.len() < max {
+            match self.0.try_recv() {
+                Ok(c) => out.push(c),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug)]
@@ -205,6 +244,18 @@ impl Dispatcher for ChannelDispatcher {
         Ok(Box::new(
             self.inbox(queue_for(&self.shared.controls, executor)),
         ))
+    }
+
+    async fn send_output(&self, chunks: &[OutputChunk]) -> Result<()> {
+        for c in chunks {
+            // No listener is fine: the chunk is dropped.
+            let _ = self.shared.output.0.send(c.clone());
+        }
+        Ok(())
+    }
+
+    async fn output_feed(&self) -> Result<Box<dyn OutputFeed>> {
+        Ok(Box::new(ChannelFeed(self.shared.output.0.subscribe())))
     }
 
     fn stats(&self) -> DispatchStats {

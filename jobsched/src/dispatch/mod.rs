@@ -6,6 +6,10 @@
 //! successor does). Consumers make duplicates harmless: the scheduler applies a result once per
 //! `(task_id, attempt)` (a conditional write in storage), and an executor never runs an attempt twice (it
 //! acknowledges a task only after reporting it started, and drops copies of attempts it has seen).
+//!
+//! A fourth stream is best effort: the live output of running tasks ([`OutputChunk`]), sent by executors
+//! and heard by every scheduler that listens ([`Dispatcher::output_feed`]). Nothing waits for it and
+//! nothing depends on it: a chunk lost to a restart costs only the live view.
 
 mod channel;
 
@@ -16,7 +20,7 @@ use async_trait::async_trait;
 pub use channel::ChannelDispatcher;
 
 use crate::error::Result;
-use crate::model::{Control, ExecutorId, Task, TaskResult};
+use crate::model::{Control, ExecutorId, OutputChunk, Task, TaskResult};
 
 /// Identifies a delivered message for acknowledgement. Opaque to consumers; backends define its meaning
 /// (e.g. Kafka: partition and offset).
@@ -48,6 +52,26 @@ pub trait Inbox<T: Send>: Send {
     /// Marks messages as processed, in any order. Messages not acknowledged when this inbox is dropped (or
     /// its process dies) are delivered again to the next consumer of the stream.
     async fn ack(&mut self, tags: &[AckTag]) -> Result<()>;
+}
+
+/// A listener of the live output stream: every chunk sent after it was opened, as far as it keeps up
+/// (a listener that falls behind skips chunks rather than holding the senders back).
+#[async_trait]
+pub trait OutputFeed: Send {
+    /// Waits for chunks and returns between 1 and `max` of them, or an empty vector once the stream is
+    /// closed for good. Cancel-safe.
+    async fn recv(&mut self, max: usize) -> Result<Vec<OutputChunk>>;
+}
+
+/// The feed of a dispatcher that carries no live output: nothing ever arrives.
+#[derive(Debug, Default)]
+pub struct SilentFeed;
+
+#[async_trait]
+impl OutputFeed for SilentFeed {
+    async fn recv(&mut self, _max: usize) -> Result<Vec<OutputChunk>> {
+        std::future::pending().await
+    }
 }
 
 /// Counters a dispatcher keeps.
@@ -89,6 +113,19 @@ pub trait Dispatcher: Send + Sync + fmt::Debug + 'static {
 
     /// The inbox of control messages for `executor`.
     async fn control_inbox(&self, executor: &ExecutorId) -> Result<Box<dyn Inbox<Control>>>;
+
+    /// Sends live output chunks to every listener, best effort: `Ok` does not promise delivery, and a
+    /// backend may drop chunks under load. The default drops them.
+    async fn send_output(&self, chunks: &[OutputChunk]) -> Result<()> {
+        let _ = chunks;
+        Ok(())
+    }
+
+    /// A new listener of the live output stream (every listener hears every chunk sent after it opened).
+    /// The default never hears any.
+    async fn output_feed(&self) -> Result<Box<dyn OutputFeed>> {
+        Ok(Box::new(SilentFeed))
+    }
 
     /// Counters of poison and redelivered messages.
     fn stats(&self) -> DispatchStats {

@@ -411,7 +411,7 @@ impl Runtime {
 
     fn spawn(&mut self, task: Task, start_time: chrono::DateTime<chrono::Utc>) {
         let key = (task.task_id.clone(), task.attempt);
-        let ctx = TaskContext::new(
+        let mut ctx = TaskContext::new(
             self.info.executor_id.clone(),
             self.sys.max_output_bytes as usize,
             secs(self.sys.kill_grace_secs),
@@ -431,6 +431,16 @@ impl Runtime {
             self.outbox.push(base);
             return;
         };
+        // Started only for a task that runs: its sender stops when the handler returns.
+        if self.sys.live_output_chunk_bytes > 0 {
+            ctx = ctx.with_live_output(crate::handler::LiveOutput::start(
+                self.backends.dispatcher.clone(),
+                task.task_id.clone(),
+                task.attempt,
+                std::time::Duration::from_millis(u64::from(self.sys.live_output_interval_ms)),
+                self.sys.live_output_chunk_bytes as usize,
+            ));
+        }
         let clock = self.clock.clone();
         let span = info_span!("task", job_id = %task.job_id, task_id = %task.task_id, attempt = task.attempt,
             executor_id = %self.info.executor_id);
@@ -458,6 +468,7 @@ impl Runtime {
                         fallback
                     }
                 };
+                run_ctx.end_output();
                 debug!(status = %result.status, exit_code = result.exit_code, "task ended");
                 (run_key, result)
             }

@@ -5,6 +5,7 @@
 //! executor runtime's and the scheduler's business: they wrap the handler instead of being flags inside it.
 //! A handler must stop promptly once its context is cancelled (see [`TaskContext::cancelled`]).
 
+mod live;
 mod output;
 mod registry;
 mod shell;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub use live::LiveOutput;
 pub use output::CappedBuffer;
 pub use registry::HandlerRegistry;
 pub use shell::{DEFAULT_ENV_ALLOW, ShellHandler, TaskUser};
@@ -32,6 +34,7 @@ pub struct TaskContext {
     pub kill_grace: Duration,
     cancel: CancellationToken,
     reason: Arc<Mutex<Option<CancelReason>>>,
+    live: Option<Arc<LiveOutput>>,
 }
 
 impl TaskContext {
@@ -43,6 +46,29 @@ impl TaskContext {
             kill_grace,
             cancel: CancellationToken::new(),
             reason: Arc::new(Mutex::new(None)),
+            live: None,
+        }
+    }
+
+    /// This context, sending what the handler writes with [`write_output`](Self::write_output) to
+    /// `live` as the task runs.
+    pub fn with_live_output(mut self, live: Arc<LiveOutput>) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Hands output to the live view while the task runs (nothing without one). Handlers call it with
+    /// what they also return as output; the shell handler calls it with both streams as they are read.
+    pub fn write_output(&self, bytes: &[u8]) {
+        if let Some(l) = &self.live {
+            l.write(bytes);
+        }
+    }
+
+    /// Ends the live view (the executor runtime calls it when the handler returns).
+    pub fn end_output(&self) {
+        if let Some(l) = &self.live {
+            l.close();
         }
     }
 

@@ -203,12 +203,15 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-async fn pump(mut from: impl AsyncRead + Unpin, into: &mut CappedBuffer) {
+async fn pump(mut from: impl AsyncRead + Unpin, into: &mut CappedBuffer, ctx: &TaskContext) {
     let mut chunk = vec![0u8; 8192];
     loop {
         match from.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => into.push(&chunk[..n]),
+            Ok(n) => {
+                into.push(&chunk[..n]);
+                ctx.write_output(&chunk[..n]);
+            }
         }
     }
 }
@@ -290,8 +293,8 @@ impl TaskHandler for ShellHandler {
             (status, stopped)
         };
         let (status, stopped) = {
-            let mut out_pump = std::pin::pin!(pump(stdout, &mut out));
-            let mut err_pump = std::pin::pin!(pump(stderr, &mut err));
+            let mut out_pump = std::pin::pin!(pump(stdout, &mut out, ctx));
+            let mut err_pump = std::pin::pin!(pump(stderr, &mut err, ctx));
             let mut run = std::pin::pin!(run);
             let (mut out_done, mut err_done) = (false, false);
             let mut finished = None;

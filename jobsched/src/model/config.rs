@@ -47,6 +47,14 @@ pub struct SystemConfig {
     /// Days audit log entries are kept (0: forever). The active scheduler's daemon purges older ones.
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 36500))]
     pub audit_retention_days: u32,
+    /// Milliseconds between two chunks of a running task's live output (executors send at most one
+    /// chunk per task per interval). Executors apply it to tasks they start after the change.
+    #[cfg_attr(feature = "openapi", schema(minimum = 20, maximum = 60000))]
+    pub live_output_interval_ms: u32,
+    /// Largest chunk of live output, in bytes (0: no live output). A task writing faster has the older
+    /// bytes of an interval skipped in the live view (never in its recorded output).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 262144))]
+    pub live_output_chunk_bytes: u32,
 }
 
 impl Default for SystemConfig {
@@ -62,6 +70,8 @@ impl Default for SystemConfig {
             executor_prefetch: 0,
             history_retention_days: 30,
             audit_retention_days: 365,
+            live_output_interval_ms: 200,
+            live_output_chunk_bytes: 64 * 1024,
         }
     }
 }
@@ -107,6 +117,18 @@ impl SystemConfig {
                 36_500,
             ),
             ("audit_retention_days", self.audit_retention_days, 0, 36_500),
+            (
+                "live_output_interval_ms",
+                self.live_output_interval_ms,
+                20,
+                60_000,
+            ),
+            (
+                "live_output_chunk_bytes",
+                self.live_output_chunk_bytes,
+                0,
+                262_144,
+            ),
         ] {
             if v < min || v > max {
                 return Err(Error::invalid(

@@ -25,4 +25,4 @@ pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, Sc
 pub use query::{ExecutionQuery, JobOrder, JobQuery, OutcomeHour, Page, PageRequest, hour_of};
 pub use spec::JobSpec;
 pub use status::{ExecutorStatus, TaskStatus};
-pub use task::{CancelReason, Control, Task, TaskResult, Trigger};
+pub use task::{CancelReason, Control, OutputChunk, Task, TaskResult, Trigger};

@@ -340,3 +340,21 @@ mod tests {
         assert_eq!(serde_json::from_str::<Control>(&s).unwrap(), c);
     }
 }
+
+/// A piece of a running attempt's output, sent while it runs so it can be watched live (best effort: a
+/// lost chunk costs only the live view; the result still carries the output's capped tail).
+///
+/// `offset` counts the bytes of the attempt's output (standard output and error, as written) before
+/// `text`; a chunk whose offset is past the end of the previous one says that many bytes were skipped
+/// (the executor sends at most a chunk's size per interval and keeps the newest bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its attempt.
+    pub attempt: u32,
+    /// Bytes of output before `text`.
+    pub offset: u64,
+    /// The output (UTF-8; invalid bytes replaced).
+    pub text: String,
+}

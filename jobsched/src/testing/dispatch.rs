@@ -8,7 +8,7 @@ use super::{OpenDispatcher, WAIT, sample_job, sample_record, t0};
 use crate::dispatch::{Delivery, Inbox};
 use crate::error::Error;
 use crate::model::{
-    CancelReason, Control, ExecutorId, Task, TaskId, TaskResult, TaskStatus, Trigger,
+    CancelReason, Control, ExecutorId, OutputChunk, Task, TaskId, TaskResult, TaskStatus, Trigger,
 };
 
 fn task_for(exec: &str) -> Task {
@@ -222,6 +222,66 @@ pub async fn recv_is_cancel_safe(open: &dyn OpenDispatcher) {
     let got = recv_n(&mut inbox, 1).await;
     assert_eq!(got[0].message.task_id, t.task_id);
     inbox.ack(&[got[0].tag]).await.unwrap();
+}
+
+/// **Live output reaches every listener** opened before it was sent, unchanged and in order per
+/// attempt.
+pub async fn output_reaches_every_listener(open: &dyn OpenDispatcher) {
+    let d = open.open().await;
+    let mut a = d.output_feed().await.unwrap();
+    let mut b = open.open().await.output_feed().await.unwrap();
+    // A broker's listener starts at the stream's end once it is assigned: keep sending until both hear.
+    let task = TaskId::generate();
+    let chunk = |offset: u64| OutputChunk {
+        task_id: task.clone(),
+        attempt: 1,
+        offset,
+        text: format!("line at {offset} ✓\n"),
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut sent = Vec::new();
+    let mut heard_a = Vec::new();
+    let mut heard_b = Vec::new();
+    while heard_a.is_empty() || heard_b.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no listener heard the output"
+        );
+        let c = chunk(sent.len() as u64 * 100);
+        open.open()
+            .await
+            .send_output(std::slice::from_ref(&c))
+            .await
+            .unwrap();
+        sent.push(c);
+        let wait = std::time::Duration::from_millis(200);
+        for (feed, heard) in [(&mut a, &mut heard_a), (&mut b, &mut heard_b)] {
+            if let Ok(got) = tokio::time::timeout(wait, feed.recv(100)).await {
+                heard.extend(got.unwrap().into_iter().filter(|c| c.task_id == task));
+            }
+        }
+    }
+    // Two more in one call: both listeners hear them, after what they heard, in order.
+    let more = [chunk(10_000), chunk(10_100)];
+    d.send_output(&more).await.unwrap();
+    for (feed, heard) in [(&mut a, &mut heard_a), (&mut b, &mut heard_b)] {
+        while !heard.ends_with(&more) {
+            let got = tokio::time::timeout(WAIT, feed.recv(100))
+                .await
+                .expect("the last chunks arrive")
+                .unwrap();
+            heard.extend(got.into_iter().filter(|c| c.task_id == task));
+        }
+        let offsets: Vec<u64> = heard.iter().map(|c| c.offset).collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "in order: {offsets:?}"
+        );
+        assert!(
+            heard.iter().all(|c| sent.contains(c) || more.contains(c)),
+            "unchanged"
+        );
+    }
 }
 
 /// Every behaviour of this suite, by function name (for the coverage check in backend tests).

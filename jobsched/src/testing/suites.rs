@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             results_reach_the_scheduler,
             control_reaches_the_executor,
             recv_is_cancel_safe,
+            output_reaches_every_listener,
         ]);
     };
     (coord, $open:expr) => {
