@@ -8,7 +8,8 @@
 # backends, on SQLite files and on the real MariaDB server, the stores' durability, restart and bad-input
 # tests, the engine behaviour tests, the multi-process HA and failure-recovery suites (daemons/tests/ha.rs,
 # faults.rs at CI size, as scripts/faults.sh runs them), the security suites (permission matrix, audit,
-# secrets, TLS, backups), doc examples, the embedded example), then the API against its OpenAPI document
+# secrets, TLS, backups), doc examples, the embedded example), then the Web UI in a real headless Chromium
+# (scripts/e2e.sh: installs Chromium and the harness), then the API against its OpenAPI document
 # (scripts/schemathesis.sh), then a smoke-sized run of each benchmark workload in each mode
 # (scripts/bench.sh smoke) so the benchmark never rots.
 #
@@ -34,6 +35,9 @@ step "tests"
 # The failure-recovery suite (daemons/tests/faults.rs) also stops and restarts each server of
 # scripts/services.sh for 10 s; test binaries run one at a time, so no other test sees it.
 JOBSCHED_FAULTS_SERVERS=1 cargo test --workspace
+
+step "the Web UI in a real browser (headless Chromium, e2e/)"
+scripts/e2e.sh
 
 step "the API against its OpenAPI document (schemathesis)"
 scripts/schemathesis.sh
