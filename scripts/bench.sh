@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark suite (BENCHMARKS.md): W1 drain, W2 fire precision, W3 scale, W4 shell tasks, and the
-# store's write rates, in three modes, and job registration through the HTTP API (api).
+# store's write rates, in three modes, job registration through the HTTP API (api), and the Web UI's
+# pages with 10,000 jobs and 1,000,000 runs on SQLite (ui).
 #
-#   scripts/bench.sh [smoke|full] [w1|w2|w3|w4|store|api|all] [memory|sqlite|distributed|all]
+#   scripts/bench.sh [smoke|full] [w1|w2|w3|w4|store|api|ui|all] [memory|sqlite|distributed|all]
 #
 # smoke  seconds per workload, debug build (part of scripts/test.sh, so the suite never rots)
 # full   the sizes of BENCHMARKS.md, release build: W1 20,000 tasks with 1, 2 and 4 executors, W2 1,000
@@ -25,8 +26,8 @@ full) profile=(--release) ; target=release ;;
 *) echo "bench.sh: unknown size '$size' (expected smoke or full)" >&2; exit 2 ;;
 esac
 case "$workload" in
-w1 | w2 | w3 | w4 | store | api | all) ;;
-*) echo "bench.sh: unknown workload '$workload' (expected w1, w2, w3, w4, store, api or all)" >&2; exit 2 ;;
+w1 | w2 | w3 | w4 | store | api | ui | all) ;;
+*) echo "bench.sh: unknown workload '$workload' (expected w1, w2, w3, w4, store, api, ui or all)" >&2; exit 2 ;;
 esac
 case "$mode" in
 memory | sqlite | distributed) modes=("$mode") ;;
@@ -105,5 +106,14 @@ if wants api && [[ "$mode" == all || "$mode" == distributed ]]; then
     else
         run api --store sqlite
         run api --store mysql
+    fi
+fi
+
+# The Web UI's pages on a large SQLite history (one `jobsched standalone`; no server needed).
+if wants ui && [[ "$mode" == all || "$mode" == sqlite ]]; then
+    if [[ "$size" == smoke ]]; then
+        run ui --jobs 500 --history 20000 --requests 3 --runs 1
+    else
+        run ui --runs 3
     fi
 fi

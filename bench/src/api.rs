@@ -37,20 +37,32 @@ pub struct ApiBench {
 const PASSWORD: &str = "benchmark admin password";
 
 /// A daemon for one run.
-struct Daemon {
+pub(crate) struct Daemon {
     child: tokio::process::Child,
-    base: String,
-    token: String,
-    http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
     dir: std::path::PathBuf,
     db: Option<(String, String)>,
 }
 
+/// A fresh temporary directory for one run.
+pub(crate) fn run_dir(what: &str) -> (String, std::path::PathBuf) {
+    let tag = format!("{:08x}", fastrand::u32(..));
+    let dir = std::env::temp_dir().join(format!("jobsched-{what}-bench-{tag}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    (tag, dir)
+}
+
 impl Daemon {
     async fn start(store: &ApiStore) -> Daemon {
-        let tag = format!("{:08x}", fastrand::u32(..));
-        let dir = std::env::temp_dir().join(format!("jobsched-api-bench-{tag}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (tag, dir) = run_dir("api");
+        Self::start_in(store, tag, dir).await
+    }
+
+    /// A daemon on `store` with its data directory `dir` (prepared by the caller, e.g. with a filled
+    /// SQLite file).
+    pub(crate) async fn start_in(store: &ApiStore, tag: String, dir: std::path::PathBuf) -> Daemon {
         let bin = std::env::current_exe()
             .expect("own path")
             .with_file_name("jobsched");
@@ -139,7 +151,7 @@ impl Daemon {
         );
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
         if let Some((server, name)) = &self.db {

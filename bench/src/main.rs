@@ -15,6 +15,7 @@ mod measure;
 mod rig;
 mod store;
 mod suite;
+mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -186,6 +187,19 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         clients: usize,
     },
+    /// Web UI pages answered with a large history: a `jobsched standalone` on an SQLite file of `jobs`
+    /// jobs and `history` execution records.
+    Ui {
+        /// Jobs in the store.
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        /// Execution records in the store.
+        #[arg(long, default_value_t = 1_000_000)]
+        history: usize,
+        /// Requests per page.
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+    },
 }
 
 /// The allocator of the `jobsched` binary (mimalloc), so the embedded modes measure what it runs.
@@ -278,6 +292,18 @@ fn main() {
                     writers,
                 };
                 store::store(cli.runs, p).await
+            }
+            Workload::Ui {
+                jobs,
+                history,
+                requests,
+            } => {
+                let p = ui::UiBench {
+                    jobs,
+                    history,
+                    requests,
+                };
+                ui::ui(cli.runs, p).await
             }
             Workload::Api {
                 store,

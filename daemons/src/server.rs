@@ -412,16 +412,15 @@ pub async fn run(
         ui: crate::ui::UiState::default(),
         output: output.clone(),
     };
-    let app = api::router(
-        Arc::new(state),
-        config.max_body_bytes,
-        config.max_bulk_body_bytes,
-    );
+    let state = Arc::new(state);
+    let warm = tokio::spawn(crate::ui::UiState::warm(state.clone()));
+    let app = api::router(state, config.max_body_bytes, config.max_bulk_body_bytes);
     let housekeeping = tokio::spawn(maintain(scheduler.clone(), auth));
     tracing::info!(%addr, role = role.name(), "jobsched is serving");
     let served = serve(&config, listener, app, shutdown).await;
     housekeeping.abort();
     collector.abort();
+    warm.abort();
     tracing::info!(
         "stopping: running tasks get {}s to finish",
         config.shutdown_grace_secs

@@ -99,14 +99,15 @@ export async function createJob(base, token, spec) {
   return r.body;
 }
 
-/** A headless Chromium with its own fresh profile. */
-export async function browser({ width = 1280, height = 900, colorScheme = "light" } = {}) {
+/** A headless Chromium with its own fresh profile (`bypassCSP` only to inject axe-core). */
+export async function browser({ width = 1280, height = 900, colorScheme = "light", bypassCSP = false } = {}) {
   const profile = tempDir("chromium");
   return chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width, height },
     colorScheme,
+    bypassCSP,
     timezoneId: "Europe/Berlin",
     locale: "en-GB",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

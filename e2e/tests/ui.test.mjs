@@ -278,6 +278,34 @@ test("pages fit a 390 px phone screen", async () => {
   noScriptErrors();
 });
 
+test("the dashboard shows what ran, what failed and what fires next", async () => {
+  await createJob(server.base, server.token, {
+    job_id: "nightly-report", name: "Nightly report", command: "true",
+    schedule_type: "cron", cron_expression: "0 3 * * *", time_zone: "Europe/Berlin",
+  });
+  await createJob(server.base, server.token, {
+    job_id: "flaky-export", name: "Flaky export", command: "echo 'export: connection refused' >&2; exit 3",
+  });
+  const task = (await api(server.base, server.token, "POST", "/api/jobs/flaky-export/execute")).body.task_id;
+  await waitFor("the failed run", async () => (await api(server.base, server.token, "GET", `/api/tasks/${task}`)).body.status === 2);
+  await step(page, SUITE, "dashboard-after", async () => {
+    await page.goto(server.base + "/");
+    await page.getByRole("link", { name: "Nightly report" }).waitFor();
+    await page.locator("section[aria-labelledby=failures]").getByText("flaky-export").waitFor();
+    await page.locator("section[aria-labelledby=failures]").getByText("export: connection refused").waitFor();
+    // The last 24 hours count this test's runs (the dashboard reads the last hours at most every 5 s):
+    // some succeeded, the cancelled one, the failed one.
+    await waitFor("the day's counts to include the failed run", async () => {
+      await page.reload();
+      const day = await page.locator("section[aria-labelledby=outcomes] tbody tr").nth(1).innerText();
+      const [, ok, failed, cancelled] = day.split("\t").map((c) => Number(c.trim()));
+      return ok >= 2 && failed >= 1 && cancelled >= 1;
+    });
+    await shot(page, SUITE, "dashboard-after");
+  });
+  noScriptErrors();
+});
+
 test("logging out ends the session", async () => {
   await step(page, SUITE, "logout", async () => {
     await page.goto(server.base + "/");

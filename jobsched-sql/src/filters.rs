@@ -17,6 +17,7 @@ where
     DB: Database,
     String: Bind<DB>,
     bool: Bind<DB>,
+    i64: Bind<DB>,
 {
     qb.push(" WHERE deleted = 0");
     if let Some(name) = &q.name {
@@ -33,6 +34,18 @@ where
     if let Some(t) = q.schedule_type {
         qb.push(" AND schedule_type = ")
             .push_bind(t.as_str().to_owned());
+    }
+    if !q.last_status.is_empty() {
+        // The status of each job's newest record: one seek of the (job_id, id, status) index per job.
+        qb.push(
+            " AND (SELECT l.status FROM job_logs l WHERE l.job_id = jobs.job_id \
+             ORDER BY l.id DESC LIMIT 1) IN (",
+        );
+        let mut list = qb.separated(", ");
+        for s in &q.last_status {
+            list.push_bind(i64::from(s.code()));
+        }
+        qb.push(")");
     }
 }
 
@@ -67,7 +80,14 @@ where
         qb.push(" AND task_id = ").push_bind(task.to_string());
     }
     if !q.statuses.is_empty() {
-        qb.push(" AND status IN (");
+        // With a job or task given, its index is the one to use: `+status` keeps SQLite's planner (which
+        // has no statistics) from picking the status index, which holds a large share of all records.
+        let narrowed = q.job_id.is_some() || q.task_id.is_some();
+        qb.push(if narrowed {
+            " AND +status IN ("
+        } else {
+            " AND status IN ("
+        });
         let mut list = qb.separated(", ");
         for s in &q.statuses {
             list.push_bind(i64::from(s.code()));

@@ -186,6 +186,28 @@ sql_methods! {
         Ok(page_of(records(self.dialect.backend, rows)?, total, q.page))
     }
 
+    /// The newest record of each of `jobs` (an index lookup per job: `(job_id, id)`).
+    pub(crate) async fn latest_executions<'e, E: Executor<'e, Database = DB> + Copy>(
+        &self,
+        e: E,
+        jobs: &[JobId],
+    ) -> Result<Vec<ExecutionRecord>, DbError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(500) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {EXEC_COLUMNS} FROM job_logs WHERE id IN (SELECT MAX(id) FROM job_logs WHERE job_id IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            qb.push(") GROUP BY job_id)");
+            let rows: Vec<ExecRow> = qb.build_query_as().fetch_all(e).await?;
+            out.extend(records(self.dialect.backend, rows)?);
+        }
+        Ok(out)
+    }
+
     /// Attempts that ended in `[from, to)`, counted by status and UTC hour (both stores write times as
     /// `YYYY-MM-DD HH:MM:SS…`, so the hour is the first 13 characters).
     pub(crate) async fn outcome_hours<'e, E: Executor<'e, Database = DB>>(

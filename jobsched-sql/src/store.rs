@@ -264,6 +264,13 @@ sql_impl! {
         .await
     }
 
+    async fn latest_executions(&self, jobs: &[JobId]) -> Result<Vec<ExecutionRecord>> {
+        self.retry("latest_executions", || {
+            self.inner.latest_executions(&self.inner.read, jobs)
+        })
+        .await
+    }
+
     async fn outcome_hours(
         &self,
         from: chrono::DateTime<chrono::Utc>,

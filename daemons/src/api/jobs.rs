@@ -57,6 +57,13 @@ pub struct JobFilter {
     /// Only jobs scheduled this way.
     #[param(nullable = false, inline)]
     pub schedule_type: Option<jobsched::ScheduleType>,
+    /// Only jobs whose last run is in one of these statuses: names or codes, comma-separated
+    /// (`failed,timed_out,lost`).
+    #[param(
+        nullable = false,
+        pattern = r"^\s*(queued|succeeded|failed|timed_out|cancelled|running|dispatched|lost|skipped|[0-8])\s*(,\s*(queued|succeeded|failed|timed_out|cancelled|running|dispatched|lost|skipped|[0-8])\s*)*$"
+    )]
+    pub last_status: Option<String>,
     /// Sort by `job_id` (default), `name` or `update_time`.
     #[param(nullable = false, inline)]
     pub sort: Option<jobsched::JobOrder>,
@@ -268,6 +275,7 @@ pub async fn list(
         enabled: f.enabled,
         owner,
         schedule_type: f.schedule_type,
+        last_status: statuses(&f.last_status)?,
         order: f.sort.unwrap_or_default(),
         descending: f.desc.unwrap_or(false),
         page,

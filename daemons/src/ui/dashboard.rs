@@ -1,8 +1,7 @@
 //! `GET /`: the dashboard — schedulers, executors, running and queued tasks, outcomes over the last
 //! hour, day and week (a chart), recent failures and the next fires. It refreshes itself.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -15,14 +14,25 @@ use super::format;
 use super::page::{Chrome, Html, PageResult};
 use crate::api::{Caller, SharedState};
 
-/// How long the outcome counts are reused: the chart does not need to be exact to the second, and a
-/// week of a busy history is the dashboard's one large read.
-const STATS_TTL: Duration = Duration::from_secs(15);
+/// How long the counts of the current and the previous hour are reused (older hours do not change:
+/// attempts are recorded with the time they ended, which is now).
+const RECENT_TTL: Duration = Duration::from_secs(5);
+
+/// Outcome counts by hour, kept between requests.
+#[derive(Default)]
+struct HourCache {
+    /// Hours before the previous one, read once.
+    closed: BTreeMap<DateTime<Utc>, Vec<OutcomeHour>>,
+    /// Through which hour (exclusive) `closed` is complete.
+    closed_until: Option<DateTime<Utc>>,
+    /// The previous and current hour, and when they were read.
+    recent: Option<(Instant, DateTime<Utc>, Vec<OutcomeHour>)>,
+}
 
 /// What the UI keeps between requests.
 #[derive(Default)]
 pub struct UiState {
-    stats: std::sync::Mutex<Option<(Instant, Arc<Vec<OutcomeHour>>)>>,
+    hours: tokio::sync::Mutex<HourCache>,
 }
 
 impl std::fmt::Debug for UiState {
@@ -32,26 +42,67 @@ impl std::fmt::Debug for UiState {
 }
 
 impl UiState {
-    /// The outcome counts of the last week (by hour), read at most every [`STATS_TTL`].
+    /// The outcome counts of the last week, by hour. Hours before the previous one are read once and
+    /// kept (a daemon reads a week of history on its first dashboard, or at start with
+    /// [`warm`](Self::warm)); the previous and current hour at most every [`RECENT_TTL`].
+    ///
+    /// A request never waits for the week's read: while one is under way (the daemon's start), it gets
+    /// the last two hours alone and `false` (the page says the week is still being counted).
     async fn week(
         &self,
         s: &SharedState,
         now: DateTime<Utc>,
-    ) -> jobsched::Result<Arc<Vec<OutcomeHour>>> {
-        if let Some((at, v)) = self.stats.lock().expect("not poisoned").as_ref()
-            && at.elapsed() < STATS_TTL
-        {
-            return Ok(v.clone());
-        }
+    ) -> jobsched::Result<(Vec<OutcomeHour>, bool)> {
+        let store = s.scheduler.storage();
+        let recent_from = hour_of(now) - TimeDelta::hours(1);
+        let Ok(c) = self.hours.try_lock() else {
+            let recent = store
+                .outcome_hours(recent_from, now + TimeDelta::hours(1))
+                .await?;
+            return Ok((recent, false));
+        };
+        self.fill(s, c, now).await.map(|v| (v, true))
+    }
+
+    /// Completes the cache held in `c` and returns the week's counts.
+    async fn fill(
+        &self,
+        s: &SharedState,
+        mut c: tokio::sync::MutexGuard<'_, HourCache>,
+        now: DateTime<Utc>,
+    ) -> jobsched::Result<Vec<OutcomeHour>> {
+        let store = s.scheduler.storage();
         let from = hour_of(now) - TimeDelta::days(7);
-        let v = Arc::new(
-            s.scheduler
-                .storage()
-                .outcome_hours(from, now + TimeDelta::hours(1))
-                .await?,
-        );
-        *self.stats.lock().expect("not poisoned") = Some((Instant::now(), v.clone()));
-        Ok(v)
+        let recent_from = hour_of(now) - TimeDelta::hours(1);
+        let missing_from = c.closed_until.filter(|u| *u > from).unwrap_or(from);
+        if missing_from < recent_from {
+            for h in store.outcome_hours(missing_from, recent_from).await? {
+                c.closed.entry(h.hour).or_default().push(h);
+            }
+            c.closed_until = Some(recent_from);
+        }
+        c.closed = c.closed.split_off(&from);
+        let stale = c
+            .recent
+            .as_ref()
+            .is_none_or(|(at, start, _)| at.elapsed() >= RECENT_TTL || *start != recent_from);
+        if stale {
+            let v = store
+                .outcome_hours(recent_from, now + TimeDelta::hours(1))
+                .await?;
+            c.recent = Some((Instant::now(), recent_from, v));
+        }
+        let mut out: Vec<OutcomeHour> = c.closed.values().flatten().cloned().collect();
+        out.extend(c.recent.as_ref().map(|r| r.2.clone()).unwrap_or_default());
+        Ok(out)
+    }
+
+    /// Reads the week's counts now, so the first dashboard does not wait for them.
+    pub async fn warm(s: SharedState) {
+        let c = s.ui.hours.lock().await;
+        if let Err(e) = s.ui.fill(&s, c, Utc::now()).await {
+            tracing::warn!(error = %e, "reading the outcome counts for the dashboard failed");
+        }
     }
 }
 
@@ -104,6 +155,8 @@ struct Dashboard {
     week_chart: String,
     failures: Vec<Failure>,
     upcoming: Option<Vec<Next>>,
+    /// False while the daemon is still counting the week's history (the charts show the last hours).
+    complete: bool,
 }
 
 fn group(status: TaskStatus) -> usize {
@@ -201,7 +254,7 @@ async fn failures(s: &SharedState, caller: &Caller) -> jobsched::Result<Vec<Fail
             error: r
                 .error
                 .lines()
-                .last()
+                .next()
                 .unwrap_or("")
                 .chars()
                 .take(160)
@@ -218,7 +271,7 @@ pub async fn page(
     let now = Utc::now();
     let status = s.scheduler.status().await?;
     let executors = s.scheduler.executors().await?;
-    let hours = s.ui.week(&s, now).await?;
+    let (hours, complete) = s.ui.week(&s, now).await?;
     let day_from = hour_of(now) - TimeDelta::hours(23);
     let day = bars(&hours, day_from, 24, Span::Hour);
     let week_from = day_from - TimeDelta::days(6);
@@ -269,6 +322,7 @@ pub async fn page(
         week_chart: chart::stacked_bars("Outcomes by day, last 7 days", &week_days, Span::Day, 1),
         failures: failures(&s, &caller).await?,
         upcoming,
+        complete,
         status,
     })
 }

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Extension, Path, Query, State};
 use chrono::Utc;
-use jobsched::{ExecutionQuery, Job, JobOrder, PageRequest, ScheduleType, TaskStatus};
+use jobsched::{Job, JobOrder, ScheduleType, TaskStatus};
 use serde::Deserialize;
 
 use super::format::{self, Pager};
@@ -52,6 +52,8 @@ pub struct ListQuery {
     #[serde(default)]
     schedule_type: String,
     #[serde(default)]
+    last_status: String,
+    #[serde(default)]
     sort: String,
     #[serde(default)]
     desc: String,
@@ -66,6 +68,7 @@ struct JobsPage {
     rows: Vec<Row>,
     pager: Pager,
     schedule_types: Vec<&'static str>,
+    last_statuses: Vec<(&'static str, &'static str)>,
     orders: Vec<&'static str>,
     sort_links: Vec<(&'static str, &'static str, String, &'static str)>,
 }
@@ -92,6 +95,7 @@ pub async fn list(
         schedule_type: nonempty(&q.schedule_type)
             .map(|t| ScheduleType::parse(&t))
             .transpose()?,
+        last_status: nonempty(&q.last_status),
         sort: JobOrder::ALL.iter().copied().find(|o| o.as_str() == q.sort),
         desc: Some(q.desc == "true"),
         page: q.page,
@@ -104,43 +108,46 @@ pub async fn list(
     )
     .await?
     .0;
-    let mut rows = Vec::with_capacity(page.items.len());
-    for j in &page.items {
-        let last = s
-            .scheduler
-            .history(&ExecutionQuery {
-                job_id: Some(j.job_id.clone()),
-                created_from: Some(j.create_time),
-                page: PageRequest::new(1, 1)?,
-                ..ExecutionQuery::default()
-            })
-            .await?
-            .items
-            .pop();
-        rows.push(Row {
-            id: j.job_id.to_string(),
-            name: j.name.clone(),
-            owner: j.owner.clone(),
-            enabled: j.enabled,
-            schedule: schedule_text(j),
-            task: last
-                .as_ref()
-                .map(|r| r.task_id.to_string())
-                .unwrap_or_default(),
-            last: last.map(|r| {
-                (
-                    r.status.as_str(),
-                    format::status_class(r.status),
-                    format::time(r.scheduled_time),
-                )
-            }),
-        });
-    }
+    // Each job's last run, in one read; a run of an earlier job that had the id is not this job's.
+    let ids: Vec<_> = page.items.iter().map(|j| j.job_id.clone()).collect();
+    let latest: std::collections::HashMap<_, _> = s
+        .scheduler
+        .storage()
+        .latest_executions(&ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.job_id.clone(), r))
+        .collect();
+    let rows = page
+        .items
+        .iter()
+        .map(|j| {
+            let last = latest
+                .get(&j.job_id)
+                .filter(|r| r.create_time >= j.create_time);
+            Row {
+                id: j.job_id.to_string(),
+                name: j.name.clone(),
+                owner: j.owner.clone(),
+                enabled: j.enabled,
+                schedule: schedule_text(j),
+                task: last.map(|r| r.task_id.to_string()).unwrap_or_default(),
+                last: last.map(|r| {
+                    (
+                        r.status.as_str(),
+                        format::status_class(r.status),
+                        format::time(r.scheduled_time),
+                    )
+                }),
+            }
+        })
+        .collect();
     let keep: Vec<(&str, String)> = vec![
         ("name", q.name.clone()),
         ("owner", q.owner.clone()),
         ("enabled", q.enabled.clone()),
         ("schedule_type", q.schedule_type.clone()),
+        ("last_status", q.last_status.clone()),
         ("sort", q.sort.clone()),
         ("desc", q.desc.clone()),
     ];
@@ -171,6 +178,13 @@ pub async fn list(
         rows,
         pager,
         schedule_types: ScheduleType::ALL.iter().map(|t| t.as_str()).collect(),
+        last_statuses: vec![
+            ("succeeded", "succeeded"),
+            ("failed,timed_out,lost", "failed, timed out or lost"),
+            ("running,dispatched", "running"),
+            ("queued", "queued"),
+            ("cancelled,skipped", "cancelled or skipped"),
+        ],
         orders: JobOrder::ALL.iter().map(|o| o.as_str()).collect(),
         sort_links,
     })

@@ -27,11 +27,14 @@ struct SystemPage {
 }
 
 /// The descriptions of the configuration's fields, from the OpenAPI document (their doc comments).
-fn setting_help() -> serde_json::Value {
-    let doc = serde_json::to_value(crate::api::openapi()).unwrap_or_default();
-    doc.pointer("/components/schemas/SystemConfig/properties")
-        .cloned()
-        .unwrap_or_default()
+fn setting_help() -> &'static serde_json::Value {
+    static HELP: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    HELP.get_or_init(|| {
+        let doc = serde_json::to_value(crate::api::openapi()).unwrap_or_default();
+        doc.pointer("/components/schemas/SystemConfig/properties")
+            .cloned()
+            .unwrap_or_default()
+    })
 }
 
 /// `GET /system`.

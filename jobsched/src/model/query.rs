@@ -97,6 +97,9 @@ pub struct JobQuery {
     pub owner: Option<String>,
     /// Only jobs scheduled this way.
     pub schedule_type: Option<super::ScheduleType>,
+    /// Only jobs whose newest execution record is in one of these statuses (empty: any, including jobs
+    /// that never ran).
+    pub last_status: Vec<TaskStatus>,
     /// The order of the list (ties by `job_id`).
     pub order: JobOrder,
     /// Reverse the order.

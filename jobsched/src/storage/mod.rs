@@ -320,6 +320,21 @@ pub trait Storage: Accounts + Send + Sync + fmt::Debug + 'static {
     /// A page of execution records matching the query, newest (highest id) first, with the total count.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionRecord>>;
 
+    /// The newest record (highest id) of each of `jobs` that has any, in no particular order: what a
+    /// job list shows as each job's last run, in one read. The default asks once per job.
+    async fn latest_executions(&self, jobs: &[JobId]) -> Result<Vec<ExecutionRecord>> {
+        let mut out = Vec::new();
+        for job in jobs {
+            let q = ExecutionQuery {
+                job_id: Some(job.clone()),
+                page: crate::model::PageRequest::new(1, 1)?,
+                ..ExecutionQuery::default()
+            };
+            out.extend(self.list_executions(&q).await?.items);
+        }
+        Ok(out)
+    }
+
     /// How many attempts ended in each status in each UTC hour of `[from, to)` (by `end_time`), hours
     /// without any left out, oldest first then by status code. What the dashboard charts: stores answer
     /// it with one grouped query. The default pages through [`list_executions`](Self::list_executions)

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             attempts_survive_purge_of_earlier_ones,
             inserted_ids_are_the_stored_ids,
             outcomes_are_counted_by_hour_and_status,
+            latest_executions_are_the_newest_per_job,
         ]);
         $crate::conformance_tests!(@suite accounts, accounts, $open, [
             users_are_kept_by_unique_name,

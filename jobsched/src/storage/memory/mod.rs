@@ -295,6 +295,12 @@ impl Storage for MemoryStorage {
                     && query.enabled.is_none_or(|e| j.enabled == e)
                     && query.owner.as_ref().is_none_or(|o| j.owner == *o)
                     && query.schedule_type.is_none_or(|t| j.schedule_type == t)
+                    && (query.last_status.is_empty()
+                        || g.by_job
+                            .get(&j.job_id)
+                            .and_then(|ids| ids.last())
+                            .and_then(|id| g.records.get(*id))
+                            .is_some_and(|r| query.last_status.contains(&r.status)))
             })
             .collect();
         matching.sort_by(|a, b| {
@@ -457,6 +463,15 @@ impl Storage for MemoryStorage {
             page(g.records.iter().rev().filter(filtered).cloned(), query.page)
         };
         Ok(result)
+    }
+
+    async fn latest_executions(&self, jobs: &[JobId]) -> Result<Vec<ExecutionRecord>> {
+        let g = self.lock();
+        Ok(jobs
+            .iter()
+            .filter_map(|j| g.by_job.get(j)?.iter().next_back())
+            .filter_map(|id| g.records.get(*id).cloned())
+            .collect())
     }
 
     async fn outcome_hours(

@@ -134,6 +134,42 @@ pub async fn job_listing_filters_and_pages(open: &dyn OpenStorage) {
     };
     let page = s.list_jobs(&q).await.unwrap();
     assert_eq!((page.total, page.items[0].job_id.as_str()), (1, "list-5"));
+    // By the status of each job's newest record: list-0 failed after succeeding, list-1 succeeded.
+    let mut recs = Vec::new();
+    for (job, status, secs) in [
+        (&jobs[0], TaskStatus::Succeeded, 0),
+        (&jobs[0], TaskStatus::Failed, 1),
+        (&jobs[1], TaskStatus::Failed, 0),
+        (&jobs[1], TaskStatus::Succeeded, 1),
+    ] {
+        let mut r = sample_record(job, Trigger::Schedule, t0() + TimeDelta::seconds(secs));
+        r.status = status;
+        recs.push(r);
+    }
+    s.insert_executions(&recs, None).await.unwrap();
+    for (statuses, want) in [
+        (vec![TaskStatus::Failed], vec!["list-0"]),
+        (
+            vec![TaskStatus::Succeeded, TaskStatus::Failed],
+            vec!["list-0", "list-1"],
+        ),
+        (vec![TaskStatus::Running], vec![]),
+    ] {
+        let q = JobQuery {
+            last_status: statuses.clone(),
+            ..JobQuery::default()
+        };
+        let page = s.list_jobs(&q).await.unwrap();
+        let ids: Vec<_> = page.items.iter().map(|j| j.job_id.to_string()).collect();
+        assert_eq!(
+            (ids, page.total),
+            (
+                want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                want.len() as u64
+            ),
+            "last run {statuses:?}"
+        );
+    }
     let q = JobQuery {
         order: crate::model::JobOrder::Name,
         descending: true,

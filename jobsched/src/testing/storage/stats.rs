@@ -77,3 +77,41 @@ pub async fn outcomes_are_counted_by_hour_and_status(open: &dyn OpenStorage) {
     ];
     assert_eq!(got, want);
 }
+
+/// The newest record of each job asked for is returned, once, and jobs without records are left out.
+pub async fn latest_executions_are_the_newest_per_job(open: &dyn OpenStorage) {
+    let s = open.open().await;
+    let (a, b, c) = (
+        sample_job("latest-a"),
+        sample_job("latest-b"),
+        sample_job("latest-c"),
+    );
+    let mut recs = Vec::new();
+    for i in 0..3 {
+        for job in [&a, &b] {
+            recs.push(sample_record(
+                job,
+                Trigger::Schedule,
+                t0() + TimeDelta::seconds(i),
+            ));
+        }
+    }
+    s.insert_executions(&recs, None).await.unwrap();
+    let got = s
+        .latest_executions(&[a.job_id.clone(), b.job_id.clone(), c.job_id.clone()])
+        .await
+        .unwrap();
+    let mut got: Vec<_> = got
+        .into_iter()
+        .map(|r| (r.job_id.to_string(), r.scheduled_time))
+        .collect();
+    got.sort();
+    let newest = t0() + TimeDelta::seconds(2);
+    assert_eq!(
+        got,
+        vec![
+            ("latest-a".to_owned(), newest),
+            ("latest-b".to_owned(), newest)
+        ]
+    );
+}
