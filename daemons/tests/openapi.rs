@@ -25,6 +25,8 @@ async fn the_openapi_document_describes_every_route() {
         ("get", "/api/jobs/{jobId}/next-fires"),
         ("get", "/api/tasks/{taskId}"),
         ("post", "/api/tasks/{taskId}/cancel"),
+        ("get", "/api/tasks/{taskId}/log"),
+        ("get", "/api/tasks/{taskId}/log/stream"),
         ("get", "/api/executors"),
         ("get", "/api/executors/{executorId}"),
         ("post", "/api/executors/{executorId}/disable"),

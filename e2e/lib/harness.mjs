@@ -50,10 +50,15 @@ export async function startJobsched(name, args, env = {}) {
   };
 }
 
-/** `jobsched standalone` on a fresh data directory. */
+/** `jobsched standalone` on a fresh data directory (removed when it stops). */
 export async function standalone(tag) {
   const dir = tempDir(tag);
   const p = await startJobsched(`standalone-${tag}`, ["standalone", "--data-dir", dir, "--capacity", "4"]);
+  const stop = p.stop;
+  p.stop = async () => {
+    await stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
   const token = await loginToken(p.base, "admin", ADMIN_PASSWORD);
   await waitFor("the scheduler to be active with its executor", async () => {
     const s = await api(p.base, token, "GET", "/api/system/status");
@@ -102,7 +107,7 @@ export async function createJob(base, token, spec) {
 /** A headless Chromium with its own fresh profile (`bypassCSP` only to inject axe-core). */
 export async function browser({ width = 1280, height = 900, colorScheme = "light", bypassCSP = false } = {}) {
   const profile = tempDir("chromium");
-  return chromium.launchPersistentContext(profile, {
+  const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width, height },
@@ -113,6 +118,8 @@ export async function browser({ width = 1280, height = 900, colorScheme = "light
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync"],
   });
+  ctx.on("close", () => fs.rmSync(profile, { recursive: true, force: true }));
+  return ctx;
 }
 
 /** A page that fails the test on any script error or console error it reports. */

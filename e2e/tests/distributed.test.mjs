@@ -21,11 +21,12 @@ if (missing && CI) {
 const procs = [];
 let base;
 let ctx;
+let dir;
 
 before(async () => {
   if (missing) return;
   const tag = Date.now().toString(36);
-  const dir = tempDir("cluster");
+  dir = tempDir("cluster");
   const key = path.join(dir, "jwt.key");
   fs.writeFileSync(key, `e2e-signing-key-${tag}-${Math.random().toString(36).slice(2)}`, { mode: 0o600 });
   const common = ["--kafka", kafka, "--zookeeper", `${zookeeper}/jse2e-ui-${tag}`, "--kafka-prefix", `ui${tag}`,
@@ -52,6 +53,7 @@ before(async () => {
 after(async () => {
   await ctx?.close();
   for (const p of procs.reverse()) await p.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("the executors page shows both executors, and a remote task's output streams live through Kafka", { skip: missing && "the servers of scripts/services.sh are not configured" }, async () => {

@@ -515,11 +515,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The background `sleep` was in the task's group: it must be gone (or a zombie being reaped).
-        let alive = nix::sys::signal::kill(Pid::from_raw(child), None).is_ok()
-            && !std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .map(|s| s.contains(") Z "))
-                .unwrap_or(true);
-        assert!(!alive, "background child {child} survived the cancel");
+        // A killed process takes a moment to die after the signal is sent: poll, with a deadline.
+        let alive = || {
+            nix::sys::signal::kill(Pid::from_raw(child), None).is_ok()
+                && !std::fs::read_to_string(format!("/proc/{child}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!alive(), "background child {child} survived the cancel");
         let _ = std::fs::remove_dir_all(dir);
     }
 
