@@ -51,6 +51,22 @@ pub struct LogView {
     pub text: String,
 }
 
+/// One event of `GET /api/tasks/{taskId}/log/stream`, as an event-stream reader sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogStreamEvent {
+    /// `chunk` (output) or `end` (the task ended; the last event).
+    #[schema(pattern = "^(chunk|end)$")]
+    pub event: String,
+    /// JSON text: `{"attempt", "offset", "skipped", "text"}` for a chunk, `{"status", "code",
+    /// "exit_code"}` for the end.
+    pub data: String,
+    /// `attempt:next_offset` of a chunk (what `Last-Event-ID` resumes from).
+    #[schema(pattern = r"^[0-9]+:[0-9]+$")]
+    pub id: Option<String>,
+    /// Reconnection delay, if the server sets one (it does not).
+    pub retry: Option<u64>,
+}
+
 /// The recorded output of an ended attempt: standard output, then standard error.
 fn recorded(r: &ExecutionRecord) -> String {
     match (r.output.is_empty(), r.error.is_empty()) {
@@ -123,7 +139,8 @@ const LATE_CHUNKS: Duration = Duration::from_millis(300);
 /// has ended. Reconnecting with `Last-Event-ID` (or `?offset=`) resumes where the stream was.
 #[utoipa::path(get, path = "/api/tasks/{taskId}/log/stream", tag = "tasks",
     params(("taskId" = jobsched::TaskId, Path, description = "The task's id"), LogQuery),
-    responses((status = 200, description = "An event stream (text/event-stream)", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An event stream (text/event-stream): each event as described",
+            content_type = "text/event-stream", body = LogStreamEvent),
         (status = 404, body = ErrorBody)))]
 pub async fn stream(
     State(s): State<SharedState>,
