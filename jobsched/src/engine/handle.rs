@@ -510,18 +510,10 @@ impl Scheduler {
         // Attempts that ended in the last hour, by status: a range of the end-time index (counting
         // by status over the whole history would read every record of the common statuses).
         let now = self.sh().clock.now();
-        let (mut succeeded, mut failed, mut cancelled) = (0, 0, 0);
-        for h in st
-            .outcome_hours(now - TimeDelta::hours(1), now + TimeDelta::minutes(1))
-            .await?
-        {
-            match h.status {
-                TaskStatus::Succeeded => succeeded += h.count,
-                TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost => failed += h.count,
-                TaskStatus::Cancelled | TaskStatus::Skipped => cancelled += h.count,
-                _ => {}
-            }
-        }
+        let last_hour = OutcomeCounts::of_hours(
+            &st.outcome_hours(now - TimeDelta::hours(1), now + TimeDelta::minutes(1))
+                .await?,
+        );
         let members = self.sh().coordinator.members(EXECUTORS).await?;
         let executors_online = members.borrow().len() as u64;
         let leader = self.sh().coordinator.leader(SCHEDULER_LEADER).await?;
@@ -544,16 +536,7 @@ impl Scheduler {
             executors_online,
             running,
             queued,
-            last_hour: OutcomeCounts {
-                succeeded,
-                failed,
-                cancelled,
-                success_rate: if succeeded + failed == 0 {
-                    1.0
-                } else {
-                    succeeded as f64 / (succeeded + failed) as f64
-                },
-            },
+            last_hour,
             poison_messages: self.sh().dispatcher.stats().poison,
         })
     }

@@ -198,3 +198,26 @@ pub struct OutcomeCounts {
     /// `succeeded / (succeeded + failed)`, 1 when nothing ended.
     pub success_rate: f64,
 }
+
+impl OutcomeCounts {
+    /// The counts of `hours` (from [`Storage::outcome_hours`](crate::storage::Storage::outcome_hours))
+    /// by outcome.
+    pub fn of_hours(hours: &[crate::model::OutcomeHour]) -> Self {
+        use crate::model::TaskStatus as S;
+        let mut c = OutcomeCounts::default();
+        for h in hours {
+            match h.status {
+                S::Succeeded => c.succeeded += h.count,
+                S::Failed | S::TimedOut | S::Lost => c.failed += h.count,
+                S::Cancelled | S::Skipped => c.cancelled += h.count,
+                S::Queued | S::Dispatched | S::Running => {}
+            }
+        }
+        c.success_rate = if c.succeeded + c.failed == 0 {
+            1.0
+        } else {
+            c.succeeded as f64 / (c.succeeded + c.failed) as f64
+        };
+        c
+    }
+}

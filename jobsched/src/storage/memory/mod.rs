@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 mod accounts;
 mod records;
+mod stats;
 
 use records::Records;
 
@@ -282,40 +283,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Page<Job>> {
-        let g = self.lock();
-        let mut matching: Vec<&Arc<Job>> = g
-            .jobs
-            .values()
-            .filter_map(|(j, _)| j.as_ref())
-            .filter(|j| {
-                query
-                    .name
-                    .as_ref()
-                    .is_none_or(|n| j.name.contains(n.as_str()))
-                    && query.enabled.is_none_or(|e| j.enabled == e)
-                    && query.owner.as_ref().is_none_or(|o| j.owner == *o)
-                    && query.schedule_type.is_none_or(|t| j.schedule_type == t)
-                    && (query.last_status.is_empty()
-                        || g.by_job
-                            .get(&j.job_id)
-                            .and_then(|ids| ids.last())
-                            .and_then(|id| g.records.get(*id))
-                            .is_some_and(|r| query.last_status.contains(&r.status)))
-            })
-            .collect();
-        matching.sort_by(|a, b| {
-            let by = match query.order {
-                crate::model::JobOrder::JobId => std::cmp::Ordering::Equal,
-                crate::model::JobOrder::Name => a.name.cmp(&b.name),
-                crate::model::JobOrder::UpdateTime => a.update_time.cmp(&b.update_time),
-            }
-            .then_with(|| a.job_id.cmp(&b.job_id));
-            if query.descending { by.reverse() } else { by }
-        });
-        Ok(page(
-            matching.into_iter().map(|j| (**j).clone()),
-            query.page,
-        ))
+        Ok(self.lock().list_jobs(query))
     }
 
     async fn job_changes(&self, after: u64, limit: usize) -> Result<Vec<JobChange>> {
@@ -466,12 +434,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn latest_executions(&self, jobs: &[JobId]) -> Result<Vec<ExecutionRecord>> {
-        let g = self.lock();
-        Ok(jobs
-            .iter()
-            .filter_map(|j| g.by_job.get(j)?.iter().next_back())
-            .filter_map(|id| g.records.get(*id).cloned())
-            .collect())
+        Ok(self.lock().latest(jobs))
     }
 
     async fn outcome_hours(
@@ -479,24 +442,7 @@ impl Storage for MemoryStorage {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<crate::model::OutcomeHour>> {
-        let g = self.lock();
-        let mut counts = std::collections::BTreeMap::new();
-        for r in g.records.iter() {
-            if let Some(end) = r.end_time.filter(|e| *e >= from && *e < to) {
-                counts
-                    .entry((crate::model::hour_of(end), r.status.code()))
-                    .or_insert((r.status, 0u64))
-                    .1 += 1;
-            }
-        }
-        Ok(counts
-            .into_iter()
-            .map(|((hour, _), (status, count))| crate::model::OutcomeHour {
-                hour,
-                status,
-                count,
-            })
-            .collect())
+        Ok(self.lock().outcome_hours(from, to))
     }
 
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>> {
