@@ -57,7 +57,7 @@ export async function standalone(tag) {
   const stop = p.stop;
   p.stop = async () => {
     await stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeQuietly(dir);
   };
   const token = await loginToken(p.base, "admin", ADMIN_PASSWORD);
   await waitFor("the scheduler to be active with its executor", async () => {
@@ -118,8 +118,23 @@ export async function browser({ width = 1280, height = 900, colorScheme = "light
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync"],
   });
-  ctx.on("close", () => fs.rmSync(profile, { recursive: true, force: true }));
+  // The profile goes once the browser has exited (it writes into it while it shuts down).
+  const close = ctx.close.bind(ctx);
+  ctx.close = async () => {
+    await close();
+    removeQuietly(profile);
+  };
   return ctx;
+}
+
+/** Removes a temporary directory, retrying while a process that is exiting still writes into it; never
+ *  fails a test (what is left is in the system's temporary directory). */
+export function removeQuietly(dir) {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch (e) {
+    console.error(`could not remove ${dir}: ${e.message}`);
+  }
 }
 
 /** A page that fails the test on any script error or console error it reports. */

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import {
-  ADMIN_PASSWORD, CI, api, browser, createJob, freshDatabase, loginToken, mysqlServer, newPage, shot, startJobsched,
-  step, tempDir, uiLogin, waitFor,
+  ADMIN_PASSWORD, CI, api, browser, createJob, freshDatabase, loginToken, mysqlServer, newPage, removeQuietly, shot,
+  startJobsched, step, tempDir, uiLogin, waitFor,
 } from "../lib/harness.mjs";
 
 const SUITE = "distributed";
@@ -53,7 +53,7 @@ before(async () => {
 after(async () => {
   await ctx?.close();
   for (const p of procs.reverse()) await p.stop();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  if (dir) removeQuietly(dir);
 });
 
 test("the executors page shows both executors, and a remote task's output streams live through Kafka", { skip: missing && "the servers of scripts/services.sh are not configured" }, async () => {
