@@ -14,17 +14,8 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'e2e: %s\n' "$*" >&2; }
 
-apt_install() {
-    local missing=()
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-    ((${#missing[@]} == 0)) && return 0
-    log "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
-        apt-get update -q >/dev/null 2>&1 || true
-        apt-get install -y -q "${missing[@]}" >/dev/null
-    fi
-}
+# shellcheck source=apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 setup() {
     apt_install chromium

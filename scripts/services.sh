@@ -70,17 +70,8 @@ stop_pidfile() {
     rm -f "$pidfile"
 }
 
-apt_install() {
-    local missing=()
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-    ((${#missing[@]} == 0)) && return 0
-    log "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
-        apt-get update -q >/dev/null 2>&1 || true
-        apt-get install -y -q "${missing[@]}" >/dev/null || die "could not install ${missing[*]}"
-    fi
-}
+# shellcheck source=apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # ---------------------------------------------------------------- MariaDB
 

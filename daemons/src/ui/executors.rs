@@ -37,12 +37,7 @@ pub async fn list(
         .into_iter()
         .map(|rec| Row {
             online: rec.status == ExecutorStatus::Online,
-            labels: rec
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            labels: format::labels(&rec.labels, ", "),
             handlers: rec.handlers.join(", "),
             heartbeat: format::time(rec.last_heartbeat_time),
             registered: format::time(rec.register_time),

@@ -63,6 +63,30 @@ pub fn is_active(s: TaskStatus) -> bool {
     )
 }
 
+/// `s` trimmed, or `None` when that is empty (an unset form or query field).
+pub fn nonempty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// A param's value as shown: a string as it is, anything else as JSON.
+pub fn param_text(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// Params as `(name, shown value)` rows.
+pub fn params(p: &jobsched::Params) -> Vec<(String, String)> {
+    p.iter().map(|(k, v)| (k.clone(), param_text(v))).collect()
+}
+
+/// Labels as `k=v` joined by `sep`.
+pub fn labels(l: &std::collections::BTreeMap<String, String>, sep: &str) -> String {
+    l.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 /// Percent-encodes `s` for a query string value.
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -69,11 +69,7 @@ async fn form(s: &SharedState, caller: &Caller, job: Job, id: Option<String>) ->
             .start_time
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
             .unwrap_or_default(),
-        labels: job
-            .executor_labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect(),
+        labels: super::format::labels(&job.executor_labels, "\n"),
         params: job
             .params
             .iter()
@@ -81,7 +77,7 @@ async fn form(s: &SharedState, caller: &Caller, job: Job, id: Option<String>) ->
                 name: k.clone(),
                 secret: v.as_str() == Some(crate::secrets::REDACTED),
                 json: !v.is_string(),
-                value: v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                value: super::format::param_text(v),
             })
             .collect(),
         zones: chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect(),
@@ -161,7 +157,7 @@ pub struct Preview {
 /// `GET /ui/preview`: the next 10 fires of a schedule as the form has it, or the API's error naming the
 /// field that is wrong.
 pub async fn preview(Query(q): Query<PreviewQuery>) -> Result<Json<Preview>, ApiError> {
-    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let opt = super::format::nonempty;
     let interval = opt(&q.interval)
         .map(|i| {
             i.parse::<u32>().map_err(|_| {

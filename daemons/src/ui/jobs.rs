@@ -73,11 +73,6 @@ struct JobsPage {
     sort_links: Vec<(&'static str, &'static str, String, &'static str)>,
 }
 
-fn nonempty(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
-
 /// `GET /jobs`.
 pub async fn list(
     State(s): State<SharedState>,
@@ -85,17 +80,17 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> PageResult {
     let filter = JobFilter {
-        name: nonempty(&q.name),
-        owner: nonempty(&q.owner),
+        name: format::nonempty(&q.name),
+        owner: format::nonempty(&q.owner),
         enabled: match q.enabled.as_str() {
             "true" => Some(true),
             "false" => Some(false),
             _ => None,
         },
-        schedule_type: nonempty(&q.schedule_type)
+        schedule_type: format::nonempty(&q.schedule_type)
             .map(|t| ScheduleType::parse(&t))
             .transpose()?,
-        last_status: nonempty(&q.last_status),
+        last_status: format::nonempty(&q.last_status),
         sort: JobOrder::ALL.iter().copied().find(|o| o.as_str() == q.sort),
         desc: Some(q.desc == "true"),
         page: q.page,
@@ -262,13 +257,14 @@ pub async fn detail(
     .map(format::time)
     .collect();
     // Datetime-local inputs give `2026-12-01T10:00`; the API takes RFC 3339.
-    let rfc = |s: &str| nonempty(s).map(|t| if t.len() == 16 { format!("{t}:00Z") } else { t });
+    let rfc =
+        |s: &str| format::nonempty(s).map(|t| if t.len() == 16 { format!("{t}:00Z") } else { t });
     let history = api::history(
         State(s.clone()),
         Extension(caller.clone()),
         Path(id.clone()),
         crate::api::error::ApiQuery(HistoryFilter {
-            status: nonempty(&q.status),
+            status: format::nonempty(&q.status),
             from: rfc(&q.from),
             to: rfc(&q.to),
             page: q.page,
@@ -295,22 +291,8 @@ pub async fn detail(
     Html::of(&JobPage {
         chrome: Chrome::new(&caller, "jobs", job.name.clone()),
         schedule: schedule_text(&job),
-        params: job
-            .params
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                )
-            })
-            .collect(),
-        labels: job
-            .executor_labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        params: format::params(&job.params),
+        labels: format::labels(&job.executor_labels, ", "),
         next,
         runs,
         active_runs,

@@ -103,11 +103,6 @@ struct AuditPage {
     pager: Pager,
 }
 
-fn nonempty(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
-
 /// `GET /system/audit`.
 pub async fn audit(
     State(s): State<SharedState>,
@@ -118,9 +113,9 @@ pub async fn audit(
         State(s.clone()),
         Extension(caller.clone()),
         crate::api::error::ApiQuery(crate::api::audit::AuditFilter {
-            user: nonempty(&q.user),
-            action: nonempty(&q.action),
-            target: nonempty(&q.target),
+            user: format::nonempty(&q.user),
+            action: format::nonempty(&q.action),
+            target: format::nonempty(&q.target),
             page: q.page,
             page_size: Some(50),
             ..Default::default()

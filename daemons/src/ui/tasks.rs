@@ -68,16 +68,7 @@ pub async fn detail(
         job_id: latest.job_id.to_string(),
         job_name,
         command: latest.command.clone(),
-        params: latest
-            .params
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                )
-            })
-            .collect(),
+        params: format::params(&latest.params),
         latest: run_of(latest, now),
         attempts,
     })
