@@ -3,8 +3,8 @@
 #
 #   scripts/test.sh
 #
-# Starts the servers the tests need (scripts/services.sh: installs MariaDB if missing), checks formatting
-# and lints, runs every test of the workspace (unit tests, the backend conformance suite on the in-memory
+# Starts the servers the tests need (scripts/services.sh: installs MariaDB if missing), checks formatting,
+# lints and the API docs' links, runs every test of the workspace (unit tests, the backend conformance suite on the in-memory
 # backends, on SQLite files and on the real MariaDB server, the stores' durability, restart and bad-input
 # tests, the engine behaviour tests, the multi-process HA and failure-recovery suites (daemons/tests/ha.rs,
 # faults.rs at CI size, as scripts/faults.sh runs them), the security suites (permission matrix, audit,
@@ -30,6 +30,9 @@ cargo fmt --all -- --check
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "API docs (no broken intra-doc links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib
 
 step "tests"
 # The failure-recovery suite (daemons/tests/faults.rs) also stops and restarts each server of

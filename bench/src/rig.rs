@@ -125,10 +125,7 @@ pub struct Rig {
 }
 
 fn scheduler_config() -> SchedulerConfig {
-    SchedulerConfig {
-        scheduler_id: "bench".into(),
-        ..SchedulerConfig::default()
-    }
+    SchedulerConfig::default().with_scheduler_id("bench")
 }
 
 fn handlers() -> HandlerRegistry {
@@ -201,7 +198,9 @@ impl Rig {
         let backends = Self::backends(&store).await;
         let scheduler = Scheduler::builder(backends.clone())
             .with_config(scheduler_config())
-            .start();
+            .start()
+            .await
+            .expect("valid scheduler settings");
         let mut execs = Vec::new();
         for i in 0..spec.executors {
             execs.push(match &store {
@@ -290,7 +289,9 @@ impl Rig {
         let backends = Self::backends(&self.store).await;
         self.scheduler = Scheduler::builder(backends)
             .with_config(scheduler_config())
-            .start();
+            .start()
+            .await
+            .expect("valid scheduler settings");
         self.scheduler.wait_active().await;
         t0.elapsed()
     }

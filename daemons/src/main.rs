@@ -1,7 +1,7 @@
 //! `jobsched`: parses the command line, sets up logging, runs a role or a client command.
 
 use clap::Parser;
-use jobsched_daemons::cli::{Cli, Command, ConfigCommand, SecretsCommand};
+use jobsched_daemons::cli::{Cli, Command, SecretsCommand};
 use jobsched_daemons::client::Client;
 use jobsched_daemons::config::{Config, LogFormat};
 use jobsched_daemons::server::{self, Role};
@@ -27,17 +27,7 @@ fn init_logging(config: &Config) {
 
 #[allow(clippy::print_stdout)] // The bound address and `config print` go to standard output.
 async fn run(cli: Cli) -> Result<(), DaemonError> {
-    let serve = match &cli.command {
-        Command::Standalone(a) | Command::Scheduler(a) | Command::Executor(a) => Some(a),
-        Command::Config {
-            command: ConfigCommand::Print(a),
-        } => Some(a),
-        _ => None,
-    };
-    let mut overrides = cli.overrides(serve);
-    if let Command::Migrate(a) = &cli.command {
-        overrides.store.clone_from(&a.store);
-    }
+    let overrides = cli.overrides();
     let config = Config::load(cli.config.as_deref(), &overrides).map_err(DaemonError::Config)?;
     let role = match &cli.command {
         Command::Standalone(_) => Some(Role::Standalone),
@@ -62,7 +52,8 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         );
         return server::run(role, config, listener, stop_signal()).await;
     }
-    let client = || Client::new(&config.server, cli.output, config.ca_cert.as_deref());
+    let output = cli.output();
+    let client = || Client::new(&config.server, output, config.ca_cert.as_deref());
     match cli.command {
         Command::Migrate(_) => {
             let url = config.store.as_deref().ok_or_else(|| {
@@ -76,15 +67,15 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
             print!("{}", config.redacted_toml());
             Ok(())
         }
-        Command::Jobs { command } => client()?.jobs(command).await,
-        Command::Tasks { command } => client()?.tasks(command).await,
-        Command::Executors { command } => client()?.executors(command).await,
-        Command::System { command } => client()?.system(command).await,
-        Command::Login(a) => client()?.login(a).await,
-        Command::Logout => client()?.logout().await,
-        Command::Users { command } => client()?.users(command).await,
-        Command::Tokens { command } => client()?.tokens(command).await,
-        Command::Audit(a) => client()?.audit(a).await,
+        Command::Jobs { command, .. } => client()?.jobs(command).await,
+        Command::Tasks { command, .. } => client()?.tasks(command).await,
+        Command::Executors { command, .. } => client()?.executors(command).await,
+        Command::System { command, .. } => client()?.system(command).await,
+        Command::Login { args, .. } => client()?.login(args).await,
+        Command::Logout { .. } => client()?.logout().await,
+        Command::Users { command, .. } => client()?.users(command).await,
+        Command::Tokens { command, .. } => client()?.tokens(command).await,
+        Command::Audit { args, .. } => client()?.audit(args).await,
         Command::Backup(a) => {
             let url = store_url(a.store.as_deref())?;
             jobsched_daemons::backup::backup(&url, &a.out, a.with_history).await

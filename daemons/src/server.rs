@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use jobsched::coord::Coordinator;
 use jobsched::dispatch::Dispatcher;
-use jobsched::storage::{MemoryStorage, Storage};
-use jobsched::{Backends, Executor, ExecutorId, Scheduler, SchedulerConfig};
+use jobsched::storage::Storage;
+use jobsched::{Backends, Executor, ExecutorBackends, ExecutorId, Scheduler, SchedulerConfig};
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
@@ -280,7 +280,7 @@ async fn maintain(scheduler: Scheduler, auth: Arc<Auth>) {
 /// An executor of this process, registered under `id`.
 async fn start_executor(
     config: &Config,
-    backends: Backends,
+    backends: ExecutorBackends,
     id: &str,
     port: u16,
     keyring: Option<Arc<Keyring>>,
@@ -327,9 +327,8 @@ pub async fn run(
                     .into(),
             ));
         };
-        // Executors talk only to dispatch and coordination; the store is not used.
-        let backends = Backends {
-            storage: Arc::new(MemoryStorage::new()),
+        // Executors talk only to dispatch and coordination.
+        let backends = ExecutorBackends {
             dispatcher,
             coordinator,
         };
@@ -377,28 +376,35 @@ pub async fn run(
         }
     };
     let scheduler = Scheduler::builder(backends.clone())
-        .with_config(SchedulerConfig {
-            scheduler_id: match (&config.id, role) {
+        .with_config(
+            SchedulerConfig::default().with_scheduler_id(match (&config.id, role) {
                 (Some(id), Role::Scheduler) => id.clone(),
                 _ => format!("{}-{host}-{}", role.name(), addr.port()),
-            },
-            ..SchedulerConfig::default()
-        })
-        .start();
+            }),
+        )
+        .start()
+        .await?;
     let executor = if builtin {
         let id = config
             .id
             .clone()
             .unwrap_or_else(|| format!("{}-{host}", role.name()));
         Some((
-            start_executor(&config, backends.clone(), &id, addr.port(), keyring.clone()).await?,
+            start_executor(
+                &config,
+                (&backends).into(),
+                &id,
+                addr.port(),
+                keyring.clone(),
+            )
+            .await?,
             id,
         ))
     } else {
         None
     };
     // Every scheduler (active or standby) collects live output, so the UI and API of any of them show it.
-    let output = Arc::new(jobsched::output::OutputBuffers::default());
+    let output = Arc::new(jobsched::OutputBuffers::default());
     let feed = backends.dispatcher.output_feed().await?;
     let collector = tokio::spawn(output.clone().collect(feed));
     let state = AppState {

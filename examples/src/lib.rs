@@ -75,10 +75,10 @@ pub async fn run_embedded(
             .total,
         ..Summary::default()
     };
-    let scheduler = Scheduler::builder(backends.clone()).start();
+    let scheduler = Scheduler::builder(backends.clone()).start().await?;
     let executor = Executor::builder(ExecutorId::new("embedded-executor")?, backends.clone())
         .with_capacity(4)
-        .with_handler("greet", Arc::new(Greeter))?
+        .with_handler("greet", Arc::new(Greeter))
         .start()
         .await?;
     scheduler.wait_active().await;

@@ -4,7 +4,7 @@
 //! go to the executor the scheduler chose through that executor's topic, results come back through a
 //! partitioned results topic, cancel and other control messages through each executor's control topic,
 //! and running tasks' live output (best effort) through an output topic every scheduler reads from its end.
-//! Messages are the JSON of the design's task and result messages (seed 4.2.1, 4.2.2), field for field.
+//! Messages are the JSON of the design's task and result messages (design §4.2.1, §4.2.2), field for field.
 //!
 //! ```no_run
 //! # async fn run() -> jobsched::Result<()> {

@@ -1,4 +1,4 @@
-//! What travels on the topics: the task and result messages are the design's JSON (seed 4.2.1, 4.2.2)
+//! What travels on the topics: the task and result messages are the design's JSON (design §4.2.1, §4.2.2)
 //! field for field, checked on raw records; poison records are skipped and counted, never returned and
 //! never stalling a consumer.
 

@@ -7,8 +7,11 @@ use serde::Deserialize;
 
 /// Configuration of a [`MysqlStore`](crate::MysqlStore).
 ///
-/// Deserialises from the daemons' TOML (`[store]` section; unknown fields are refused) or is built with
-/// the `with_…` methods. `Debug` hides the password in the URL.
+/// Deserialises from a table of the fields below (unknown fields are refused), e.g. a section of an
+/// application's own configuration, or is built with the `with_…` methods. The daemons do not read it
+/// from their TOML: they take only the store URL (the top-level `store` key of the `--config` file,
+/// `--store` or `JOBSCHED_STORE`) and open it with [`MysqlConfig::new`], so the pool and the limits keep
+/// their defaults there. `Debug` hides the password in the URL.
 ///
 /// ```
 /// use jobsched_mysql::MysqlConfig;

@@ -2,7 +2,7 @@
 //!
 //! jobsched's [`Storage`](jobsched::storage::Storage) on MySQL 8 or MariaDB (sqlx): job definitions,
 //! execution records (`job_logs`), executors, settings and fencing tokens, in the tables of the design
-//! document (seed 3.2) extended by versioned migrations embedded in the crate ([`MIGRATOR`]).
+//! document (design §3.2) extended by versioned migrations embedded in the crate ([`MIGRATOR`]).
 //!
 //! ```no_run
 //! # async fn run() -> jobsched::Result<()> {
@@ -12,7 +12,7 @@
 //!
 //! let store = MysqlConfig::new("mysql://jobsched:jobsched@127.0.0.1:3306/jobsched").connect().await?;
 //! let backends = Backends { storage: Arc::new(store), ..Backends::in_memory() };
-//! let scheduler = Scheduler::builder(backends).start();
+//! let scheduler = Scheduler::builder(backends).start().await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -41,13 +41,18 @@ async fn schedulers_on_mysql_record_each_fire_once_across_a_takeover() {
     };
     let b1 = backends(db.store().await);
     let b2 = backends(db.config().with_migrate(false).connect().await.unwrap());
-    let s1 = Scheduler::builder(b1.clone()).start();
+    let s1 = Scheduler::builder(b1.clone())
+        .start()
+        .await
+        .expect("valid scheduler settings");
     s1.wait_active().await;
-    let s2 = Scheduler::builder(b2.clone()).start();
+    let s2 = Scheduler::builder(b2.clone())
+        .start()
+        .await
+        .expect("valid scheduler settings");
     let executor = Executor::builder(ExecutorId::new("e1").unwrap(), b2.clone())
         .with_capacity(64)
         .with_handler("noop", Arc::new(Noop))
-        .unwrap()
         .start()
         .await
         .unwrap();

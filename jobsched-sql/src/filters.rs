@@ -2,7 +2,7 @@
 //! parameter; only fixed SQL text is pushed.
 
 use chrono::NaiveDateTime;
-use jobsched::model::PageRequest;
+use jobsched::PageRequest;
 use jobsched::{ExecutionQuery, JobQuery};
 use sqlx::{Database, QueryBuilder};
 

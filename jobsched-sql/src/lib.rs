@@ -1,5 +1,5 @@
 //! What jobsched's SQL stores (`jobsched-mysql`, `jobsched-sqlite`) share: row types that decode from
-//! either database, the conversions between rows and the model, the mapping of handler names to the seed's
+//! either database, the conversions between rows and the model, the mapping of handler names to the design's
 //! `type TINYINT`, the decisions of batch writes (made in Rust on locked rows, so both stores apply the
 //! in-memory store's semantics exactly), the listing filters, output capping and error classification.
 //!

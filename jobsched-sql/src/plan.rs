@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::collections::HashSet;
 
-use jobsched::storage::{ExecutionUpdate, UpdateOutcome};
+use jobsched::storage::{ExecutionUpdate, UpdateOutcome, UpdateTarget, apply_updates};
 use jobsched::{Error, ExecutionRecord, Result, TaskId};
 
 use crate::text::cap_text;
@@ -73,67 +73,92 @@ enum Slot {
     New(usize),
 }
 
+/// The rows a store read for a batch, as the target of the core's [`apply_updates`].
+struct Rows<'a> {
+    stored: &'a mut [ExecutionRecord],
+    index: HashMap<(TaskId, u32), Slot>,
+    dirty: Vec<bool>,
+    inserts: Vec<ExecutionRecord>,
+    max_output_bytes: usize,
+}
+
+impl UpdateTarget for Rows<'_> {
+    type Slot = Slot;
+
+    fn find(&mut self, task_id: &TaskId, attempt: u32) -> Option<Slot> {
+        self.index.get(&(task_id.clone(), attempt)).copied()
+    }
+
+    fn record(&mut self, slot: Slot) -> &mut ExecutionRecord {
+        match slot {
+            Slot::Stored(s) => &mut self.stored[s],
+            Slot::New(n) => &mut self.inserts[n],
+        }
+    }
+
+    fn changed(&mut self, slot: Slot) {
+        let max = self.max_output_bytes;
+        cap_record(self.record(slot), max);
+        if let Slot::Stored(s) = slot {
+            self.dirty[s] = true;
+        }
+    }
+
+    fn insert_next(&mut self, next: &ExecutionRecord) -> Result<Option<i64>> {
+        let key = (next.task_id.clone(), next.attempt);
+        if self.index.contains_key(&key) {
+            return Err(taken(&next.task_id, next.attempt));
+        }
+        let mut next = next.clone();
+        cap_record(&mut next, self.max_output_bytes);
+        self.index.insert(key, Slot::New(self.inserts.len()));
+        self.inserts.push(next);
+        Ok(Some(0))
+    }
+}
+
 /// Decides a batch of [`ExecutionUpdate`]s against `stored`: every stored attempt of every task the batch
-/// names (read in the same transaction, locked). Updates apply in order, each seeing the ones before it,
-/// as [`MemoryStorage`](jobsched::storage::MemoryStorage) does. Fails with `AlreadyExists`, deciding
-/// nothing, if an applied update's next attempt is stored already or repeated. Output and error are
-/// capped to `max_output_bytes`.
+/// names (read in the same transaction, locked). The decision is the core's [`apply_updates`], the one
+/// [`MemoryStorage`](jobsched::storage::MemoryStorage) makes: updates apply in order, each seeing the ones
+/// before it. Fails with `AlreadyExists`, deciding nothing, if an applied update's next attempt is stored
+/// already or repeated. Output and error are capped to `max_output_bytes`.
 pub fn plan_updates(
     updates: &[ExecutionUpdate],
     mut stored: Vec<ExecutionRecord>,
     max_output_bytes: usize,
 ) -> Result<UpdatePlan> {
-    let mut index: HashMap<(TaskId, u32), Slot> = stored
+    let index = stored
         .iter()
         .enumerate()
         .map(|(i, r)| ((r.task_id.clone(), r.attempt), Slot::Stored(i)))
         .collect();
-    let mut dirty = vec![false; stored.len()];
-    let mut plan = UpdatePlan::default();
-    for (i, u) in updates.iter().enumerate() {
-        let Some(slot) = index.get(&(u.task_id.clone(), u.attempt)).copied() else {
-            plan.outcomes.push(UpdateOutcome::NotFound);
-            continue;
-        };
-        let rec = match slot {
-            Slot::Stored(s) => &mut stored[s],
-            Slot::New(n) => &mut plan.inserts[n],
-        };
-        if !u.expectation_holds(rec) {
-            plan.outcomes.push(UpdateOutcome::Stale {
-                status: rec.status,
-                executor_id: rec.executor_id.clone(),
-            });
-            continue;
-        }
-        u.apply_to(rec);
-        cap_record(rec, max_output_bytes);
-        if let Slot::Stored(s) = slot {
-            dirty[s] = true;
-        }
-        let next_id = match &u.next_attempt {
-            None => None,
-            Some(next) => {
-                let key = (next.task_id.clone(), next.attempt);
-                if index.contains_key(&key) {
-                    return Err(taken(&next.task_id, next.attempt));
-                }
-                let mut next = next.clone();
-                cap_record(&mut next, max_output_bytes);
-                index.insert(key, Slot::New(plan.inserts.len()));
-                plan.inserts.push(next);
-                plan.insert_for.push(i);
-                Some(0)
-            }
-        };
-        plan.outcomes.push(UpdateOutcome::Applied { next_id });
-    }
-    plan.changed = stored
+    let mut rows = Rows {
+        dirty: vec![false; stored.len()],
+        stored: &mut stored,
+        index,
+        inserts: Vec::new(),
+        max_output_bytes,
+    };
+    let outcomes = apply_updates(&mut rows, updates)?;
+    let (dirty, inserts) = (rows.dirty, rows.inserts);
+    // Each applied update with a next attempt inserted one, in order.
+    let insert_for = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, UpdateOutcome::Applied { next_id: Some(_) }))
+        .map(|(i, _)| i)
+        .collect();
+    let changed = stored
         .into_iter()
         .zip(dirty)
         .filter_map(|(r, d)| d.then_some(r))
         .collect();
-    Ok(plan)
+    Ok(UpdatePlan {
+        outcomes,
+        changed,
+        inserts,
+        insert_for,
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
-/// The seed's `jobs.type TINYINT` for a handler name: 1 `shell`, 2 `http`, 0 any other (its name is in
+/// The design's `jobs.type TINYINT` for a handler name: 1 `shell`, 2 `http`, 0 any other (its name is in
 /// `type_name`).
 pub fn type_code(name: &str) -> i8 {
     match name {
@@ -159,7 +159,7 @@ impl JobRow {
             time_zone: parse(
                 backend,
                 "time_zone",
-                jobsched::model::spec::parse_time_zone(&self.time_zone),
+                jobsched::parse_time_zone(&self.time_zone),
             )?,
             timeout: unsigned(i64::from(self.timeout)),
             retry_count: unsigned(i64::from(self.retry_count)),

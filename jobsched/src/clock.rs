@@ -60,7 +60,7 @@ pub fn trunc_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The `tokio::time::Instant` at which `clock` will read `at` (now, if `at` is not in the future).
-pub fn instant_at(clock: &dyn Clock, at: DateTime<Utc>) -> tokio::time::Instant {
+pub(crate) fn instant_at(clock: &dyn Clock, at: DateTime<Utc>) -> tokio::time::Instant {
     let now = tokio::time::Instant::now();
     match (at - clock.now()).to_std() {
         Ok(d) => now + d,
@@ -69,12 +69,12 @@ pub fn instant_at(clock: &dyn Clock, at: DateTime<Utc>) -> tokio::time::Instant 
 }
 
 /// Converts whole seconds to a `Duration`.
-pub fn secs(s: u32) -> Duration {
+pub(crate) fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s))
 }
 
 /// Adds a std `Duration` to a time, saturating at the latest representable time.
-pub fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+pub(crate) fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(d)
         .ok()
         .and_then(|d| t.checked_add_signed(d))

@@ -4,9 +4,9 @@ use std::future::Future;
 
 /// Polls a future, turning a panic into an error with the panic's message: a handler's bug fails its task
 /// (not the executor), a storage backend's bug fails one write (not the engine).
-pub(crate) struct Guarded<F>(pub std::pin::Pin<Box<F>>);
+pub(crate) struct Guarded<F: ?Sized>(pub std::pin::Pin<Box<F>>);
 
-impl<F: Future> Future for Guarded<F> {
+impl<F: Future + ?Sized> Future for Guarded<F> {
     type Output = std::result::Result<F::Output, String>;
 
     fn poll(

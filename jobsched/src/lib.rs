@@ -13,21 +13,15 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> jobsched::Result<()> {
-//! use jobsched::{Backends, Event, Executor, ExecutorId, JobSpec, Scheduler, TaskStatus};
+//! use jobsched::{Backends, Executor, ExecutorId, JobSpec, Scheduler, TaskStatus};
 //!
 //! let backends = Backends::in_memory();
-//! let scheduler = Scheduler::builder(backends.clone()).start();
+//! let scheduler = Scheduler::builder(backends.clone()).start().await?;
 //! let executor = Executor::builder(ExecutorId::new("worker-1")?, backends.clone()).start().await?;
 //! scheduler.wait_active().await;
 //!
-//! let mut events = scheduler.subscribe();
 //! let job = scheduler.create_job(JobSpec::manual("greet", "echo hello")).await?;
-//! let task_id = scheduler.execute(&job.job_id, None).await?;
-//! let record = loop {
-//!     if let Event::Finished(rec) = events.recv().await.unwrap() {
-//!         if rec.task_id == task_id { break rec; }
-//!     }
-//! };
+//! let record = scheduler.run_and_wait(&job.job_id, None).await?;
 //! assert_eq!(record.status, TaskStatus::Succeeded);
 //! assert_eq!(record.output, "hello\n");
 //!
@@ -40,15 +34,15 @@ mod backends;
 pub mod clock;
 pub mod coord;
 pub mod dispatch;
-pub mod engine;
-pub mod error;
-pub mod executor;
+mod engine;
+mod error;
+mod executor;
 mod fastmap;
 mod guard;
 pub mod handler;
-pub mod model;
-pub mod output;
-pub mod schedule;
+mod model;
+mod output;
+mod schedule;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -60,9 +54,11 @@ struct ReadmeDoctests;
 
 pub use backends::Backends;
 pub use engine::{
-    Audited, CancelOutcome, EngineStats, Event, Scheduler, SchedulerConfig, SystemStatus,
-    UpcomingFire,
+    Audited, CancelOutcome, EngineStats, Event, OutcomeCounts, Scheduler, SchedulerBuilder,
+    SchedulerConfig, SystemStatus, UpcomingFire,
 };
 pub use error::{Error, Result};
-pub use executor::{Executor, ExecutorBuilder};
+pub use executor::{Executor, ExecutorBackends, ExecutorBuilder};
 pub use model::*;
+pub use output::{LiveRead, OutputBuffers};
+pub use schedule::{CronSchedule, Schedule};

@@ -3,7 +3,7 @@
 //! per task and in the number of tasks, for an API to serve from any offset and to stream.
 //!
 //! ```
-//! use jobsched::output::OutputBuffers;
+//! use jobsched::OutputBuffers;
 //! use jobsched::{OutputChunk, TaskId};
 //!
 //! let buffers = OutputBuffers::new(1024, 16);

@@ -180,3 +180,97 @@ async fn executors_tasks_and_unknown_ids() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_cancels_every_queued_task_of_a_job_past_one_page() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s1, _) = c.scheduler("s1").await;
+    s1.wait_active().await;
+    let (s2, _) = c.scheduler("s2").await;
+    assert!(!s2.is_active());
+    // No executor: every run stays queued.
+    let job = s2
+        .create_job(JobSpec::manual("many", "").with_type("script"))
+        .await
+        .unwrap();
+    let other = s2
+        .create_job(JobSpec::manual("other", "").with_type("script"))
+        .await
+        .unwrap();
+    for _ in 0..1500 {
+        s2.execute(&job.job_id, None).await.unwrap();
+    }
+    let kept = s2.execute(&other.job_id, None).await.unwrap();
+    assert_eq!(s2.cancel_job(&job.job_id).await.unwrap(), 1500);
+    let left = s2
+        .history(&jobsched::ExecutionQuery {
+            job_id: Some(job.job_id.clone()),
+            statuses: TaskStatus::ACTIVE.to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.total, 0, "every queued task of the job is cancelled");
+    let other_task = s2.task(&kept).await.unwrap();
+    assert_eq!(
+        other_task[0].status,
+        TaskStatus::Queued,
+        "another job's task is untouched"
+    );
+    s2.shutdown().await;
+    s1.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_for_returns_the_final_attempt_on_the_active_scheduler_and_on_a_standby() {
+    let c = Cluster::new("2026-01-01T00:00:00Z");
+    let (s1, _) = c.scheduler("s1").await;
+    s1.wait_active().await;
+    let (s2, _) = c.scheduler("s2").await;
+    let (_e, _) = c.executor("e1", 2).await;
+    // Fails once, then succeeds: the wait ends with the retry, not with the first failure.
+    let job = s1
+        .create_job(
+            JobSpec::manual("flaky", "fail_before:2")
+                .with_type("script")
+                .with_retry(1, 1),
+        )
+        .await
+        .unwrap();
+    let task = s1.execute(&job.job_id, None).await.unwrap();
+    let on_standby = tokio::spawn({
+        let s2 = s2.clone();
+        let task = task.clone();
+        async move { s2.wait_for(&task).await }
+    });
+    let rec = s1.wait_for(&task).await.unwrap();
+    assert_eq!((rec.attempt, rec.status), (2, TaskStatus::Succeeded));
+    let rec2 = on_standby.await.unwrap().unwrap();
+    assert_eq!((rec2.attempt, rec2.status), (2, TaskStatus::Succeeded));
+    let again = s1.run_and_wait(&job.job_id, None).await.unwrap();
+    assert_eq!(again.job_id, job.job_id);
+    assert!(again.status.is_terminal());
+    s2.shutdown().await;
+    s1.shutdown().await;
+}
+
+#[tokio::test]
+async fn settings_are_checked_when_starting() {
+    let b = jobsched::Backends::in_memory();
+    let err = jobsched::Scheduler::builder(b.clone())
+        .with_config(jobsched::SchedulerConfig::default().with_batch_size(0))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("batch_size"), "{err}");
+    let err = jobsched::Executor::builder(ExecutorId::new("e").unwrap(), b)
+        .with_handler(
+            "Not A Name",
+            std::sync::Arc::new(jobsched::handler::NoopHandler),
+        )
+        .with_capacity(2)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+}

@@ -5,9 +5,9 @@ mod support;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use jobsched::model::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy};
 use jobsched::storage::keys;
 use jobsched::{CancelOutcome, JobSpec, TaskStatus, Trigger};
+use jobsched::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy};
 use support::{Cluster, finished, finished_for, recorded_fire_times, started, t};
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use jobsched::model::{CancelReason, Control};
+use jobsched::{CancelReason, Control};
 use jobsched::{ExecutorId, JobSpec, TaskId, TaskStatus, Trigger};
 use support::flaky::Flaky;
 use support::{Cluster, finished, finished_for, started};

@@ -1,4 +1,4 @@
-//! The HTTP API (seed 4.1, SPEC R-6): jobs, tasks, executors, system, users, tokens, audit, health, and
+//! The HTTP API (design §4.1, docs/REQUIREMENTS.md R-6): jobs, tasks, executors, system, users, tokens, audit, health, and
 //! the OpenAPI document generated from the handlers' annotations (`/api/openapi.json`).
 //!
 //! Every request passes one middleware ([`crate::auth::guard`]) that decides who the caller is; handlers
@@ -64,7 +64,7 @@ pub struct AppState {
     /// What the Web UI keeps between requests.
     pub ui: crate::ui::UiState,
     /// The live output of running tasks, collected from the executors.
-    pub output: Arc<jobsched::output::OutputBuffers>,
+    pub output: Arc<jobsched::OutputBuffers>,
 }
 
 impl AppState {
@@ -152,7 +152,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// central configuration it applies; needs a login token, checked with `--jwt-secret-file`). Jobs and
 /// tasks are managed through the schedulers' API.
 pub fn executor_router(
-    backends: jobsched::Backends,
+    backends: jobsched::ExecutorBackends,
     executor: Arc<jobsched::Executor>,
     key: Option<crate::auth::jwt::SigningKey>,
 ) -> Router {

@@ -1,4 +1,4 @@
-//! Authentication (SPEC R-8): who a request's caller is, from a login token (JWT, in the
+//! Authentication (docs/REQUIREMENTS.md, R-8): who a request's caller is, from a login token (JWT, in the
 //! `Authorization: Bearer` header or the UI's session cookie) or an API token, checked against the store
 //! on every request so that a disabled user, an ended session or a revoked token stops working at once.
 //!

@@ -1,13 +1,18 @@
 //! The command line: daemon roles, `migrate`, `config print`, and the client commands.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{LogFormat, Overrides};
+use crate::config::Overrides;
 
 mod accounts;
+mod serve;
+
+pub use serve::{
+    ApiArgs, Apply, ClusterArgs, ExecutorArgs, KeyArgs, ListenArgs, LogArgs, RunArgs,
+    SchedulerArgs, ServeArgs, StandaloneArgs, StoreArgs,
+};
 
 pub use accounts::{
     AuditArgs, BackupArgs, LoginArgs, RestoreArgs, SecretsCommand, TokensCommand, UsersCommand,
@@ -17,27 +22,45 @@ pub use accounts::{
 #[derive(Debug, Parser)]
 #[command(name = "jobsched", version, about, propagate_version = true)]
 pub struct Cli {
-    /// A TOML file with any of the settings below (flags and environment variables win over it).
+    /// A TOML file with any of the settings of the command (flags and environment variables win over
+    /// it).
     #[arg(long, global = true, env = "JOBSCHED_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, global = true, env = "JOBSCHED_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Log filter (`info`, `debug`, `jobsched=debug,info`, …).
-    #[arg(long, global = true, env = "JOBSCHED_LOG")]
-    pub log: Option<String>,
-    /// The jobsched server the client commands talk to.
-    #[arg(long, global = true, env = "JOBSCHED_SERVER")]
-    pub server: Option<String>,
-    /// A CA certificate (PEM) the client commands trust for a TLS server.
-    #[arg(long, global = true, env = "JOBSCHED_CA_CERT")]
-    pub ca_cert: Option<PathBuf>,
-    /// Output of the client commands: tables for people, or JSON for scripts.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// The client commands' settings, given before the command (`jobsched --server URL jobs list`); they
+    /// may also follow it.
+    #[command(flatten)]
+    pub client: TopClientArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The client commands' settings given before the command.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TopClientArgs {
+    /// The jobsched server the client commands talk to.
+    #[arg(long, env = "JOBSCHED_SERVER")]
+    pub server: Option<String>,
+    /// A CA certificate (PEM) the client commands trust for a TLS server.
+    #[arg(long, env = "JOBSCHED_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Output of the client commands: tables for people, or JSON for scripts.
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Output>,
+}
+
+/// The settings of a client command (also accepted after its subcommand).
+#[derive(Clone, Debug, Default, Args)]
+pub struct ClientArgs {
+    /// The jobsched server to talk to.
+    #[arg(long, global = true, env = "JOBSCHED_SERVER")]
+    pub server: Option<String>,
+    /// A CA certificate (PEM) to trust for a TLS server.
+    #[arg(long, global = true, env = "JOBSCHED_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Output: tables for people, or JSON for scripts.
+    #[arg(long, short = 'o', global = true, value_enum)]
+    pub output: Option<Output>,
 }
 
 /// Output format of the client commands.
@@ -51,14 +74,15 @@ pub enum Output {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(missing_docs)] // The `client` and `args` fields are groups of flags, documented by their types.
 pub enum Command {
     /// Everything in one process: an SQLite store in the data directory (or `--store`), in-process
     /// dispatch and coordination, a built-in executor, and the HTTP API.
-    Standalone(ServeArgs),
+    Standalone(StandaloneArgs),
     /// A scheduler with the HTTP API on a shared store.
-    Scheduler(ServeArgs),
+    Scheduler(SchedulerArgs),
     /// An executor that takes tasks from the schedulers.
-    Executor(ServeArgs),
+    Executor(ExecutorArgs),
     /// Applies the store's schema migrations (idempotent).
     Migrate(StoreArgs),
     /// The effective configuration.
@@ -69,47 +93,72 @@ pub enum Command {
     },
     /// Jobs: definitions, runs, history.
     Jobs {
+        #[command(flatten)]
+        client: ClientArgs,
         /// What to do.
         #[command(subcommand)]
         command: JobsCommand,
     },
     /// Tasks: one run of a job, with its attempts.
     Tasks {
+        #[command(flatten)]
+        client: ClientArgs,
         /// What to do.
         #[command(subcommand)]
         command: TasksCommand,
     },
     /// Executors: state, enable and disable.
     Executors {
+        #[command(flatten)]
+        client: ClientArgs,
         /// What to do.
         #[command(subcommand)]
         command: ExecutorsCommand,
     },
     /// The system: status and the central configuration.
     System {
+        #[command(flatten)]
+        client: ClientArgs,
         /// What to do.
         #[command(subcommand)]
         command: SystemCommand,
     },
     /// Logs in: asks for the password and keeps the token for the next commands (in a file only you
     /// can read, under ~/.config/jobsched).
-    Login(LoginArgs),
+    Login {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: LoginArgs,
+    },
     /// Ends the session of the kept token and forgets it.
-    Logout,
+    Logout {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Users (administrators), and your own password.
     Users {
+        #[command(flatten)]
+        client: ClientArgs,
         /// What to do.
         #[command(subcommand)]
         command: UsersCommand,
     },
     /// API tokens for scripts and CI.
     Tokens {
+        #[command(flatten)]
+        client: ClientArgs,
         /// What to do.
         #[command(subcommand)]
         command: TokensCommand,
     },
     /// The audit log (administrators).
-    Audit(AuditArgs),
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: AuditArgs,
+    },
     /// Writes a backup of a store to a file (SQLite: a copy of the database taken online; MySQL: a
     /// consistent export of jobsched's tables).
     Backup(BackupArgs),
@@ -121,103 +170,6 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
-}
-
-/// Settings of the daemon roles (each also from its `JOBSCHED_…` variable or the config file).
-#[derive(Clone, Debug, Default, Args)]
-pub struct ServeArgs {
-    /// Address of the HTTP API (port 0: any free port; the chosen address is printed).
-    #[arg(long, env = "JOBSCHED_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Where `standalone` keeps its SQLite file.
-    #[arg(long, env = "JOBSCHED_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The store: `mysql://user:password@host:port/database` or `sqlite://path`.
-    #[arg(long, env = "JOBSCHED_STORE")]
-    pub store: Option<String>,
-    /// Kafka brokers (`host:port,…`).
-    #[arg(long, env = "JOBSCHED_KAFKA")]
-    pub kafka: Option<String>,
-    /// ZooKeeper hosts (`host:port,…[/root]`).
-    #[arg(long, env = "JOBSCHED_ZOOKEEPER")]
-    pub zookeeper: Option<String>,
-    /// Prefix of the Kafka topics and consumer groups.
-    #[arg(long, env = "JOBSCHED_KAFKA_PREFIX")]
-    pub kafka_prefix: Option<String>,
-    /// Partitions of the Kafka results topic when it is created.
-    #[arg(long, env = "JOBSCHED_KAFKA_PARTITIONS")]
-    pub kafka_partitions: Option<i32>,
-    /// ZooKeeper session timeout, seconds.
-    #[arg(long, env = "JOBSCHED_ZK_SESSION_TIMEOUT_SECS")]
-    pub zk_session_timeout_secs: Option<u64>,
-    /// This process's id: the executor's (`executor`, `standalone`) or the scheduler's (`scheduler`).
-    #[arg(long, env = "JOBSCHED_ID")]
-    pub id: Option<String>,
-    /// Tasks the executor runs at once.
-    #[arg(long, env = "JOBSCHED_CAPACITY")]
-    pub capacity: Option<u32>,
-    /// The executor's group.
-    #[arg(long, env = "JOBSCHED_GROUP")]
-    pub group: Option<String>,
-    /// Seconds running tasks get to finish on shutdown.
-    #[arg(long, env = "JOBSCHED_SHUTDOWN_GRACE_SECS")]
-    pub shutdown_grace_secs: Option<u64>,
-    /// Seconds a login token is valid.
-    #[arg(long, env = "JOBSCHED_SESSION_TTL_SECS")]
-    pub session_ttl_secs: Option<u64>,
-    /// A file with the key login tokens are signed with (default: generated, kept in the store).
-    #[arg(long, env = "JOBSCHED_JWT_SECRET_FILE")]
-    pub jwt_secret_file: Option<PathBuf>,
-    /// A file with the first administrator's password (also: JOBSCHED_ADMIN_PASSWORD).
-    #[arg(long, env = "JOBSCHED_ADMIN_PASSWORD_FILE")]
-    pub admin_password_file: Option<PathBuf>,
-    /// TLS certificate chain (PEM); with --tls-key the API is served over TLS.
-    #[arg(long, env = "JOBSCHED_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, env = "JOBSCHED_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// Allow a non-loopback listen address without TLS.
-    #[arg(long, env = "JOBSCHED_ALLOW_INSECURE_LISTEN")]
-    pub allow_insecure_listen: bool,
-    /// Host names the API answers to (comma-separated; `*`: any).
-    #[arg(long, env = "JOBSCHED_ALLOWED_HOSTS", value_delimiter = ',')]
-    pub allowed_hosts: Option<Vec<String>>,
-    /// Other origins allowed to make state-changing browser requests (comma-separated).
-    #[arg(long, env = "JOBSCHED_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub allowed_origins: Option<Vec<String>>,
-    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses).
-    #[arg(long, env = "JOBSCHED_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
-    /// Requests a second per user (0: no limit).
-    #[arg(long, env = "JOBSCHED_RATE_LIMIT_USER")]
-    pub rate_limit_user: Option<u32>,
-    /// Requests a second per client address (0: no limit).
-    #[arg(long, env = "JOBSCHED_RATE_LIMIT_CLIENT")]
-    pub rate_limit_client: Option<u32>,
-    /// Failed logins a minute per user name and per address (0: no limit).
-    #[arg(long, env = "JOBSCHED_LOGIN_FAILURES_PER_MINUTE")]
-    pub login_failures_per_minute: Option<u32>,
-    /// The keyring file secret params are encrypted with.
-    #[arg(long, env = "JOBSCHED_SECRET_KEY_FILE")]
-    pub secret_key_file: Option<PathBuf>,
-    /// Executor variables tasks also get: names or prefixes ending in * (comma-separated).
-    #[arg(long, env = "JOBSCHED_TASK_ENV_ALLOW", value_delimiter = ',')]
-    pub task_env_allow: Option<Vec<String>>,
-    /// The OS user shell tasks run as (the executor must run as root).
-    #[arg(long, env = "JOBSCHED_TASK_USER")]
-    pub task_user: Option<String>,
-    /// The URL users reach the API at behind a TLS proxy (`https://jobs.example.com`).
-    #[arg(long, env = "JOBSCHED_PUBLIC_URL")]
-    pub public_url: Option<String>,
-}
-
-/// The store to migrate.
-#[derive(Clone, Debug, Args)]
-pub struct StoreArgs {
-    /// `mysql://user:password@host:port/database` or `sqlite://path`.
-    #[arg(long, env = "JOBSCHED_STORE")]
-    pub store: Option<String>,
 }
 
 /// `jobsched config …`
@@ -474,42 +426,52 @@ pub enum SystemConfigCommand {
 }
 
 impl Cli {
-    /// The settings given as flags or environment variables.
-    pub fn overrides(&self, serve: Option<&ServeArgs>) -> Overrides {
-        let s = serve.cloned().unwrap_or_default();
-        Overrides {
-            listen: s.listen,
-            store: s.store,
-            data_dir: s.data_dir,
-            kafka: s.kafka,
-            zookeeper: s.zookeeper,
-            kafka_prefix: s.kafka_prefix,
-            kafka_partitions: s.kafka_partitions,
-            zk_session_timeout_secs: s.zk_session_timeout_secs,
-            id: s.id,
-            capacity: s.capacity,
-            group: s.group,
-            shutdown_grace_secs: s.shutdown_grace_secs,
-            log_format: self.log_format,
-            log: self.log.clone(),
-            server: self.server.clone(),
-            session_ttl_secs: s.session_ttl_secs,
-            jwt_secret_file: s.jwt_secret_file,
-            admin_password_file: s.admin_password_file,
-            tls_cert: s.tls_cert,
-            tls_key: s.tls_key,
-            allow_insecure_listen: s.allow_insecure_listen.then_some(true),
-            allowed_hosts: s.allowed_hosts,
-            allowed_origins: s.allowed_origins,
-            trusted_proxies: s.trusted_proxies,
-            rate_limit_user: s.rate_limit_user,
-            rate_limit_client: s.rate_limit_client,
-            login_failures_per_minute: s.login_failures_per_minute,
-            secret_key_file: s.secret_key_file,
-            task_env_allow: s.task_env_allow,
-            ca_cert: self.ca_cert.clone(),
-            task_user: s.task_user,
-            public_url: s.public_url,
+    /// The settings given as flags or environment variables for this command.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::default();
+        match &self.command {
+            Command::Standalone(a) => a.apply(&mut o),
+            Command::Scheduler(a) => a.apply(&mut o),
+            Command::Executor(a) => a.apply(&mut o),
+            Command::Config {
+                command: ConfigCommand::Print(a),
+            } => a.apply(&mut o),
+            Command::Migrate(a) => a.apply(&mut o),
+            _ => {}
+        }
+        let client = self.client_args();
+        o.server = client.server;
+        o.ca_cert = client.ca_cert;
+        o
+    }
+
+    /// The client settings: those after the command win over those before it.
+    pub fn client_args(&self) -> ClientArgs {
+        let top = &self.client;
+        let after = match &self.command {
+            Command::Jobs { client, .. }
+            | Command::Tasks { client, .. }
+            | Command::Executors { client, .. }
+            | Command::System { client, .. }
+            | Command::Login { client, .. }
+            | Command::Logout { client }
+            | Command::Users { client, .. }
+            | Command::Tokens { client, .. }
+            | Command::Audit { client, .. } => client.clone(),
+            _ => ClientArgs::default(),
+        };
+        ClientArgs {
+            server: after.server.or_else(|| top.server.clone()),
+            ca_cert: after.ca_cert.or_else(|| top.ca_cert.clone()),
+            output: after.output.or(top.output),
         }
     }
+
+    /// The client commands' output format (tables unless JSON was asked for).
+    pub fn output(&self) -> Output {
+        self.client_args().output.unwrap_or(Output::Table)
+    }
 }
+
+#[cfg(test)]
+mod tests;

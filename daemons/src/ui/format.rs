@@ -52,15 +52,14 @@ pub fn status_class(s: TaskStatus) -> &'static str {
         TaskStatus::Running | TaskStatus::Dispatched => "run",
         TaskStatus::Queued => "wait",
         TaskStatus::Cancelled | TaskStatus::Skipped => "off",
+        // A status added later: shown plain until it has a colour.
+        _ => "off",
     }
 }
 
 /// True while an attempt may still change (it can be cancelled).
 pub fn is_active(s: TaskStatus) -> bool {
-    matches!(
-        s,
-        TaskStatus::Queued | TaskStatus::Dispatched | TaskStatus::Running
-    )
+    !s.is_terminal()
 }
 
 /// `s` trimmed, or `None` when that is empty (an unset form or query field).

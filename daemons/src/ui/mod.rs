@@ -1,6 +1,6 @@
-//! The Web UI (SPEC R-7): server-rendered pages at `/`, from the same listener, TLS and guard as the
+//! The Web UI (docs/REQUIREMENTS.md, R-7): server-rendered pages at `/`, from the same listener, TLS and guard as the
 //! API. Pages are askama templates (escaped by default) filled by calling the API's own handlers with
-//! the page's [`Caller`], so a page shows exactly what the API would answer that caller; actions are
+//! the page's [`Caller`](crate::api::Caller), so a page shows exactly what the API would answer that caller; actions are
 //! sent by `assets/app.js` to the JSON API with the session's CSRF token, so the server checks them
 //! the same way it checks the CLI's. Every page is a plain URL: back, bookmarks and reload work.
 

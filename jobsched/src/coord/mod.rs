@@ -33,7 +33,7 @@ pub const SCHEDULER_LEADER: &str = "scheduler-leader";
 /// Key of the system configuration.
 pub const CONFIG_KEY: &str = "config";
 /// Key bumped after changes the active scheduler must pick up from storage (jobs, executors, queued tasks).
-pub const NUDGE_KEY: &str = "nudge";
+pub(crate) const NUDGE_KEY: &str = "nudge";
 
 /// One member of a group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ pub trait CoordinatorExt: Coordinator {
             .await
     }
 
-    /// Bumps [`NUDGE_KEY`] so the active scheduler re-reads storage.
+    /// Bumps the `nudge` key so the active scheduler re-reads storage.
     async fn nudge(&self) -> Result<()> {
         self.put(NUDGE_KEY, b"", None).await.map(|_| ())
     }
@@ -150,7 +150,7 @@ pub trait CoordinatorExt: Coordinator {
 impl<C: Coordinator + ?Sized> CoordinatorExt for C {}
 
 /// Decodes an executor's membership entry.
-pub fn executor_info(member: &Member) -> Result<ExecutorInfo> {
+pub(crate) fn executor_info(member: &Member) -> Result<ExecutorInfo> {
     serde_json::from_value(member.data.clone()).map_err(|e| {
         Error::invalid(
             "executor registration",

@@ -1,22 +1,26 @@
 //! Requests from `Scheduler` handles: run now, cancel, re-read storage.
 
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::core::{Command, Engine};
-use super::pipeline::Op;
+use super::actor::{Command, Engine, span_secs};
+use super::fire_plan::JobLoad;
+use super::records;
+use super::tasks::Phase;
 use super::timers::TimerKind;
+use super::writes::{ManualRuns, Op};
 use super::{CancelOutcome, Event};
 use crate::error::{Error, Result};
-use crate::model::{CancelReason, Control, ExecutionRecord, JobId, TaskId, TaskStatus, Trigger};
-use crate::storage::{ExecutionUpdate, Expect, InsertOutcome, UpdateOutcome};
+use crate::model::{CancelReason, Control, JobId, Params, TaskId, TaskStatus};
+use crate::storage::{InsertOutcome, UpdateOutcome};
 
-/// A manual run asked for: job, new task id, extra params, where to answer.
-type ExecuteRequest = (
-    JobId,
-    TaskId,
-    Option<crate::model::Params>,
-    tokio::sync::oneshot::Sender<Result<()>>,
-);
+/// A manual run asked for.
+struct ExecuteRequest {
+    job_id: JobId,
+    task_id: TaskId,
+    params: Option<Params>,
+    reply: oneshot::Sender<Result<()>>,
+}
 
 impl Engine {
     pub async fn on_commands(&mut self, cmds: Vec<Command>) {
@@ -25,7 +29,7 @@ impl Engine {
             // Apply changes before the requests that may follow them in this batch.
             if let Err(e) = self.sync().await {
                 self.sync_dirty = true;
-                self.storage_failed("reading changes from storage", e);
+                self.backend_failed("reading changes from storage", e);
             }
         }
         for c in cmds {
@@ -36,7 +40,12 @@ impl Engine {
                     task_id,
                     params,
                     reply,
-                } => executes.push((job_id, task_id, params, reply)),
+                } => executes.push(ExecuteRequest {
+                    job_id,
+                    task_id,
+                    params,
+                    reply,
+                }),
                 Command::Cancel { task_id, reply } => {
                     let r = self.cancel_task(&task_id, CancelReason::User).await;
                     let _ = reply.send(r);
@@ -65,30 +74,30 @@ impl Engine {
     /// Records manual runs (one write for the batch) and dispatches what it can at once. A manual run
     /// always runs: the overlap policy applies to scheduled fires only.
     async fn execute_batch(&mut self, reqs: Vec<ExecuteRequest>) {
-        if reqs
-            .iter()
-            .any(|(job_id, ..)| self.jobs.get(job_id).is_none())
-        {
+        if reqs.iter().any(|r| self.jobs.get(&r.job_id).is_none()) {
             // Created elsewhere and not seen yet?
-            if let Err(e) = self.sync_jobs(None).await {
-                self.storage_failed("reading job changes", e);
+            if let Err(e) = self.sync_jobs(JobLoad::Incremental).await {
+                self.backend_failed("reading job changes", e);
             }
         }
         let now = self.now();
-        let direct = self.ready.is_empty();
+        let direct = self.tasks.ready_is_empty();
         let mut recs = Vec::with_capacity(reqs.len());
         let mut jobs = Vec::with_capacity(reqs.len());
         let mut replies = Vec::with_capacity(reqs.len());
-        for (job_id, task_id, params, reply) in reqs {
+        for ExecuteRequest {
+            job_id,
+            task_id,
+            params,
+            reply,
+        } in reqs
+        {
             let Some(js) = self.jobs.get(&job_id) else {
                 let _ = reply.send(Err(Error::not_found("job", job_id.as_str())));
                 continue;
             };
             let job = js.job.clone();
-            let mut rec = ExecutionRecord::first_attempt(&job, task_id, Trigger::Manual, now, now);
-            if let Some(p) = params {
-                rec.params.extend(p);
-            }
+            let mut rec = records::manual_run(&job, task_id, params, now);
             if direct {
                 if let Some((e, epoch)) = self.execs.pick(Some(&job), &rec.task_type) {
                     rec.status = TaskStatus::Dispatched;
@@ -103,24 +112,27 @@ impl Engine {
         if recs.is_empty() {
             return;
         }
-        self.submit(Op::Executes {
+        self.submit(Op::ManualRuns(ManualRuns {
             recs,
             jobs,
             replies,
-        });
+        }));
     }
 
     /// Applies a completed manual-run write: registers the tasks and answers the callers.
-    pub async fn complete_executes(
+    pub async fn complete_manual_runs(
         &mut self,
-        recs: Vec<ExecutionRecord>,
-        jobs: Vec<std::sync::Arc<crate::model::Job>>,
-        replies: Vec<tokio::sync::oneshot::Sender<Result<()>>>,
+        batch: ManualRuns,
         result: Result<Vec<InsertOutcome>>,
     ) {
+        let ManualRuns {
+            recs,
+            jobs,
+            replies,
+        } = batch;
         match result {
             Ok(outcomes) => {
-                self.storage_ok();
+                self.backend_ok();
                 let mut sends = Vec::new();
                 for (((mut rec, job), reply), outcome) in
                     recs.into_iter().zip(jobs).zip(replies).zip(outcomes)
@@ -158,7 +170,7 @@ impl Engine {
                     };
                     let _ = reply.send(Err(err));
                 }
-                self.storage_failed("recording manual runs", e);
+                self.backend_failed("recording manual runs", e);
             }
         }
     }
@@ -171,7 +183,7 @@ impl Engine {
         reason: CancelReason,
     ) -> Result<CancelOutcome> {
         let now = self.now();
-        let cancel_at = now + self.grace(self.sys.cancel_grace_secs);
+        let cancel_at = now + span_secs(self.sys.cancel_grace_secs);
         let Some(t) = self.tasks.get_mut(task_id) else {
             let attempts = self.sh.storage.task_attempts(task_id).await?;
             let last = attempts.last().expect("task_attempts returns at least one");
@@ -185,7 +197,7 @@ impl Engine {
             self.adopt(rec);
             return Box::pin(self.cancel_task(task_id, reason)).await;
         };
-        if matches!(t.phase, super::tasks::Phase::Dispatching { .. }) || t.finishing {
+        if matches!(t.phase, Phase::Dispatching { .. }) || t.finishing {
             // A write for it is in flight: its completion honours the cancel (an unsent task is recorded
             // cancelled; a finishing one ends as its executor reported and is not retried).
             if let Some((exec, _)) = t.phase.executor() {
@@ -198,7 +210,6 @@ impl Engine {
             let exec = exec.clone();
             let attempt = t.rec.attempt;
             t.cancel.get_or_insert(reason);
-            let generation = t.generation;
             let control = Control::Cancel {
                 task_id: task_id.clone(),
                 attempt,
@@ -208,27 +219,11 @@ impl Engine {
             if let Err(e) = self.sh.dispatcher.send_control(&exec, &control).await {
                 warn!(task_id = %task_id, error = %e, "sending the cancel failed; the cancel grace will record it");
             }
-            self.timers.set(
-                task_id.clone(),
-                generation,
-                TimerKind::CancelGrace,
-                cancel_at,
-            );
+            self.tasks
+                .set_timer(task_id, TimerKind::CancelGrace, cancel_at);
             return Ok(CancelOutcome::Cancelling { executor_id: exec });
         }
-        let mut u = ExecutionUpdate::new(
-            task_id.clone(),
-            t.rec.attempt,
-            Expect::Queued,
-            TaskStatus::Cancelled,
-        );
-        u.end_time = Some(now);
-        u.error = Some(match reason {
-            CancelReason::Replaced => {
-                "cancelled: replaced by a newer fire (overlap_policy = replace)".into()
-            }
-            _ => "cancelled before it started".into(),
-        });
+        let u = records::queued_cancel(task_id, t.rec.attempt, reason, now);
         let attempt = t.rec.attempt;
         let outcomes = self
             .sh
@@ -256,12 +251,12 @@ impl Engine {
     /// What the engine holds (cheap: no walk over tasks or jobs).
     pub fn stats(&mut self) -> super::EngineStats {
         let in_flight: u64 = self.execs.iter().map(|e| u64::from(e.inflight)).sum();
-        let ready = self.ready.len() as u64;
+        let ready = self.tasks.ready_len() as u64;
         let active = self.tasks.len() as u64;
         super::EngineStats {
             jobs: self.jobs.len() as u64,
             scheduled: self.jobs.scheduled() as u64,
-            inserting: self.inserting.len() as u64,
+            inserting: self.tasks.inserting() as u64,
             active_tasks: active,
             ready,
             waiting: active.saturating_sub(ready + in_flight),

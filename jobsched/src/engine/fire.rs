@@ -1,20 +1,21 @@
-//! Fires: popping due jobs, the misfire and overlap policies, recording fires exactly once, and keeping
-//! the job table in step with storage.
+//! Fires: popping due jobs, applying the misfire and overlap policies (planned in `fire_plan`), recording
+//! fires exactly once, and keeping the job table in step with storage.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use super::Event;
-use super::core::Engine;
-use super::pipeline::Op;
+use super::actor::{Engine, span_secs};
+use super::fire_plan::{JobLoad, Overlap, fire_times, same_schedule};
+use super::lifecycle::NoteRun;
+use super::task_table::JobLink;
 use super::tasks::Phase;
+use super::writes::{FireBatch, Op, PoppedFire};
 use crate::error::Result;
 use crate::model::{
-    CancelReason, ExecutionRecord, Job, JobId, MisfirePolicy, OverlapPolicy, TaskId, TaskStatus,
-    Trigger,
+    CancelReason, ExecutionRecord, Job, JobId, OverlapPolicy, Task, TaskId, TaskStatus, Trigger,
 };
 use crate::schedule::Schedule;
 use crate::storage::{InsertOutcome, JobChange};
@@ -22,80 +23,11 @@ use crate::storage::{InsertOutcome, JobChange};
 /// Job changes read from storage per call.
 const JOB_PAGE: usize = 10_000;
 
-/// At most this many missed fire times are walked through when catching up one job.
-const MAX_MISSED_SCAN: usize = 100_000;
-
-/// The fires to record for a job whose fire at `at` is being handled at `now`, and the time from which its
-/// next fire is computed.
-///
-/// A fire up to `threshold` late fires normally. A later one is a misfire: every fire due by `now` is then
-/// handled together by the policy: `skip` records none, `fire_once` records the latest of them, `fire_all`
-/// records each (the latest `max` of them).
-pub(crate) fn fire_times(
-    schedule: &Schedule,
-    policy: MisfirePolicy,
-    max: u32,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    threshold: TimeDelta,
-) -> (Vec<(DateTime<Utc>, Trigger)>, DateTime<Utc>) {
-    if now - at <= threshold {
-        return (vec![(at, Trigger::Schedule)], at);
-    }
-    let keep = max.max(1) as usize;
-    let mut due: VecDeque<DateTime<Utc>> = VecDeque::from([at]);
-    let mut t = at;
-    for _ in 0..MAX_MISSED_SCAN {
-        match schedule.next_after(t) {
-            Some(n) if n <= now => {
-                due.push_back(n);
-                if due.len() > keep {
-                    due.pop_front();
-                }
-                t = n;
-            }
-            _ => break,
-        }
-    }
-    let fires = match policy {
-        MisfirePolicy::Skip => Vec::new(),
-        MisfirePolicy::FireOnce => vec![(*due.back().expect("at least `at`"), Trigger::Misfire)],
-        MisfirePolicy::FireAll => due.into_iter().map(|t| (t, Trigger::Misfire)).collect(),
-    };
-    (fires, now)
-}
-
-/// How a planned fire relates to the job's runs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Overlap {
-    Run,
-    Skip,
-    Hold,
-    Replace,
-}
-
-/// How job changes read from storage are applied.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum JobLoad {
-    /// Loading everything at takeover; fires missed since the watermark are due now.
-    Initial(Option<DateTime<Utc>>),
-    /// Following changes made since.
-    Incremental,
-}
-
-fn same_schedule(a: &Job, b: &Job) -> bool {
-    a.schedule_type == b.schedule_type
-        && a.cron_expression == b.cron_expression
-        && a.interval == b.interval
-        && a.start_time == b.start_time
-        && a.time_zone == b.time_zone
-}
-
 impl Engine {
     /// Records every fire due by `now`, in batches, and gives what it can to executors at once.
     pub fn fire_due(&mut self, now: DateTime<Utc>) {
         while self.healthy()
-            && !self.pipeline_full()
+            && !self.writes.full()
             && self.jobs.peek_time().is_some_and(|t| t <= now)
         {
             self.fire_batch(now);
@@ -103,9 +35,9 @@ impl Engine {
     }
 
     fn fire_batch(&mut self, now: DateTime<Utc>) {
-        let threshold = self.grace(self.sys.misfire_threshold_secs);
+        let threshold = span_secs(self.sys.misfire_threshold_secs);
         let batch = self.sh.config.batch_size;
-        let mut popped: Vec<(JobId, DateTime<Utc>)> = Vec::new();
+        let mut popped: Vec<PoppedFire> = Vec::new();
         let mut planned: Vec<(Arc<Job>, DateTime<Utc>, Trigger)> = Vec::new();
         while planned.len() < batch {
             let Some(due) = self.jobs.pop_due(now) else {
@@ -134,7 +66,7 @@ impl Engine {
             if next.is_some() {
                 self.jobs.set_next_fire(&id, next);
             }
-            popped.push((id, at));
+            popped.push(PoppedFire { job_id: id, at });
             planned.extend(fires.into_iter().map(|(t, trig)| (job.clone(), t, trig)));
         }
         if planned.is_empty() {
@@ -146,7 +78,7 @@ impl Engine {
         let mut recs = Vec::with_capacity(planned.len());
         let mut kinds = Vec::with_capacity(planned.len());
         let mut jobs = Vec::with_capacity(planned.len());
-        let direct = self.ready.is_empty();
+        let direct = self.tasks.ready_is_empty();
         for (job, at, trigger) in &planned {
             let active = if job.overlap_policy == OverlapPolicy::Allow {
                 0
@@ -189,23 +121,22 @@ impl Engine {
         for (id, n) in &extra {
             *self.runs_in_flight.entry(id.clone()).or_default() += n;
         }
-        self.submit(Op::Fires {
+        self.submit(Op::Fires(FireBatch {
             recs,
             kinds,
             jobs,
             popped,
-        });
+        }));
     }
 
     /// Applies a completed fire write: registers the recorded tasks and sends what was dispatched at once.
-    pub async fn complete_fires(
-        &mut self,
-        recs: Vec<ExecutionRecord>,
-        kinds: Vec<Overlap>,
-        jobs: Vec<Arc<Job>>,
-        popped: Vec<(JobId, DateTime<Utc>)>,
-        result: Result<Vec<InsertOutcome>>,
-    ) {
+    pub async fn complete_fires(&mut self, batch: FireBatch, result: Result<Vec<InsertOutcome>>) {
+        let FireBatch {
+            recs,
+            kinds,
+            jobs,
+            popped,
+        } = batch;
         for (rec, (kind, job)) in recs.iter().zip(kinds.iter().zip(&jobs)) {
             if *kind != Overlap::Skip && job.overlap_policy != OverlapPolicy::Allow {
                 if let Some(n) = self.runs_in_flight.get_mut(&rec.job_id) {
@@ -226,14 +157,14 @@ impl Engine {
                 }
                 // Put the fires back: they are handled again (misfire policy included) once storage is back,
                 // unless the job changed meanwhile (disabled, rescheduled, deleted).
-                for (id, at) in popped {
-                    self.jobs.restore_fire(&id, at);
+                for p in popped {
+                    self.jobs.restore_fire(&p.job_id, p.at);
                 }
-                self.storage_failed("recording fires", e);
+                self.backend_failed("recording fires", e);
                 return;
             }
         };
-        self.storage_ok();
+        self.backend_ok();
         let mut sends = Vec::new();
         let mut replace = Vec::new();
         for (((mut rec, kind), job), outcome) in recs.into_iter().zip(kinds).zip(jobs).zip(outcomes)
@@ -281,7 +212,7 @@ impl Engine {
         rec: ExecutionRecord,
         job: Arc<Job>,
         held: bool,
-        sends: &mut Vec<crate::model::Task>,
+        sends: &mut Vec<Task>,
     ) {
         // The job is at hand: look it up again only if its runs are followed. A run held behind one that
         // never got recorded (its write failed) has nothing to wait for.
@@ -291,9 +222,12 @@ impl Engine {
                 .get(&rec.job_id)
                 .is_some_and(|s| s.active_count() > 0);
         let job = if super::jobs::tracks_runs(&job) {
-            self.attach_job(&rec, Some(held))
+            self.attach_job(&rec, if held { NoteRun::Held } else { NoteRun::Active })
         } else {
-            (Some(job), false)
+            JobLink {
+                job: Some(job),
+                tracked: false,
+            }
         };
         if held {
             self.add_task(rec, Phase::Held, job);
@@ -305,9 +239,9 @@ impl Engine {
                 .is_some_and(|x| x.online && x.epoch == epoch)
             {
                 sends.push(rec.to_task());
-            } else if !self.pending_lost.contains(&(exec.clone(), epoch)) {
+            } else {
                 // Its executor left while the write was in flight: fail it over instead of sending it.
-                self.pending_lost.push((exec.clone(), epoch));
+                self.deferred.executor_lost(exec.clone(), epoch);
             }
             self.add_task(
                 rec,
@@ -325,11 +259,7 @@ impl Engine {
     }
 
     /// Reads job changes from storage and applies them.
-    pub async fn sync_jobs(&mut self, mode: Option<Option<DateTime<Utc>>>) -> Result<()> {
-        let mode = match mode {
-            Some(w) => JobLoad::Initial(w),
-            None => JobLoad::Incremental,
-        };
+    pub async fn sync_jobs(&mut self, mode: JobLoad) -> Result<()> {
         let started = self.now();
         // The next page is read (and decoded) while this one is applied: at a takeover with a million
         // jobs the two take about as long as each other.
@@ -402,67 +332,5 @@ impl Engine {
             debug!(job_id = %job.job_id, version = job.version, next_fire = ?next, "job changed");
         }
         self.jobs.upsert(job, schedule, next);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::JobSpec;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    fn every_second() -> Schedule {
-        JobSpec::cron("x", "* * * * * *", "true")
-            .build(t("2026-01-01T00:00:00Z"))
-            .unwrap()
-            .schedule()
-            .unwrap()
-    }
-
-    #[test]
-    fn a_fire_within_the_threshold_is_not_a_misfire() {
-        let (fires, base) = fire_times(
-            &every_second(),
-            MisfirePolicy::Skip,
-            10,
-            t("2026-01-01T00:00:10Z"),
-            t("2026-01-01T00:00:14Z"),
-            TimeDelta::seconds(5),
-        );
-        assert_eq!(fires, vec![(t("2026-01-01T00:00:10Z"), Trigger::Schedule)]);
-        assert_eq!(base, t("2026-01-01T00:00:10Z"));
-    }
-
-    #[test]
-    fn misfire_policies() {
-        let run = |p, max| {
-            fire_times(
-                &every_second(),
-                p,
-                max,
-                t("2026-01-01T00:00:10Z"),
-                t("2026-01-01T00:01:00.500Z"),
-                TimeDelta::seconds(5),
-            )
-        };
-        let (fires, base) = run(MisfirePolicy::Skip, 100);
-        assert!(fires.is_empty());
-        assert_eq!(base, t("2026-01-01T00:01:00.500Z"));
-        let (fires, _) = run(MisfirePolicy::FireOnce, 100);
-        assert_eq!(fires, vec![(t("2026-01-01T00:01:00Z"), Trigger::Misfire)]);
-        let (fires, _) = run(MisfirePolicy::FireAll, 100);
-        assert_eq!(fires.len(), 51, "00:10 through 01:00");
-        let (fires, _) = run(MisfirePolicy::FireAll, 3);
-        assert_eq!(
-            fires.iter().map(|f| f.0).collect::<Vec<_>>(),
-            vec![
-                t("2026-01-01T00:00:58Z"),
-                t("2026-01-01T00:00:59Z"),
-                t("2026-01-01T00:01:00Z")
-            ]
-        );
     }
 }

@@ -8,7 +8,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Command, Shared};
+use super::actor::{Command, Shared};
+use super::records;
 use super::supervisor::{EngineSlot, supervise};
 use super::{
     CancelOutcome, EngineStats, Event, OutcomeCounts, SchedulerConfig, SystemStatus, UpcomingFire,
@@ -22,11 +23,12 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{
     CancelReason, Control, ExecutionQuery, ExecutionRecord, ExecutorId, ExecutorRecord, Job, JobId,
-    JobQuery, JobSpec, Page, PageRequest, Params, SystemConfig, TaskId, TaskStatus, Trigger,
+    JobQuery, JobSpec, Page, PageRequest, Params, SystemConfig, TaskId, TaskStatus,
 };
-use crate::storage::{
-    ExecutionUpdate, Expect, JobWrite, Storage, StorageExt, UpdateOutcome, Versioned,
-};
+use crate::storage::{JobWrite, Storage, StorageExt, UpdateOutcome, Versioned};
+
+/// Active attempts read per page when a standby cancels a job's tasks.
+const ACTIVE_PAGE: usize = 1000;
 
 /// A running scheduler: campaigns for leadership in the background and, while it leads, runs the engine.
 /// Cheap to clone; every clone talks to the same scheduler.
@@ -37,7 +39,7 @@ use crate::storage::{
 /// use jobsched::{Backends, JobSpec, Scheduler};
 ///
 /// let backends = Backends::in_memory();
-/// let scheduler = Scheduler::builder(backends.clone()).start();
+/// let scheduler = Scheduler::builder(backends.clone()).start().await?;
 /// let job = scheduler
 ///     .create_job(JobSpec::cron("tick", "*/5 * * * * *", "echo tick"))
 ///     .await?;
@@ -85,9 +87,11 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Starts campaigning; the engine runs as soon as this process leads. Must be called inside a tokio
-    /// runtime.
-    pub fn start(self) -> Scheduler {
+    /// Checks the settings and starts campaigning; the engine runs as soon as this process leads. Fails
+    /// with `Invalid` naming a setting that cannot work (a zero batch size, concurrency, capacity or
+    /// interval).
+    pub async fn start(self) -> Result<Scheduler> {
+        self.config.validate()?;
         let (events, _) = broadcast::channel(self.config.event_capacity.max(16));
         let sh = Arc::new(Shared {
             storage: self.storage,
@@ -112,7 +116,7 @@ impl SchedulerBuilder {
             config_tx,
             shutdown.clone(),
         ));
-        Scheduler {
+        Ok(Scheduler {
             inner: Arc::new(Inner {
                 sh,
                 slot,
@@ -122,7 +126,7 @@ impl SchedulerBuilder {
                 started: Instant::now(),
                 config_seen,
             }),
-        }
+        })
     }
 }
 
@@ -325,17 +329,7 @@ impl Scheduler {
             None => {
                 // Not the active scheduler: record it queued; the active one dispatches it.
                 let job = self.sh().storage.get_job(id).await?;
-                let now = self.sh().clock.now();
-                let mut rec = ExecutionRecord::first_attempt(
-                    &job,
-                    task_id.clone(),
-                    Trigger::Manual,
-                    now,
-                    now,
-                );
-                if let Some(p) = params {
-                    rec.params.extend(p);
-                }
+                let rec = records::manual_run(&job, task_id.clone(), params, self.sh().clock.now());
                 self.sh().storage.insert_executions(&[rec], None).await?;
                 self.changed().await;
                 Ok(task_id)
@@ -363,14 +357,12 @@ impl Scheduler {
         match last.status {
             s if s.is_terminal() => Ok(CancelOutcome::AlreadyFinished { status: s }),
             TaskStatus::Queued => {
-                let mut u = ExecutionUpdate::new(
-                    task_id.clone(),
+                let u = records::queued_cancel(
+                    task_id,
                     last.attempt,
-                    Expect::Queued,
-                    TaskStatus::Cancelled,
+                    CancelReason::User,
+                    self.sh().clock.now(),
                 );
-                u.end_time = Some(self.sh().clock.now());
-                u.error = Some("cancelled before it started".into());
                 match self
                     .sh()
                     .storage
@@ -418,26 +410,32 @@ impl Scheduler {
         {
             return r;
         }
-        let active = self
-            .sh()
-            .storage
-            .list_executions(&ExecutionQuery {
-                job_id: Some(id.clone()),
-                statuses: TaskStatus::ACTIVE.to_vec(),
-                page: PageRequest::new(1, 1000)?,
-                ..ExecutionQuery::default()
-            })
-            .await?;
+        // Every active attempt, page by page in id order (the cursor is not disturbed by the cancels).
         let mut n = 0;
-        for rec in active.items {
-            if !matches!(
-                self.cancel_via_storage(&rec.task_id).await?,
-                CancelOutcome::AlreadyFinished { .. }
-            ) {
-                n += 1;
+        let mut after = 0;
+        loop {
+            let page = self
+                .sh()
+                .storage
+                .active_executions(after, ACTIVE_PAGE)
+                .await?;
+            let full = page.len() == ACTIVE_PAGE;
+            for rec in page {
+                after = after.max(rec.id);
+                if rec.job_id != *id {
+                    continue;
+                }
+                if !matches!(
+                    self.cancel_via_storage(&rec.task_id).await?,
+                    CancelOutcome::AlreadyFinished { .. }
+                ) {
+                    n += 1;
+                }
+            }
+            if !full {
+                return Ok(n);
             }
         }
-        Ok(n)
     }
 
     /// Every attempt of a task, oldest first.

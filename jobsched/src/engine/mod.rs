@@ -8,19 +8,38 @@
 //!
 //! [`SCHEDULER_LEADER`]: crate::coord::SCHEDULER_LEADER
 
+// Layers, each importing only from those above it:
+// 1. tables and plans, free of I/O: `tasks`, `timers`, `task_table`, `jobs`, `executor_view`, `fire_plan`,
+//    `deferred`, `records`, and `writes` (the storage operations in flight);
+// 2. `actor`: the engine's state and the helpers every part uses;
+// 3. what the engine does, one concern each (`impl Engine`): `takeover`, `fire`, `assign`, `results`,
+//    `membership`, `deadlines`, `lifecycle`, `commands`, `housekeeping`;
+// 4. `run`: the loop that receives events and calls them; `supervisor` (leadership) and `handle`
+//    (the `Scheduler` API) on top.
+mod actor;
+mod assign;
 mod audited;
 mod commands;
-mod core;
-mod dispatching;
-mod executors;
+mod deadlines;
+mod deferred;
+mod executor_view;
 mod fire;
+mod fire_plan;
 mod handle;
+mod housekeeping;
 mod jobs;
-mod pipeline;
+mod lifecycle;
+mod membership;
+mod records;
 mod results;
+mod run;
 mod supervisor;
+mod takeover;
+mod task_table;
 mod tasks;
 mod timers;
+mod waiting;
+mod writes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +53,20 @@ pub use handle::{Scheduler, SchedulerBuilder};
 use crate::model::{ExecutionRecord, ExecutorId, JobId, TaskId, TaskStatus, Trigger};
 
 /// Settings of one scheduler process (the cluster-wide ones are in [`SystemConfig`](crate::SystemConfig)).
+///
+/// Start from the defaults and change what you need (the fields are public; new ones may be added):
+///
+/// ```
+/// use std::time::Duration;
+/// use jobsched::SchedulerConfig;
+///
+/// let config = SchedulerConfig::default()
+///     .with_scheduler_id("scheduler-a")
+///     .with_poll_interval(Duration::from_secs(1));
+/// assert_eq!(config.scheduler_id, "scheduler-a");
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SchedulerConfig {
     /// This scheduler's name in the leader election and in logs.
     pub scheduler_id: String,
@@ -75,8 +107,94 @@ impl Default for SchedulerConfig {
     }
 }
 
+impl SchedulerConfig {
+    /// Fails with `Invalid` naming the first setting that cannot work.
+    pub fn validate(&self) -> crate::Result<()> {
+        let positive = [
+            ("batch_size", self.batch_size),
+            ("storage_concurrency", self.storage_concurrency),
+            ("event_capacity", self.event_capacity),
+        ];
+        for (name, n) in positive {
+            if n == 0 {
+                return Err(crate::Error::invalid(name, "must be at least 1"));
+            }
+        }
+        let intervals = [
+            ("poll_interval", self.poll_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("watermark_interval", self.watermark_interval),
+            ("purge_interval", self.purge_interval),
+        ];
+        for (name, d) in intervals {
+            if d.is_zero() {
+                return Err(crate::Error::invalid(name, "must be longer than zero"));
+            }
+        }
+        if self.scheduler_id.trim().is_empty() {
+            return Err(crate::Error::invalid("scheduler_id", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// This scheduler's name in the leader election and in logs.
+    pub fn with_scheduler_id(mut self, id: impl Into<String>) -> Self {
+        self.scheduler_id = id.into();
+        self
+    }
+
+    /// Most records written to storage in one call.
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// Bulk storage writes in flight at once.
+    pub fn with_storage_concurrency(mut self, n: usize) -> Self {
+        self.storage_concurrency = n;
+        self
+    }
+
+    /// How often storage is re-read for changes made by other processes.
+    pub fn with_poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// How often executor liveness is written.
+    pub fn with_heartbeat_interval(mut self, d: Duration) -> Self {
+        self.heartbeat_interval = d;
+        self
+    }
+
+    /// How often the fire watermark is written.
+    pub fn with_watermark_interval(mut self, d: Duration) -> Self {
+        self.watermark_interval = d;
+        self
+    }
+
+    /// How long after it starts a task's `running` state is written (unless it ended by then).
+    pub fn with_running_write_delay(mut self, d: Duration) -> Self {
+        self.running_write_delay = d;
+        self
+    }
+
+    /// How often old history is purged.
+    pub fn with_purge_interval(mut self, d: Duration) -> Self {
+        self.purge_interval = d;
+        self
+    }
+
+    /// Events buffered per subscriber.
+    pub fn with_event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n;
+        self
+    }
+}
+
 /// Something that happened in the engine, for subscribers ([`Scheduler::subscribe`]).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// This process became the active scheduler (`true`) or stopped being it.
     Leadership {
@@ -104,6 +222,7 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CancelOutcome {
     /// It was queued and is now recorded cancelled.
     Cancelled,
@@ -122,6 +241,7 @@ pub enum CancelOutcome {
 /// A snapshot of the system for `GET /api/system/status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[non_exhaustive]
 pub struct SystemStatus {
     /// jobsched version.
     pub version: String,
@@ -166,6 +286,7 @@ pub struct UpcomingFire {
 
 /// What the active engine holds in memory right now (from [`Scheduler::engine_stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EngineStats {
     /// Jobs known to the engine.
     pub jobs: u64,

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Event;
-use super::core::{Command, Engine, Exit, Shared};
+use super::actor::{Command, Engine, Exit, Shared};
 use crate::coord::{Registration, SCHEDULER_LEADER, SCHEDULERS};
 use crate::storage::Fence;
 

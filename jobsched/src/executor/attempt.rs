@@ -1,50 +1,22 @@
-//! One attempt on the executor: the handler run under the task's timeout, and its answer turned into
-//! the attempt's result (status, capped output and error, exit code, retry hints).
+//! One attempt's answer turned into its result: status, output and error (capped), exit code, and the
+//! retry hints a handler gave.
 
-use std::time::Duration;
-
-use crate::clock::{SharedClock, secs};
-use crate::handler::{CappedBuffer, ExecError, TaskContext};
+use crate::clock::SharedClock;
+use crate::handler::layers::capped;
+use crate::handler::{ExecError, Outcome, TaskContext};
 use crate::model::{CancelReason, Task, TaskResult, TaskStatus};
 
-/// Runs one attempt with its timeout, and turns the handler's answer into a result.
-pub(super) async fn run_one(
-    handler: &dyn crate::handler::TaskHandler,
+/// Turns a handler's answer (through the runtime's layers: timeout, capping, panics) into the attempt's
+/// result `r`.
+pub(super) fn into_result(
+    outcome: Result<Outcome, ExecError>,
     ctx: &TaskContext,
     task: &Task,
     mut r: TaskResult,
     clock: &SharedClock,
 ) -> TaskResult {
-    let fut = handler.execute(ctx, task);
-    tokio::pin!(fut);
-    let outcome = if task.timeout > 0 {
-        tokio::select! {
-            o = &mut fut => o,
-            _ = tokio::time::sleep(secs(task.timeout)) => {
-                ctx.cancel(CancelReason::Timeout);
-                match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(1), &mut fut).await {
-                    Ok(o) => o,
-                    Err(_) => Err(ExecError::Cancelled {
-                        output: String::new(),
-                        stderr: "the handler did not stop within the kill grace and was abandoned".into(),
-                        exit_code: 137,
-                    }),
-                }
-            }
-        }
-    } else {
-        fut.await
-    };
     let cap = ctx.max_output_bytes;
-    let capped = |s: String| {
-        if s.len() <= cap {
-            s
-        } else {
-            let mut b = CappedBuffer::new(cap);
-            b.push(s.as_bytes());
-            b.into_text()
-        }
-    };
+    let capped = |s: String| capped(s, cap);
     let join = |stderr: String, message: String| {
         if stderr.is_empty() {
             message

@@ -13,7 +13,12 @@
 //! client stops answering); the scheduler marks the executor offline when its registration disappears.
 
 mod attempt;
+mod bounded;
+mod drain;
+mod queue;
 mod runtime;
+mod session;
+mod spawn;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Backends;
 use crate::clock::{SharedClock, SystemClock};
+use crate::coord::Coordinator;
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::handler::{HandlerRegistry, TaskHandler};
 use crate::model::{ExecutorId, ExecutorInfo, SystemConfig};
@@ -39,7 +46,7 @@ use crate::model::{ExecutorId, ExecutorInfo, SystemConfig};
 /// let backends = Backends::in_memory();
 /// let executor = Executor::builder(ExecutorId::new("worker-1")?, backends)
 ///     .with_capacity(4)
-///     .with_handler("noop", Arc::new(NoopHandler))?
+///     .with_handler("noop", Arc::new(NoopHandler))
 ///     .start()
 ///     .await?;
 /// executor.shutdown().await;
@@ -47,7 +54,7 @@ use crate::model::{ExecutorId, ExecutorInfo, SystemConfig};
 /// ```
 pub struct ExecutorBuilder {
     id: ExecutorId,
-    backends: Backends,
+    backends: ExecutorBackends,
     capacity: u32,
     group: String,
     labels: BTreeMap<String, String>,
@@ -56,6 +63,8 @@ pub struct ExecutorBuilder {
     handlers: HandlerRegistry,
     clock: SharedClock,
     shutdown_grace: Duration,
+    /// The first invalid setting given (reported by `start`).
+    invalid: Option<Error>,
 }
 
 /// A running executor.
@@ -71,10 +80,10 @@ pub struct Executor {
 impl Executor {
     /// A builder for executor `id` on `backends` (its storage is not used: executors only talk to the
     /// dispatcher and the coordinator).
-    pub fn builder(id: ExecutorId, backends: Backends) -> ExecutorBuilder {
+    pub fn builder(id: ExecutorId, backends: impl Into<ExecutorBackends>) -> ExecutorBuilder {
         ExecutorBuilder {
             id,
-            backends,
+            backends: backends.into(),
             capacity: 8,
             group: String::new(),
             labels: BTreeMap::new(),
@@ -83,6 +92,7 @@ impl Executor {
             handlers: HandlerRegistry::with_shell(),
             clock: Arc::new(SystemClock),
             shutdown_grace: Duration::from_secs(30),
+            invalid: None,
         }
     }
 
@@ -136,6 +146,31 @@ impl Executor {
     }
 }
 
+/// What an executor is built from: the transport its tasks and results travel on, and the coordinator it
+/// registers with. (An executor keeps no storage; a [`Backends`] converts, dropping its storage.)
+#[derive(Clone, Debug)]
+pub struct ExecutorBackends {
+    /// Task and result transport.
+    pub dispatcher: Arc<dyn Dispatcher>,
+    /// Membership and settings.
+    pub coordinator: Arc<dyn Coordinator>,
+}
+
+impl From<Backends> for ExecutorBackends {
+    fn from(b: Backends) -> Self {
+        ExecutorBackends {
+            dispatcher: b.dispatcher,
+            coordinator: b.coordinator,
+        }
+    }
+}
+
+impl From<&Backends> for ExecutorBackends {
+    fn from(b: &Backends) -> Self {
+        b.clone().into()
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -171,9 +206,11 @@ impl ExecutorBuilder {
     }
 
     /// Adds a handler for tasks of `type = name`.
-    pub fn with_handler(mut self, name: &str, handler: Arc<dyn TaskHandler>) -> Result<Self> {
-        self.handlers.register(name, handler)?;
-        Ok(self)
+    pub fn with_handler(mut self, name: &str, handler: Arc<dyn TaskHandler>) -> Self {
+        if let Err(e) = self.handlers.register(name, handler) {
+            self.invalid.get_or_insert(e);
+        }
+        self
     }
 
     /// Replaces the whole handler registry (the default has `shell`).
@@ -196,6 +233,9 @@ impl ExecutorBuilder {
 
     /// Registers the executor and starts taking tasks.
     pub async fn start(self) -> Result<Executor> {
+        if let Some(e) = self.invalid {
+            return Err(e);
+        }
         if self.capacity == 0 {
             return Err(Error::invalid("capacity", "must be at least 1"));
         }
@@ -218,15 +258,15 @@ impl ExecutorBuilder {
         let shutdown = CancellationToken::new();
         let state = Arc::new(runtime::State::default());
         let dispatcher = self.backends.dispatcher.clone();
-        let rt = runtime::Runtime::start(
+        let rt = runtime::Runtime::start(runtime::RuntimeParts {
             info,
-            self.backends,
-            self.handlers,
-            self.clock,
-            SystemConfig::default(),
-            self.shutdown_grace,
-            state.clone(),
-        )
+            backends: self.backends,
+            handlers: self.handlers,
+            clock: self.clock,
+            sys: SystemConfig::default(),
+            shutdown_grace: self.shutdown_grace,
+            state: state.clone(),
+        })
         .await?;
         let task = tokio::spawn(rt.run(shutdown.clone()));
         Ok(Executor {

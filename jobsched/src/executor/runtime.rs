@@ -1,8 +1,7 @@
-//! The executor's event loop.
+//! The executor's event loop: take tasks and control messages, start what fits, report results. The
+//! parts live next to it: the local queue (`queue`), the memory of attempts seen (`bounded`), one
+//! attempt's run (`spawn`, `attempt`), registration and session loss (`session`), shutdown (`drain`).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,17 +11,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::attempt::run_one;
-use crate::Backends;
-use crate::clock::{SharedClock, secs};
-use crate::coord::{CONFIG_KEY, CoordinatorExt, Registration, published};
+use super::ExecutorBackends;
+use super::bounded::{BoundedMap, BoundedSet};
+use super::queue::{Key, LocalQueue};
+use super::session::register;
+use crate::clock::SharedClock;
+use crate::coord::{CONFIG_KEY, Registration, published};
 use crate::dispatch::{AckTag, Delivery, Inbox};
-use crate::error::{Error, Result};
-use crate::fastmap::{FastMap, FastSet};
-use crate::guard::Guarded;
-use crate::handler::{HandlerRegistry, TaskContext};
+use crate::error::Result;
+use crate::fastmap::FastMap;
+use crate::handler::{HandlerRegistry, TaskContext, layers};
 use crate::model::{
-    CancelReason, Control, ExecutorInfo, SystemConfig, Task, TaskId, TaskResult, TaskStatus,
+    CancelReason, Control, ExecutorInfo, SystemConfig, Task, TaskResult, TaskStatus,
 };
 use crate::storage::Versioned;
 
@@ -40,6 +40,13 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Notes how many tasks run now.
+    pub fn set_running(&self, n: usize) {
+        self.running.store(n, Ordering::Relaxed);
+    }
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
     pub fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
     }
@@ -51,88 +58,62 @@ impl State {
     }
 }
 
-type Key = (TaskId, u32);
-
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Queued {
-    priority: i32,
-    seq: Reverse<u64>,
-    #[allow(clippy::struct_field_names)]
-    key: Key,
+/// A task running on this executor.
+pub(super) struct Running {
+    pub ctx: TaskContext,
 }
 
-struct Running {
-    ctx: TaskContext,
+/// What a runtime is started with.
+pub(crate) struct RuntimeParts {
+    pub info: ExecutorInfo,
+    pub backends: ExecutorBackends,
+    pub handlers: HandlerRegistry,
+    pub clock: SharedClock,
+    /// Used until the coordinator has a published configuration.
+    pub sys: SystemConfig,
+    pub shutdown_grace: Duration,
+    pub state: Arc<State>,
 }
 
 pub(crate) struct Runtime {
-    info: ExecutorInfo,
-    backends: Backends,
-    handlers: HandlerRegistry,
-    clock: SharedClock,
-    sys: SystemConfig,
-    shutdown_grace: Duration,
-    state: Arc<State>,
-    registration: Box<dyn Registration>,
-    lost: CancellationToken,
-    epoch: u64,
-    tasks: Box<dyn Inbox<Task>>,
+    pub(super) info: ExecutorInfo,
+    pub(super) backends: ExecutorBackends,
+    /// The registered handlers, each wrapped in the runtime's layers.
+    pub(super) handlers: HandlerRegistry,
+    pub(super) clock: SharedClock,
+    pub(super) sys: SystemConfig,
+    pub(super) shutdown_grace: Duration,
+    pub(super) state: Arc<State>,
+    pub(super) registration: Box<dyn Registration>,
+    pub(super) lost: CancellationToken,
+    pub(super) epoch: u64,
+    pub(super) tasks: Box<dyn Inbox<Task>>,
     controls: Box<dyn Inbox<Control>>,
     config_rx: watch::Receiver<Option<Versioned<Vec<u8>>>>,
-    queue: BinaryHeap<Queued>,
-    queued: FastMap<Key, (Task, AckTag)>,
-    running: FastMap<Key, Running>,
-    seen: FastSet<Key>,
-    seen_order: VecDeque<Key>,
+    pub(super) queue: LocalQueue,
+    pub(super) running: FastMap<Key, Running>,
+    /// Attempts taken, to drop redelivered copies.
+    seen: BoundedSet<Key>,
     /// Cancels that arrived before their task (the task is reported with the cancel's status on arrival).
-    early_cancels: FastMap<Key, CancelReason>,
-    early_cancels_order: VecDeque<Key>,
-    join: JoinSet<(Key, TaskResult)>,
-    outbox: Vec<TaskResult>,
-    seq: u64,
+    early_cancels: BoundedMap<Key, CancelReason>,
+    pub(super) join: JoinSet<(Key, TaskResult)>,
+    pub(super) outbox: Vec<TaskResult>,
     backoff_until: Option<tokio::time::Instant>,
-    shutdown: CancellationToken,
-}
-
-async fn register(
-    backends: &Backends,
-    info: &ExecutorInfo,
-    shutdown: Option<&CancellationToken>,
-) -> Result<Box<dyn Registration>> {
-    let mut waited = false;
-    loop {
-        match backends.coordinator.register_executor(info).await {
-            Ok(r) => return Ok(r),
-            Err(e) if e.is_retryable() || matches!(e, Error::AlreadyExists { .. }) => {
-                if !waited {
-                    info!(executor_id = %info.executor_id,
-                        "waiting to register: a previous session of this executor has not expired yet, or the coordinator is unreachable");
-                    waited = true;
-                }
-                let pause = tokio::time::sleep(Duration::from_millis(500));
-                match shutdown {
-                    Some(s) => tokio::select! {
-                        _ = s.cancelled() => return Err(Error::Closed { component: "executor" }),
-                        _ = pause => {}
-                    },
-                    None => pause.await,
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    pub(super) shutdown: CancellationToken,
 }
 
 impl Runtime {
-    pub async fn start(
-        info: ExecutorInfo,
-        backends: Backends,
-        handlers: HandlerRegistry,
-        clock: SharedClock,
-        sys: SystemConfig,
-        shutdown_grace: Duration,
-        state: Arc<State>,
-    ) -> Result<Runtime> {
+    pub async fn start(parts: RuntimeParts) -> Result<Runtime> {
+        let RuntimeParts {
+            info,
+            backends,
+            handlers,
+            clock,
+            sys,
+            shutdown_grace,
+            state,
+        } = parts;
+        let handlers = handlers.wrapped(layers::layered);
         let tasks = backends.dispatcher.task_inbox(&info.executor_id).await?;
         let controls = backends.dispatcher.control_inbox(&info.executor_id).await?;
         let config_rx = backends.coordinator.watch(CONFIG_KEY).await?;
@@ -144,7 +125,7 @@ impl Runtime {
         let sys = sys.value;
         let registration = register(&backends, &info, None).await?;
         let epoch = registration.epoch();
-        state.epoch.store(epoch, Ordering::Relaxed);
+        state.set_epoch(epoch);
         info!(executor_id = %info.executor_id, epoch, capacity = info.capacity, handlers = ?info.handlers, "executor registered");
         Ok(Runtime {
             lost: registration.lost(),
@@ -160,35 +141,24 @@ impl Runtime {
             tasks,
             controls,
             config_rx,
-            queue: BinaryHeap::new(),
-            queued: FastMap::default(),
+            queue: LocalQueue::default(),
             running: FastMap::default(),
-            seen: FastSet::default(),
-            seen_order: VecDeque::new(),
-            early_cancels: FastMap::default(),
-            early_cancels_order: VecDeque::new(),
+            seen: BoundedMap::new(SEEN_LIMIT),
+            early_cancels: BoundedMap::new(SEEN_LIMIT),
             join: JoinSet::new(),
             outbox: Vec::new(),
-            seq: 0,
             backoff_until: None,
             shutdown: CancellationToken::new(),
         })
     }
 
+    /// Notes an attempt as taken; false if it was already.
     fn remember(&mut self, key: Key) -> bool {
-        if !self.seen.insert(key.clone()) {
-            return false;
-        }
-        self.seen_order.push_back(key);
-        if self.seen_order.len() > SEEN_LIMIT {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
+        self.seen.insert(key, ())
     }
 
-    fn result(&self, task: &Task, status: TaskStatus) -> TaskResult {
+    /// A result of `task` in `status`, started now.
+    pub(super) fn result(&self, task: &Task, status: TaskStatus) -> TaskResult {
         TaskResult {
             task_id: task.task_id.clone(),
             job_id: task.job_id.clone(),
@@ -226,7 +196,7 @@ impl Runtime {
         let span = info_span!("executor", executor_id = %self.info.executor_id);
         async move {
             loop {
-                let room = self.queued.len() < (self.info.capacity as usize).max(64);
+                let room = self.queue.len() < (self.info.capacity as usize).max(64);
                 let healthy = self.backoff_until.is_none_or(|t| tokio::time::Instant::now() >= t);
                 let wake = self
                     .backoff_until
@@ -302,20 +272,14 @@ impl Runtime {
                 continue;
             }
             if self.running.contains_key(&key)
-                || self.queued.contains_key(&key)
+                || self.queue.contains(&key)
                 || !self.remember(key.clone())
             {
                 debug!(task_id = %task.task_id, attempt = task.attempt, "dropping a copy of an attempt already taken");
                 drop_tags.push(d.tag);
                 continue;
             }
-            self.seq += 1;
-            self.queue.push(Queued {
-                priority: task.priority,
-                seq: Reverse(self.seq),
-                key: key.clone(),
-            });
-            self.queued.insert(key, (task, d.tag));
+            self.queue.push(task, d.tag);
         }
         if !drop_tags.is_empty() {
             let _ = self.tasks.ack(&drop_tags).await;
@@ -344,7 +308,7 @@ impl Runtime {
                     if let Some(r) = self.running.get(&key) {
                         info!(task_id = %key.0, attempt, ?reason, "stopping a running task");
                         r.ctx.cancel(reason);
-                    } else if let Some((task, tag)) = self.queued.remove(&key) {
+                    } else if let Some((task, tag)) = self.queue.remove(&key) {
                         info!(task_id = %key.0, attempt, ?reason, "cancelled before it started");
                         let mut res = self.result(&task, reason.status());
                         res.error = "cancelled before it started on the executor".into();
@@ -352,13 +316,7 @@ impl Runtime {
                         let _ = self.tasks.ack(&[tag]).await;
                     } else if !self.seen.contains(&key) {
                         // The task itself has not arrived yet: remember the cancel for when it does.
-                        self.early_cancels_order.push_back(key.clone());
                         self.early_cancels.insert(key, reason);
-                        if self.early_cancels_order.len() > SEEN_LIMIT {
-                            if let Some(old) = self.early_cancels_order.pop_front() {
-                                self.early_cancels.remove(&old);
-                            }
-                        }
                     }
                 }
             }
@@ -371,10 +329,8 @@ impl Runtime {
     async fn start_ready(&mut self) -> usize {
         let mut starting = Vec::new();
         while self.running.len() + starting.len() < self.info.capacity as usize {
-            let Some(q) = self.queue.pop() else { break };
-            if let Some(entry) = self.queued.remove(&q.key) {
-                starting.push(entry);
-            }
+            let Some(entry) = self.queue.pop() else { break };
+            starting.push(entry);
         }
         if starting.is_empty() {
             return 0;
@@ -386,14 +342,7 @@ impl Runtime {
         if let Err(e) = self.backends.dispatcher.send_results(&notices).await {
             warn!(error = %e, "reporting started tasks failed; they wait");
             for (task, tag) in starting {
-                let key = (task.task_id.clone(), task.attempt);
-                self.seq += 1;
-                self.queue.push(Queued {
-                    priority: task.priority,
-                    seq: Reverse(self.seq),
-                    key: key.clone(),
-                });
-                self.queued.insert(key, (task, tag));
+                self.queue.push(task, tag);
             }
             self.backoff();
             return 0;
@@ -409,85 +358,11 @@ impl Runtime {
         n
     }
 
-    fn spawn(&mut self, task: Task, start_time: chrono::DateTime<chrono::Utc>) {
-        let key = (task.task_id.clone(), task.attempt);
-        let mut ctx = TaskContext::new(
-            self.info.executor_id.clone(),
-            self.sys.max_output_bytes as usize,
-            secs(self.sys.kill_grace_secs),
-        );
-        let mut base = self.result(&task, TaskStatus::Running);
-        base.start_time = start_time;
-        let Some(handler) = self.handlers.get(&task.task_type).cloned() else {
-            base.status = TaskStatus::Failed;
-            base.exit_code = 127;
-            base.end_time = Some(self.clock.now());
-            base.error = format!(
-                "no handler for type '{}' on executor '{}' (it has: {})",
-                task.task_type,
-                base.executor_id,
-                self.handlers.names().join(", ")
-            );
-            self.outbox.push(base);
-            return;
-        };
-        // Started only for a task that runs: its sender stops when the handler returns.
-        if self.sys.live_output_chunk_bytes > 0 {
-            ctx = ctx.with_live_output(crate::handler::LiveOutput::start(
-                self.backends.dispatcher.clone(),
-                task.task_id.clone(),
-                task.attempt,
-                std::time::Duration::from_millis(u64::from(self.sys.live_output_interval_ms)),
-                self.sys.live_output_chunk_bytes as usize,
-            ));
-        }
-        let clock = self.clock.clone();
-        let span = info_span!("task", job_id = %task.job_id, task_id = %task.task_id, attempt = task.attempt,
-            executor_id = %self.info.executor_id);
-        let run_ctx = ctx.clone();
-        let run_key = key.clone();
-        let mut run = Box::pin(
-            async move {
-                let mut fallback = base.clone();
-                let guarded = Guarded(Box::pin(run_one(
-                    handler.as_ref(),
-                    &run_ctx,
-                    &task,
-                    base,
-                    &clock,
-                )));
-                let result = match guarded.await {
-                    Ok(r) => r,
-                    Err(panic) => {
-                        warn!(%panic, "the handler panicked");
-                        fallback.status = TaskStatus::Failed;
-                        fallback.exit_code = 101;
-                        fallback.end_time = Some(clock.now());
-                        fallback.error =
-                            format!("the '{}' handler panicked: {panic}", task.task_type);
-                        fallback
-                    }
-                };
-                run_ctx.end_output();
-                debug!(status = %result.status, exit_code = result.exit_code, "task ended");
-                (run_key, result)
-            }
-            .instrument(span),
-        );
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match run.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready((_, result)) => self.outbox.push(result),
-            std::task::Poll::Pending => {
-                self.running.insert(key, Running { ctx });
-                self.state
-                    .running
-                    .store(self.running.len(), Ordering::Relaxed);
-                self.join.spawn(run);
-            }
-        }
-    }
-
-    fn finished(&mut self, done: std::result::Result<(Key, TaskResult), tokio::task::JoinError>) {
+    /// A spawned attempt ended: its result goes to the outbox.
+    pub(super) fn finished(
+        &mut self,
+        done: std::result::Result<(Key, TaskResult), tokio::task::JoinError>,
+    ) {
         match done {
             Ok((key, result)) => {
                 self.running.remove(&key);
@@ -495,12 +370,11 @@ impl Runtime {
             }
             Err(e) => warn!(error = %e, "a task runner ended abnormally"),
         }
-        self.state
-            .running
-            .store(self.running.len(), Ordering::Relaxed);
+        self.state.set_running(self.running.len());
     }
 
-    async fn flush_outbox(&mut self) {
+    /// Sends the results waiting in the outbox; on failure they wait for the next try.
+    pub(super) async fn flush_outbox(&mut self) {
         if self.outbox.is_empty() {
             return;
         }
@@ -512,84 +386,8 @@ impl Runtime {
         }
     }
 
-    fn backoff(&mut self) {
+    /// Pauses taking and starting work for a moment after a failed broker call.
+    pub(super) fn backoff(&mut self) {
         self.backoff_until = Some(tokio::time::Instant::now() + Duration::from_millis(500));
-    }
-
-    /// The session ended: everything this executor holds now belongs to the scheduler's failover. Stop it
-    /// all, forget the queue, and register again with a new epoch.
-    async fn session_lost(&mut self) {
-        warn!(
-            epoch = self.epoch,
-            running = self.running.len(),
-            queued = self.queued.len(),
-            "coordination session lost: stopping all tasks and registering again"
-        );
-        for r in self.running.values() {
-            r.ctx.cancel(CancelReason::Shutdown);
-        }
-        while let Some(done) = self.join.join_next().await {
-            if let Ok((key, _)) = done {
-                self.running.remove(&key);
-            }
-        }
-        self.state.running.store(0, Ordering::Relaxed);
-        let tags: Vec<AckTag> = self.queued.drain().map(|(_, (_, tag))| tag).collect();
-        self.queue.clear();
-        let _ = self.tasks.ack(&tags).await;
-        // Results that finished before the session ended are still sent: they may well apply (the writes
-        // are conditional). Those of the tasks stopped just now were not collected.
-        match register(&self.backends, &self.info, Some(&self.shutdown)).await {
-            Ok(reg) => {
-                self.epoch = reg.epoch();
-                self.lost = reg.lost();
-                self.registration = reg;
-                self.state.epoch.store(self.epoch, Ordering::Relaxed);
-                info!(epoch = self.epoch, "registered again");
-            }
-            Err(e) => {
-                // Shutting down, or a permanent error: try again after a pause unless shutting down.
-                warn!(error = %e, "registering again failed");
-                let retry = CancellationToken::new();
-                retry.cancel();
-                self.lost = retry;
-                self.backoff();
-            }
-        }
-    }
-
-    /// Shutdown: take no more tasks, let running ones finish within the grace, stop the rest (reported
-    /// `lost` so they run elsewhere), report, deregister.
-    async fn drain(mut self) {
-        info!(
-            running = self.running.len(),
-            grace_secs = self.shutdown_grace.as_secs(),
-            "executor shutting down"
-        );
-        let deadline = tokio::time::sleep(self.shutdown_grace);
-        tokio::pin!(deadline);
-        let mut stopping = false;
-        while !self.join.is_empty() {
-            tokio::select! {
-                Some(done) = self.join.join_next() => self.finished(done),
-                _ = &mut deadline, if !stopping => {
-                    stopping = true;
-                    for r in self.running.values() {
-                        r.ctx.cancel(CancelReason::Shutdown);
-                    }
-                }
-            }
-        }
-        for _ in 0..3 {
-            self.flush_outbox().await;
-            if self.outbox.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        // Tasks queued here but not started stay unacknowledged: the scheduler fails them over when this
-        // executor's registration goes.
-        let _ = self.registration.deregister().await;
-        info!("executor stopped");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{ShellHandler, TaskHandler};
 use crate::error::Result;
-use crate::model::{SHELL, job::check_type_name};
+use crate::model::{SHELL, check_type_name};
 
 /// Handlers by type name. An executor advertises the names, so the scheduler only sends it tasks it can run.
 #[derive(Clone, Default)]
@@ -44,6 +44,21 @@ impl HandlerRegistry {
     /// The handler for `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn TaskHandler>> {
         self.handlers.get(name)
+    }
+
+    /// The same registry with every handler wrapped in `layer` (the runtime's timeout, capping and panic
+    /// layers, see [`layered`](super::layers::layered)).
+    pub(crate) fn wrapped(
+        self,
+        layer: impl Fn(Arc<dyn TaskHandler>) -> Arc<dyn TaskHandler>,
+    ) -> Self {
+        HandlerRegistry {
+            handlers: self
+                .handlers
+                .into_iter()
+                .map(|(name, h)| (name, layer(h)))
+                .collect(),
+        }
     }
 
     /// The registered names, sorted.

@@ -1,4 +1,4 @@
-//! Users, API tokens and the audit log: what the daemons' authentication keeps in storage (SPEC R-8).
+//! Users, API tokens and the audit log: what the daemons' authentication keeps in storage (docs/REQUIREMENTS.md, R-8).
 //!
 //! The core defines the records and the storage contract ([`Accounts`](crate::storage::Accounts)); the
 //! daemons decide how passwords are hashed and tokens are made. Secrets kept here are only ever hashes, and

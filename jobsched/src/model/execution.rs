@@ -8,7 +8,7 @@ use super::job::{Job, Params};
 use super::status::TaskStatus;
 use super::task::{Task, TaskResult, Trigger};
 
-/// One attempt of one task: the seed's `job_logs` columns (`id`, `job_id`, `executor_id`, `status`,
+/// One attempt of one task: the design's `job_logs` columns (`id`, `job_id`, `executor_id`, `status`,
 /// `start_time`, `end_time`, `output`, `error`) plus what jobsched needs to recover and explain it: the task
 /// and attempt, the fire time, the exit code, and a snapshot of the task as fired (so a job changed after the
 /// fire does not change what this attempt runs).

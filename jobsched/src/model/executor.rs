@@ -33,7 +33,7 @@ pub struct ExecutorInfo {
     pub version: String,
 }
 
-/// A stored executor: the seed's `executors` columns (`executor_id`, `host`, `port`, `status`,
+/// A stored executor: the design's `executors` columns (`executor_id`, `host`, `port`, `status`,
 /// `last_heartbeat_time`, `register_time`) plus capacity, running count, group, labels, handlers and whether
 /// an operator disabled it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Longest id accepted (the seed's `VARCHAR(64)` columns).
+/// Longest id accepted (the design's `VARCHAR(64)` columns).
 pub const MAX_ID_LEN: usize = 64;
 
 fn validate_id(field: &str, s: &str) -> Result<()> {
@@ -153,7 +153,7 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// Identifies a job (a definition that fires tasks). The seed's `jobs.job_id`.
+    /// Identifies a job (a definition that fires tasks). The design's `jobs.job_id`.
     JobId,
     "job_id",
     "job"
@@ -165,7 +165,7 @@ id_type!(
     "task"
 );
 id_type!(
-    /// Identifies an executor process. The seed's `executors.executor_id`.
+    /// Identifies an executor process. The design's `executors.executor_id`.
     ExecutorId,
     "executor_id",
     "executor"

@@ -1,4 +1,4 @@
-//! The job definition: the seed's `jobs` columns plus what the engine needs.
+//! The job definition: the design's `jobs` columns plus what the engine needs.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +16,11 @@ pub type Params = serde_json::Map<String, serde_json::Value>;
 
 /// Limits applied to job fields. Documented so stores can size their columns.
 pub mod limits {
-    /// Longest `name`, in characters (the seed's `VARCHAR(255)`).
+    /// Longest `name`, in characters (the design's `VARCHAR(255)`).
     pub const NAME_CHARS: usize = 255;
     /// Longest `command`, in bytes (a MySQL `TEXT` holds 65,535).
     pub const COMMAND_BYTES: usize = 65_535;
-    /// Longest `cron_expression`, in bytes (the seed's `VARCHAR(100)`).
+    /// Longest `cron_expression`, in bytes (the design's `VARCHAR(100)`).
     pub const CRON_BYTES: usize = 100;
     /// Longest `type` name, in bytes.
     pub const TYPE_BYTES: usize = 32;
@@ -55,9 +55,9 @@ fn default_misfire_max() -> u32 {
 
 /// A job: what to run, when, where and how to handle failures.
 ///
-/// Field names are the seed's `jobs` columns (`job_id`, `name`, `command`, `type`, `priority`,
+/// Field names are the design's `jobs` columns (`job_id`, `name`, `command`, `type`, `priority`,
 /// `cron_expression`, `timeout`, `retry_count`, `retry_interval`, `create_time`, `update_time`) and the fields
-/// jobsched adds. Durations are whole seconds, as in the seed; `0` means "none" for `timeout`.
+/// jobsched adds. Durations are whole seconds, as in the design; `0` means "none" for `timeout`.
 /// Build one from a [`JobSpec`](crate::JobSpec).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -192,7 +192,7 @@ pub fn check_params(field: &str, params: &Params) -> Result<()> {
 }
 
 /// Checks a handler type name: 1–32 bytes of lower-case ASCII letters, digits, `-` and `_`.
-pub fn check_type_name(name: &str) -> Result<()> {
+pub(crate) fn check_type_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= limits::TYPE_BYTES
         && name

@@ -1,16 +1,16 @@
 //! The data model: jobs, tasks, results, execution and executor records, statuses and policies.
 
-pub mod account;
-pub mod config;
-pub mod execution;
-pub mod executor;
-pub mod ids;
-pub mod job;
-pub mod policy;
-pub mod query;
-pub mod spec;
-pub mod status;
-pub mod task;
+mod account;
+mod config;
+mod execution;
+mod executor;
+mod ids;
+mod job;
+mod policy;
+mod query;
+mod spec;
+mod status;
+mod task;
 
 pub use account::{
     ApiToken, AuditEntry, AuditOutcome, AuditQuery, Role, User, account_limits, check_account_name,
@@ -20,9 +20,10 @@ pub use config::SystemConfig;
 pub use execution::ExecutionRecord;
 pub use executor::{ExecutorHeartbeat, ExecutorInfo, ExecutorRecord};
 pub use ids::{ExecutorId, JobId, TaskId};
+pub(crate) use job::check_type_name;
 pub use job::{Job, Params, SHELL, check_params, limits};
 pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, ScheduleType};
 pub use query::{ExecutionQuery, JobOrder, JobQuery, OutcomeHour, Page, PageRequest, hour_of};
-pub use spec::JobSpec;
+pub use spec::{JobSpec, parse_time_zone};
 pub use status::{ExecutorStatus, TaskStatus};
 pub use task::{CancelReason, Control, OutputChunk, Task, TaskResult, Trigger};

@@ -1,4 +1,4 @@
-//! Status enums with their stable numeric codes (the seed stores them as `TINYINT` and sends `status` as an
+//! Status enums with their stable numeric codes (the design stores them as `TINYINT` and sends `status` as an
 //! integer). The codes are part of the wire format and the schema: never renumber them.
 
 use std::fmt;
@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 /// | 8 | `skipped`: fired while an earlier run was active and the overlap policy said skip | yes |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum TaskStatus {
     /// Recorded, waiting for an executor with capacity or for its retry time.
     Queued = 0,
@@ -191,7 +192,7 @@ impl<'de> Deserialize<'de> for TaskStatus {
     }
 }
 
-/// Whether an executor is reachable (the seed's `executors.status`).
+/// Whether an executor is reachable (the design's `executors.status`).
 ///
 /// | code | status |
 /// |---|---|
@@ -265,7 +266,7 @@ mod tests {
         assert_eq!(
             TaskStatus::Succeeded.code(),
             1,
-            "seed 4.2.2 sends 1 for success"
+            "design §4.2.2 sends 1 for success"
         );
         assert_eq!(serde_json::to_string(&TaskStatus::Failed).unwrap(), "2");
         assert!(TaskStatus::from_code(42).is_err());

@@ -1,5 +1,5 @@
-//! The messages that travel between scheduler and executors: [`Task`] (seed 4.2.1), [`TaskResult`]
-//! (seed 4.2.2) and [`Control`]. Their JSON keeps every field of the seed, with the same names and types;
+//! The messages that travel between scheduler and executors: [`Task`] (design §4.2.1), [`TaskResult`]
+//! (design §4.2.2) and [`Control`]. Their JSON keeps every field of the design, with the same names and types;
 //! jobsched only adds fields.
 
 use std::fmt;
@@ -70,7 +70,7 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// One attempt of a task, as sent to an executor (seed 4.2.1 plus jobsched's fields).
+/// One attempt of a task, as sent to an executor (design §4.2.1 plus jobsched's fields).
 ///
 /// ```json
 /// {"task_id":"task-…","job_id":"job-…","command":"echo 'Hello World'","timeout":3600,"retry_count":3,
@@ -132,7 +132,7 @@ fn shell() -> String {
     super::job::SHELL.to_owned()
 }
 
-/// The outcome (or start) of one attempt, as an executor reports it (seed 4.2.2 plus jobsched's fields).
+/// The outcome (or start) of one attempt, as an executor reports it (design §4.2.2 plus jobsched's fields).
 ///
 /// An executor sends a `running` (5) result when it starts an attempt and one terminal result when it ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,13 +213,13 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// The seed's 4.2.1 task message.
+    /// The design's 4.2.1 task message.
     const SEED_TASK: &str = r#"{
         "task_id": "task-123456", "job_id": "job-123456", "command": "echo 'Hello World'",
         "timeout": 3600, "retry_count": 3, "retry_interval": 60, "priority": 10,
         "create_time": "2023-01-01T12:00:00Z" }"#;
 
-    /// The seed's 4.2.2 result message.
+    /// The design's 4.2.2 result message.
     const SEED_RESULT: &str = r#"{
         "task_id": "task-123456", "job_id": "job-123456", "executor_id": "executor-123456", "status": 1,
         "start_time": "2023-01-01T12:00:00Z", "end_time": "2023-01-01T12:01:00Z",
@@ -237,7 +237,7 @@ mod tests {
         }
     }
 
-    /// Every field of the seed example is present in ours with the same JSON type.
+    /// Every field of the design's example is present in ours with the same JSON type.
     fn assert_superset(seed: &str, ours: &Value) {
         let seed: Value = serde_json::from_str(seed).unwrap();
         for (field, value) in seed.as_object().unwrap() {
@@ -278,7 +278,7 @@ mod tests {
         let json = serde_json::to_value(&task).unwrap();
         assert_superset(SEED_TASK, &json);
         assert_eq!(json["create_time"], "2023-01-01T12:00:00Z");
-        // The seed's own message (without our additions) is accepted as is.
+        // The design's own message (without our additions) is accepted as is.
         let parsed: Task = serde_json::from_str(SEED_TASK).unwrap();
         assert_eq!(parsed.attempt, 1);
         assert_eq!(parsed.task_type, "shell");

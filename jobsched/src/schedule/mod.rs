@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-pub use cron::{CronSchedule, compile, parse_cron};
+pub use cron::CronSchedule;
+pub(crate) use cron::compile;
 
 use crate::clock::secs;
 use crate::error::{Error, Result};

@@ -15,6 +15,7 @@
 
 mod accounts;
 mod memory;
+mod update_plan;
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use chrono::{DateTime, Utc};
 
 pub use accounts::Accounts;
 pub use memory::MemoryStorage;
+pub use update_plan::{UpdateTarget, apply_updates};
 
 use crate::error::{Error, Result};
 use crate::model::{

@@ -179,10 +179,7 @@ impl Cluster {
     }
 
     pub fn config(id: &str) -> SchedulerConfig {
-        SchedulerConfig {
-            scheduler_id: id.to_owned(),
-            ..SchedulerConfig::default()
-        }
+        SchedulerConfig::default().with_scheduler_id(id)
     }
 
     /// A scheduler in its own session, waited on until active if it is the first.
@@ -191,7 +188,9 @@ impl Cluster {
         let s = Scheduler::builder(b)
             .with_config(Self::config(id))
             .with_clock(self.clock.clone())
-            .start();
+            .start()
+            .await
+            .expect("valid scheduler settings");
         (s, session)
     }
 

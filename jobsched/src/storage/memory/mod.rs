@@ -330,7 +330,6 @@ impl Storage for MemoryStorage {
     ) -> Result<Vec<UpdateOutcome>> {
         let mut g = self.lock();
         g.check_fence(fence)?;
-        let mut out = Vec::with_capacity(updates.len());
         // Like a transaction: if an applied update's next attempt is taken, everything is undone. That can
         // only happen if some next attempt's key exists (or repeats) already; otherwise keep no undo log.
         let may_collide = g
@@ -341,43 +340,20 @@ impl Storage for MemoryStorage {
                     .map(|n| (&n.task_id, n.attempt)),
             )
             .is_err();
-        let mut undo: Vec<(i64, ExecutionRecord)> = Vec::new();
-        let mut inserted: Vec<i64> = Vec::new();
-        for u in updates {
-            let Some(id) = g.attempt_id(&u.task_id, u.attempt) else {
-                out.push(UpdateOutcome::NotFound);
-                continue;
-            };
-            let rec = g.records.get_mut(id).expect("index points at a record");
-            if !u.expectation_holds(rec) {
-                out.push(UpdateOutcome::Stale {
-                    status: rec.status,
-                    executor_id: rec.executor_id.clone(),
-                });
-                continue;
+        let mut target = Target {
+            g: &mut g,
+            keep_undo: may_collide,
+            undo: Vec::new(),
+            inserted: Vec::new(),
+        };
+        match super::apply_updates(&mut target, updates) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                let (undo, inserted) = (target.undo, target.inserted);
+                g.undo(undo, inserted);
+                Err(e)
             }
-            if may_collide {
-                undo.push((id, rec.clone()));
-            }
-            u.apply_to(rec);
-            if rec.status.is_terminal() {
-                g.active.remove(&id);
-            }
-            let next_id = match &u.next_attempt {
-                None => None,
-                Some(n) => {
-                    if let Err(e) = g.check_new_attempts(std::iter::once((&n.task_id, n.attempt))) {
-                        g.undo(undo, inserted);
-                        return Err(e);
-                    }
-                    let id = g.insert_record(n.clone());
-                    inserted.push(id);
-                    Some(id)
-                }
-            };
-            out.push(UpdateOutcome::Applied { next_id });
         }
-        Ok(out)
     }
 
     async fn get_execution(&self, task_id: &TaskId, attempt: u32) -> Result<ExecutionRecord> {
@@ -563,5 +539,49 @@ fn check_version(id: &JobId, stored: u64, expected: Option<u64>, verb: &str) -> 
             "job '{id}' is at version {stored}, the {verb} was made against version {v}"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// The store's own records as the target of a batch of updates, with an undo log when the batch may fail.
+struct Target<'a> {
+    g: &'a mut Inner,
+    keep_undo: bool,
+    undo: Vec<(i64, ExecutionRecord)>,
+    inserted: Vec<i64>,
+}
+
+impl super::UpdateTarget for Target<'_> {
+    type Slot = i64;
+
+    fn find(&mut self, task_id: &TaskId, attempt: u32) -> Option<i64> {
+        self.g.attempt_id(task_id, attempt)
+    }
+
+    fn record(&mut self, id: i64) -> &mut ExecutionRecord {
+        self.g
+            .records
+            .get_mut(id)
+            .expect("index points at a record")
+    }
+
+    fn changing(&mut self, id: i64) {
+        if self.keep_undo {
+            let before = self.record(id).clone();
+            self.undo.push((id, before));
+        }
+    }
+
+    fn changed(&mut self, id: i64) {
+        if self.record(id).status.is_terminal() {
+            self.g.active.remove(&id);
+        }
+    }
+
+    fn insert_next(&mut self, next: &ExecutionRecord) -> Result<Option<i64>> {
+        self.g
+            .check_new_attempts(std::iter::once((&next.task_id, next.attempt)))?;
+        let id = self.g.insert_record(next.clone());
+        self.inserted.push(id);
+        Ok(Some(id))
     }
 }

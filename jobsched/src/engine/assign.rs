@@ -1,10 +1,12 @@
-//! Dispatch: giving ready attempts to executors in priority order.
+//! Assigning ready attempts to executors in priority order, and sending the task messages (the transport
+//! itself is `crate::dispatch`; which executor gets what is `ExecutorView`).
 
 use tracing::{debug, warn};
 
-use super::core::Engine;
-use super::pipeline::Op;
+use super::actor::{Engine, span_secs};
+use super::deferred::Work;
 use super::tasks::Phase;
+use super::writes::{Assignment, DispatchBatch, Op};
 use crate::error::Result;
 use crate::model::{Task, TaskId, TaskStatus};
 use crate::storage::{ExecutionUpdate, Expect, UpdateOutcome};
@@ -17,19 +19,23 @@ impl Engine {
     pub fn dispatch(&mut self) {
         let batch = self.sh.config.batch_size;
         while self.healthy()
-            && !self.pipeline_full()
-            && !self.ready.is_empty()
+            && !self.writes.full()
+            && !self.tasks.ready_is_empty()
             && self.execs.any_free()
         {
-            let mut picked: Vec<(TaskId, crate::model::ExecutorId, u64)> = Vec::new();
+            let mut picked: Vec<Assignment> = Vec::new();
             let mut blocked: Vec<TaskId> = Vec::new();
             while picked.len() < batch {
-                let Some(task_id) = self.ready.pop(&self.tasks) else {
+                let Some(task_id) = self.tasks.pop_ready() else {
                     break;
                 };
                 let t = &self.tasks[&task_id];
                 match self.execs.pick(t.job.as_deref(), &t.rec.task_type) {
-                    Some((e, epoch)) => picked.push((task_id, e, epoch)),
+                    Some((executor, epoch)) => picked.push(Assignment {
+                        task_id,
+                        executor,
+                        epoch,
+                    }),
                     None => {
                         blocked.push(task_id);
                         if !self.execs.any_free() {
@@ -40,78 +46,79 @@ impl Engine {
             }
             for task_id in blocked.iter().rev() {
                 // Back at the head, in the same order: it keeps its place in the queue.
-                if let Some(t) = self.tasks.get(task_id) {
-                    self.ready.push_front(t);
-                }
+                self.tasks.unpop(task_id);
             }
             if picked.is_empty() {
                 return;
             }
             let mut updates = Vec::with_capacity(picked.len());
-            for (task_id, e, epoch) in &picked {
+            for a in &picked {
+                let phase = Phase::Dispatching {
+                    executor: a.executor.clone(),
+                    epoch: a.epoch,
+                };
                 let t = self
                     .tasks
-                    .get_mut(task_id)
+                    .set_phase(&a.task_id, phase)
                     .expect("popped from the ready queue");
-                t.phase = Phase::Dispatching {
-                    executor: e.clone(),
-                    epoch: *epoch,
-                };
-                t.generation += 1;
                 let mut u = ExecutionUpdate::new(
-                    task_id.clone(),
+                    a.task_id.clone(),
                     t.rec.attempt,
                     Expect::Queued,
                     TaskStatus::Dispatched,
                 );
-                u.executor = Some((e.clone(), *epoch));
+                u.executor = Some((a.executor.clone(), a.epoch));
                 updates.push(u);
             }
-            self.submit(Op::Dispatch { picked, updates });
+            self.submit(Op::Dispatch(DispatchBatch { picked, updates }));
         }
     }
 
     /// Applies a completed dispatch write: sends the messages of what was recorded.
     pub async fn complete_dispatch(
         &mut self,
-        picked: Vec<(TaskId, crate::model::ExecutorId, u64)>,
-        updates: Vec<ExecutionUpdate>,
+        batch: DispatchBatch,
         result: Result<Vec<UpdateOutcome>>,
     ) {
+        let DispatchBatch { picked, updates } = batch;
         let outcomes = match result {
             Ok(o) => o,
             Err(err) => {
-                for (task_id, e, epoch) in picked.iter().rev() {
-                    self.execs.release(e, *epoch);
-                    if let Some(t) = self.tasks.get_mut(task_id) {
-                        if matches!(t.phase, Phase::Dispatching { .. }) {
-                            t.phase = Phase::Ready;
-                            t.generation += 1;
-                            self.ready.push_front(t);
-                        }
+                for a in picked.iter().rev() {
+                    self.execs.release(&a.executor, a.epoch);
+                    let dispatching = self
+                        .tasks
+                        .get(&a.task_id)
+                        .is_some_and(|t| matches!(t.phase, Phase::Dispatching { .. }));
+                    if dispatching {
+                        self.tasks.requeue(&a.task_id, true);
                     }
                 }
-                self.storage_failed("recording dispatched tasks", err);
+                self.backend_failed("recording dispatched tasks", err);
                 return;
             }
         };
-        self.storage_ok();
+        self.backend_ok();
         let now = self.now();
         let mut sends = Vec::with_capacity(picked.len());
         let mut cancelled = Vec::new();
-        for ((task_id, e, epoch), (u, o)) in picked.into_iter().zip(updates.iter().zip(outcomes)) {
+        for (a, (u, o)) in picked.into_iter().zip(updates.iter().zip(outcomes)) {
+            let Assignment {
+                task_id,
+                executor: e,
+                epoch,
+            } = a;
             let ours = self.tasks.get(&task_id).is_some_and(|t| {
                 t.rec.attempt == u.attempt && matches!(t.phase, Phase::Dispatching { .. })
             });
             match o {
                 UpdateOutcome::Applied { .. } if ours => {
-                    let t = self.tasks.get_mut(&task_id).expect("checked");
-                    u.apply_to(&mut t.rec);
-                    t.phase = Phase::Dispatched {
+                    let phase = Phase::Dispatched {
                         executor: e.clone(),
                         epoch,
                     };
-                    t.generation += 1;
+                    let t = self.tasks.set_phase(&task_id, phase).expect("checked");
+                    u.apply_to(&mut t.rec);
                     t.sent_at = Some(now);
                     if t.cancel.is_some() {
                         // Cancelled while its dispatch was being written: never sent, so record it now.
@@ -131,10 +138,9 @@ impl Engine {
                         .execs
                         .get(&e)
                         .is_some_and(|x| x.online && x.epoch == epoch)
-                        && !self.pending_lost.contains(&(e.clone(), epoch))
                     {
                         // Its executor went away meanwhile: fail it over.
-                        self.pending_lost.push((e, epoch));
+                        self.deferred.executor_lost(e, epoch);
                     }
                 }
                 other => {
@@ -142,11 +148,7 @@ impl Engine {
                     self.execs.release(&e, epoch);
                     if ours {
                         // Back in the queue until storage says otherwise (reconciled just below).
-                        if let Some(t) = self.tasks.get_mut(&task_id) {
-                            t.phase = Phase::Ready;
-                            t.generation += 1;
-                            self.ready.push(t);
-                        }
+                        self.tasks.requeue(&task_id, false);
                     }
                     self.reconcile_stale(&task_id, u.attempt, &other).await;
                 }
@@ -154,7 +156,7 @@ impl Engine {
         }
         self.send_tasks(sends).await;
         if !cancelled.is_empty() {
-            self.apply_engine_updates(cancelled, "recording cancelled tasks", Vec::new)
+            self.apply_engine_updates(cancelled, "recording cancelled tasks", Vec::new())
                 .await;
         }
     }
@@ -166,33 +168,33 @@ impl Engine {
         }
         if let Err(e) = self.sh.dispatcher.send_tasks(&tasks).await {
             warn!(error = %e, tasks = tasks.len(), "sending tasks failed; they will be sent again");
-            self.resend.extend(tasks);
-            self.storage_failed("sending tasks", e);
+            self.deferred.push(Work::Send(tasks));
+            self.backend_failed("sending tasks", e);
         }
     }
 
-    /// Sends again what must be sent again: the re-send list, and dispatched attempts that have not started
-    /// within `redispatch_after_secs` (a lost message; the executor ignores a copy it already has).
-    pub async fn redispatch(&mut self) {
+    /// Sends dispatched attempts that have not started within `redispatch_after_secs` again (a lost
+    /// message; the executor ignores a copy it already has).
+    pub async fn redispatch_stalled(&mut self) {
         let now = self.now();
-        let mut batch = std::mem::take(&mut self.resend);
-        if tokio::time::Instant::now() >= self.redispatch_sweep {
-            let every = std::time::Duration::from_secs(
-                u64::from(self.sys.redispatch_after_secs.max(2)) / 2,
-            );
-            self.redispatch_sweep = tokio::time::Instant::now() + every;
-            let cutoff = now - self.grace(self.sys.redispatch_after_secs);
-            for t in self.tasks.values_mut() {
-                if matches!(t.phase, Phase::Dispatched { .. })
-                    && t.sent_at.is_some_and(|s| s <= cutoff)
-                {
-                    debug!(task_id = %t.rec.task_id, attempt = t.rec.attempt, "sending a dispatched task again");
-                    t.sent_at = Some(now);
-                    batch.push(t.rec.to_task());
-                }
+        let every =
+            std::time::Duration::from_secs(u64::from(self.sys.redispatch_after_secs.max(2)) / 2);
+        self.redispatch_sweep = tokio::time::Instant::now() + every;
+        let cutoff = now - span_secs(self.sys.redispatch_after_secs);
+        let mut batch = Vec::new();
+        for t in self.tasks.values_mut() {
+            if matches!(t.phase, Phase::Dispatched { .. }) && t.sent_at.is_some_and(|s| s <= cutoff)
+            {
+                debug!(task_id = %t.rec.task_id, attempt = t.rec.attempt, "sending a dispatched task again");
+                t.sent_at = Some(now);
+                batch.push(t.rec.to_task());
             }
         }
-        // Only attempts still dispatched (to the same executor) are worth sending.
+        self.send_tasks(batch).await;
+    }
+
+    /// Sends deferred task messages, those still dispatched to the same executor (the others moved on).
+    pub async fn resend(&mut self, mut batch: Vec<Task>) {
         batch.retain(|m| {
             self.tasks.get(&m.task_id).is_some_and(|t| {
                 t.rec.attempt == m.attempt

@@ -1,0 +1,90 @@
+//! Housekeeping on timers: executor liveness, the fire watermark, and the purge of old history.
+
+use chrono::TimeDelta;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::actor::Engine;
+use crate::model::{ExecutorHeartbeat, ExecutorStatus};
+use crate::storage::keys;
+
+/// Ended records deleted per purge call.
+const PURGE_BATCH: usize = 10_000;
+
+impl Engine {
+    /// Writes executor liveness, the fire watermark, and purges old history, when due.
+    pub async fn housekeeping(&mut self) {
+        let now_i = Instant::now();
+        if now_i >= self.ticks.heartbeat {
+            self.ticks.heartbeat = now_i + self.sh.config.heartbeat_interval;
+            let now = self.now();
+            let beats: Vec<_> = self
+                .execs
+                .iter()
+                .filter(|e| e.online)
+                .map(|e| ExecutorHeartbeat {
+                    executor_id: e.info.executor_id.clone(),
+                    status: ExecutorStatus::Online,
+                    at: now,
+                    running: e.inflight,
+                })
+                .collect();
+            if !beats.is_empty() {
+                if let Err(e) = self.sh.storage.record_heartbeats(&beats).await {
+                    self.backend_failed("recording executor heartbeats", e);
+                    return;
+                }
+            }
+        }
+        if now_i >= self.ticks.watermark {
+            self.ticks.watermark = now_i + self.sh.config.watermark_interval;
+            self.write_watermark().await;
+        }
+        if now_i >= self.ticks.purge {
+            self.ticks.purge = now_i + self.sh.config.purge_interval;
+            self.start_purge();
+        }
+    }
+
+    /// Purges ended records older than the retention, as a task of its own (a large purge must not hold up
+    /// fires). One at a time.
+    fn start_purge(&mut self) {
+        if self.sys.history_retention_days == 0
+            || self.purge.as_ref().is_some_and(|p| !p.is_finished())
+        {
+            return;
+        }
+        let before = self.now() - TimeDelta::days(i64::from(self.sys.history_retention_days));
+        let storage = self.sh.storage.clone();
+        self.purge = Some(tokio::spawn(async move {
+            match storage.purge_executions(before, PURGE_BATCH).await {
+                Ok(0) => {}
+                Ok(n) => info!(purged = n, before = %before, "purged old execution records"),
+                Err(e) => warn!(error = %e, "purging old execution records failed"),
+            }
+        }));
+    }
+
+    /// Records that every fire before the next pending one has been handled.
+    pub async fn write_watermark(&mut self) {
+        let mut mark = self.now();
+        if let Some(next) = self.jobs.peek_time() {
+            mark = mark.min(next - TimeDelta::milliseconds(1));
+        }
+        if let Some(floor) = self.writes.fire_floor() {
+            mark = mark.min(floor - TimeDelta::milliseconds(1));
+        }
+        if let Some(synced) = self.jobs_synced_at {
+            mark = mark.min(synced);
+        }
+        let value = mark.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if let Err(e) = self
+            .sh
+            .storage
+            .put_value(keys::WATERMARK, &value, None, Some(&self.fence), &[])
+            .await
+        {
+            self.backend_failed("writing the fire watermark", e);
+        }
+    }
+}
