@@ -55,16 +55,33 @@ async fn executors_can_be_disabled_and_the_system_reports_and_takes_configuratio
     .await;
     let (_, r) = s.call(Method::POST, "/api/jobs/j/execute", None).await;
     let task = r["task_id"].as_str().unwrap().to_owned();
-    for _ in 0..10 {
-        assert_eq!(
-            task_status(&s, &task).await,
-            0,
-            "a task reached a disabled executor"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let (_, st) = s.call(Method::GET, "/api/system/status", None).await;
-    assert_eq!(st["queued"], 1, "{st}");
+    let queued = async |n: u64| {
+        wait_for("the engine to hold the runs queued", || async {
+            let (_, st) = s.call(Method::GET, "/api/system/status", None).await;
+            st["queued"] == n
+        })
+        .await
+    };
+    queued(1).await;
+    // A second run, then a cancel of it: the engine handles the cancel after the dispatch step that
+    // followed the second run's record, so "cancelled" (not "cancelling") means that step, with both runs
+    // ready and slots free, gave neither to the disabled executor.
+    let (_, r2) = s.call(Method::POST, "/api/jobs/j/execute", None).await;
+    let second = r2["task_id"].as_str().unwrap().to_owned();
+    queued(2).await;
+    let (code, c) = s
+        .call(Method::POST, &format!("/api/tasks/{second}/cancel"), None)
+        .await;
+    assert_eq!(
+        (code, c["outcome"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{c}"
+    );
+    assert_eq!(
+        task_status(&s, &task).await,
+        0,
+        "a task reached a disabled executor"
+    );
     let (code, _) = s
         .call(Method::POST, &format!("/api/executors/{exec}/enable"), None)
         .await;

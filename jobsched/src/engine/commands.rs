@@ -9,7 +9,7 @@ use super::records;
 use super::tasks::Phase;
 use super::timers::TimerKind;
 use super::writes::{ManualRuns, Op};
-use super::{CancelOutcome, Event};
+use super::CancelOutcome;
 use crate::error::{Error, Result};
 use crate::model::{CancelReason, Control, JobId, Params, TaskId, TaskStatus};
 use crate::storage::{InsertOutcome, UpdateOutcome};
@@ -138,14 +138,7 @@ impl Engine {
                     recs.into_iter().zip(jobs).zip(replies).zip(outcomes)
                 {
                     if let InsertOutcome::Inserted { id } = outcome {
-                        rec.id = id;
-                        self.active_cursor = self.active_cursor.max(id);
-                        self.emit(Event::Fired {
-                            job_id: rec.job_id.clone(),
-                            task_id: rec.task_id.clone(),
-                            scheduled_time: rec.scheduled_time,
-                            trigger: rec.trigger,
-                        });
+                        self.inserted(&mut rec, id);
                         self.register_new(rec, job, false, &mut sends);
                         let _ = reply.send(Ok(()));
                     } else {

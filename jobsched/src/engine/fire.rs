@@ -178,14 +178,7 @@ impl Engine {
                     }
                 }
                 InsertOutcome::Inserted { id } => {
-                    rec.id = id;
-                    self.active_cursor = self.active_cursor.max(id);
-                    self.emit(Event::Fired {
-                        job_id: rec.job_id.clone(),
-                        task_id: rec.task_id.clone(),
-                        scheduled_time: rec.scheduled_time,
-                        trigger: rec.trigger,
-                    });
+                    self.inserted(&mut rec, id);
                     if kind == Overlap::Skip {
                         debug!(job_id = %rec.job_id, task_id = %rec.task_id, "fire skipped by overlap policy");
                         self.emit(Event::Finished(Arc::new(rec)));

@@ -48,6 +48,19 @@ impl Engine {
         }
     }
 
+    /// Notes a first attempt whose insert completed with row `id`: the scan cursor moves past it and
+    /// subscribers hear of the fire.
+    pub fn inserted(&mut self, rec: &mut ExecutionRecord, id: i64) {
+        rec.id = id;
+        self.active_cursor = self.active_cursor.max(id);
+        self.emit(Event::Fired {
+            job_id: rec.job_id.clone(),
+            task_id: rec.task_id.clone(),
+            scheduled_time: rec.scheduled_time,
+            trigger: rec.trigger,
+        });
+    }
+
     /// Registers a new active attempt in memory in `phase` (a running one gets its timeout backstop).
     pub fn add_task(&mut self, rec: ExecutionRecord, phase: Phase, link: JobLink) {
         let running = matches!(phase, Phase::Running { .. });

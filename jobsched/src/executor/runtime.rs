@@ -243,15 +243,24 @@ impl Runtime {
         .await
     }
 
+    /// Reports a task cancelled before it started here.
+    fn cancelled_before_start(&mut self, task: &Task, reason: CancelReason) {
+        let mut res = self.result(task, reason.status());
+        res.error = "cancelled before it started on the executor".into();
+        self.outbox.push(res);
+    }
+
+    /// The deliveries of a receive, or none (and a backoff) if it failed.
+    fn received<T>(&mut self, r: Result<Vec<Delivery<T>>>, what: &str) -> Vec<Delivery<T>> {
+        r.unwrap_or_else(|e| {
+            warn!(error = %e, "receiving {what} failed");
+            self.backoff();
+            Vec::new()
+        })
+    }
+
     async fn on_tasks(&mut self, r: Result<Vec<Delivery<Task>>>) {
-        let deliveries = match r {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "receiving tasks failed");
-                self.backoff();
-                return;
-            }
-        };
+        let deliveries = self.received(r, "tasks");
         let mut drop_tags = Vec::new();
         for d in deliveries {
             let task = d.message;
@@ -265,9 +274,7 @@ impl Runtime {
             if let Some(reason) = self.early_cancels.remove(&key) {
                 info!(task_id = %task.task_id, attempt = task.attempt, ?reason, "cancelled before it arrived");
                 self.remember(key);
-                let mut res = self.result(&task, reason.status());
-                res.error = "cancelled before it started on the executor".into();
-                self.outbox.push(res);
+                self.cancelled_before_start(&task, reason);
                 drop_tags.push(d.tag);
                 continue;
             }
@@ -287,14 +294,10 @@ impl Runtime {
     }
 
     async fn on_controls(&mut self, r: Result<Vec<Delivery<Control>>>) {
-        let deliveries = match r {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "receiving control messages failed");
-                self.backoff();
-                return;
-            }
-        };
+        let deliveries = self.received(r, "control messages");
+        if deliveries.is_empty() {
+            return;
+        }
         let mut tags = Vec::new();
         for d in deliveries {
             tags.push(d.tag);
@@ -310,9 +313,7 @@ impl Runtime {
                         r.ctx.cancel(reason);
                     } else if let Some((task, tag)) = self.queue.remove(&key) {
                         info!(task_id = %key.0, attempt, ?reason, "cancelled before it started");
-                        let mut res = self.result(&task, reason.status());
-                        res.error = "cancelled before it started on the executor".into();
-                        self.outbox.push(res);
+                        self.cancelled_before_start(&task, reason);
                         let _ = self.tasks.ack(&[tag]).await;
                     } else if !self.seen.contains(&key) {
                         // The task itself has not arrived yet: remember the cancel for when it does.
