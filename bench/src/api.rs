@@ -3,11 +3,9 @@
 //! one `POST /api/jobs` at a time (sequential, and from concurrent clients) and 10,000 per `POST
 //! /api/jobs/bulk`.
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::measure::{Figure, json_line, table};
 
@@ -63,15 +61,8 @@ impl Daemon {
     /// A daemon on `store` with its data directory `dir` (prepared by the caller, e.g. with a filled
     /// SQLite file).
     pub(crate) async fn start_in(store: &ApiStore, tag: String, dir: std::path::PathBuf) -> Daemon {
-        let bin = std::env::current_exe()
-            .expect("own path")
-            .with_file_name("jobsched");
-        let mut cmd = tokio::process::Command::new(&bin);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("JOBSCHED_") {
-                cmd.env_remove(k);
-            }
-        }
+        let bin = crate::rig::jobsched_binary();
+        let mut cmd = jobsched_testkit::clean_command(&bin);
         let mut db = None;
         match store {
             ApiStore::Sqlite => {
@@ -91,28 +82,13 @@ impl Daemon {
                 db = Some((server.clone(), name));
             }
         }
-        let mut child = cmd
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&dir)
             .args(["--rate-limit-user", "0", "--rate-limit-client", "0"])
             .env("JOBSCHED_ADMIN_PASSWORD", PASSWORD)
-            .env("JOBSCHED_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let line = BufReader::new(child.stdout.take().expect("stdout"))
-            .lines()
-            .next_line()
-            .await
-            .expect("its output")
-            .expect("the address line");
-        let base = line
-            .split_whitespace()
-            .last()
-            .expect("an address")
-            .to_owned();
+            .env("JOBSCHED_LOG", "warn");
+        let (child, base) =
+            jobsched_testkit::spawn_listening(cmd, &bin.display().to_string()).await;
         let http = reqwest::Client::new();
         let v: Value = http
             .post(format!("{base}/api/auth/login"))

@@ -9,7 +9,6 @@
 //!   prefix and ZooKeeper root.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,6 @@ use jobsched::handler::{HandlerRegistry, NoopHandler};
 use jobsched::storage::Storage;
 use jobsched::{Backends, Executor, ExecutorId, Scheduler, SchedulerConfig};
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::measure::proc_cpu_secs;
 
@@ -148,7 +146,7 @@ async fn in_process_executor(backends: &Backends, i: usize, capacity: u32) -> Ex
 }
 
 /// The `jobsched` binary built next to this one (`cargo build -p jobsched-daemons` in the same profile).
-fn jobsched_binary() -> PathBuf {
+pub(crate) fn jobsched_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     let bin = exe.with_file_name("jobsched");
     assert!(
@@ -362,40 +360,25 @@ async fn spawn_executor(
     zk: &jobsched_zk::ZkConfig,
     servers: &Servers,
 ) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(jobsched_binary());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("JOBSCHED_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = jobsched_testkit::clean_command(jobsched_binary());
     let zk_hosts = format!("{}{}", servers.zookeeper, zk.root);
-    let mut child = cmd
-        .args([
-            "executor",
-            "--listen",
-            "127.0.0.1:0",
-            "--id",
-            &format!("bench-{i}"),
-            "--capacity",
-            &capacity.to_string(),
-            "--kafka",
-            &servers.kafka,
-            "--kafka-prefix",
-            &kafka.prefix,
-            "--zookeeper",
-            &zk_hosts,
-        ])
-        .env("JOBSCHED_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start jobsched executor");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    tokio::time::timeout(Duration::from_secs(60), out.next_line())
-        .await
-        .expect("the executor did not start within 60 s")
-        .expect("its output")
-        .expect("the executor exited");
+    cmd.args([
+        "executor",
+        "--listen",
+        "127.0.0.1:0",
+        "--id",
+        &format!("bench-{i}"),
+        "--capacity",
+        &capacity.to_string(),
+        "--kafka",
+        &servers.kafka,
+        "--kafka-prefix",
+        &kafka.prefix,
+        "--zookeeper",
+        &zk_hosts,
+    ])
+    .env("JOBSCHED_LOG", "warn");
+    let (child, _) =
+        jobsched_testkit::spawn_listening(cmd, &format!("jobsched executor bench-{i}")).await;
     child
 }

@@ -277,7 +277,8 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
                 "--zookeeper",
                 "127.0.0.1:1",
             ],
-            "jobsched scheduler",
+            // The role does not take the flag at all.
+            "unexpected argument '--zookeeper'",
         ),
     ] {
         let out = support::jobsched().args(args).output().await.unwrap();

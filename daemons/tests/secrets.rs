@@ -166,7 +166,7 @@ async fn scheduler(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_see_none_of_the_daemons_variables_and_mysql_keeps_no_plaintext() {
-    let Some(db) = TestDb::new().await else {
+    let Some(db) = TestDb::create("jstest").await else {
         return;
     };
     let dir = TempDir::new();

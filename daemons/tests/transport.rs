@@ -207,8 +207,12 @@ async fn an_sqlite_backup_taken_online_restores_jobs_users_and_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mysql_backup_restores_into_an_empty_database() {
-    let Some(a) = TestDb::new().await else { return };
-    let Some(b) = TestDb::new().await else { return };
+    let Some(a) = TestDb::create("jstest").await else {
+        return;
+    };
+    let Some(b) = TestDb::create("jstest").await else {
+        return;
+    };
     let dir = TempDir::new();
     // Data through a server on database a: jobs (one secret), users, a token, the configuration, a run.
     let (mut child, base, token) = {

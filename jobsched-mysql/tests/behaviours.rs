@@ -8,11 +8,11 @@ use std::sync::Arc;
 use jobsched::storage::Storage;
 use jobsched::testing::OpenStorage;
 use jobsched_mysql::{MIGRATOR, MysqlConfig};
-use support::{Opener, TestDb};
+use support::{Opener, StoreDb, TestDb, test_db};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_is_capped_with_a_marker() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = test_db().await else {
         return;
     };
     let store = db
@@ -47,11 +47,11 @@ async fn sigkill_mid_load_loses_no_acknowledged_write() {
     let target = match std::env::var(jobsched_sql::testing::DURABILITY_CHILD) {
         Ok(url) => url,
         Err(_) => {
-            let Some(db) = TestDb::create().await else {
+            let Some(db) = test_db().await else {
                 return;
             };
             db.store().await.close().await;
-            let url = db.url.clone();
+            let url = db.url();
             // The database outlives this scope only as long as the test: keep the guard.
             return run_parent(db, url).await;
         }
@@ -88,12 +88,12 @@ async fn run_parent(_db: TestDb, url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_keep_the_seed_schema_and_its_rows() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = test_db().await else {
         return;
     };
     // A database made from the design document's DDL, with a row in each table, as a user of the seed
     // schema would have it.
-    let mut conn = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+    let mut conn = sqlx::MySqlPool::connect(&db.url()).await.unwrap();
     for stmt in include_str!("../migrations/0001_seed_tables.sql").split(';') {
         if stmt
             .lines()
@@ -120,7 +120,7 @@ async fn migrations_keep_the_seed_schema_and_its_rows() {
     .await
     .unwrap();
     conn.close().await;
-    conn = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+    conn = sqlx::MySqlPool::connect(&db.url()).await.unwrap();
     let store = db.store().await;
     let job = store
         .get_job(&jobsched::JobId::new("legacy").unwrap())
@@ -193,7 +193,7 @@ async fn migrations_keep_the_seed_schema_and_its_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_queries_use_an_index() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = test_db().await else {
         return;
     };
     let store = db.store().await;
@@ -283,7 +283,7 @@ async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
     use jobsched::storage::Fence;
     use sqlx::Connection;
 
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = test_db().await else {
         return;
     };
     let store = db.store().await;
@@ -295,7 +295,7 @@ async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
         .put_value("k", "first", None, Some(&fence(1)), &[])
         .await
         .unwrap();
-    let mut frozen = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+    let mut frozen = sqlx::MySqlConnection::connect(&db.url()).await.unwrap();
     for statement in [
         "BEGIN",
         "SELECT token FROM jobsched_fences WHERE scope = 'scheduler' LOCK IN SHARE MODE",

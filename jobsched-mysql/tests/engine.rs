@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::StoreDb;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +49,7 @@ async fn scheduled_fires(events: &mut broadcast::Receiver<Event>, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedulers_on_mysql_record_each_fire_once_across_a_takeover() {
-    let Some(db) = support::TestDb::create().await else {
+    let Some(db) = support::test_db().await else {
         return;
     };
     let hub = LocalCoordinator::new();

@@ -8,13 +8,10 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+
+use jobsched_testkit::env_or;
 
 use super::{ADMIN_PASSWORD, jobsched, wait_for};
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
 
 /// One `jobsched` process.
 pub struct Proc {
@@ -66,21 +63,14 @@ impl Cluster {
     pub async fn new() -> Option<Cluster> {
         let kafka = env_or("JOBSCHED_TEST_KAFKA", "127.0.0.1:9092");
         let zk = env_or("JOBSCHED_TEST_ZOOKEEPER", "127.0.0.1:2181");
-        let tag = format!("{:012x}", fastrand::u64(..) >> 16);
+        let tag = jobsched_testkit::tag();
         let reachable = |addr: &str| std::net::TcpStream::connect(addr).is_ok();
         for (what, addr) in [("Kafka", kafka.as_str()), ("ZooKeeper", zk.as_str())] {
             if !reachable(addr) {
-                let msg = format!(
-                    "{what} at {addr} is unreachable; start the servers with scripts/services.sh start"
-                );
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("{msg}");
-                }
-                eprintln!("skipped: {msg}");
-                return None;
+                return jobsched_testkit::unreachable(format!("{what} at {addr} is unreachable"));
             }
         }
-        let db = super::mysql::TestDb::new().await?;
+        let db = super::mysql::TestDb::create("jstest").await?;
         let logs = std::env::temp_dir().join(format!("jobsched-e2e-{tag}"));
         std::fs::create_dir_all(&logs).unwrap();
         let jwt_key = logs.join("jwt.key");
@@ -113,8 +103,8 @@ impl Cluster {
 
     async fn spawn(&self, name: &str, args: &[String]) -> Proc {
         let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
-        let mut child = jobsched()
-            .args(args)
+        let mut cmd = jobsched();
+        cmd.args(args)
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -133,19 +123,11 @@ impl Cluster {
             .arg(&self.jwt_key)
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JOBSCHED_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start jobsched");
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("{name} did not start; see {}", self.logs.display()))
-            .unwrap()
-            .unwrap_or_else(|| panic!("{name} exited; see {}", self.logs.display()));
+            .stderr(Stdio::from(log));
+        let what = format!("{name} (its log is in {})", self.logs.display());
+        let (child, base) = jobsched_testkit::spawn_listening(cmd, &what).await;
         Proc {
-            base: line.split_whitespace().last().unwrap().to_owned(),
+            base,
             id: name.to_owned(),
             child,
         }

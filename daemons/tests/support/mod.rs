@@ -13,7 +13,6 @@ use jobsched_daemons::config::Config;
 use jobsched_daemons::server::{self, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -202,32 +201,12 @@ impl Server {
     }
 }
 
-/// Polls `check` every 50 ms until it holds; fails after 30 s, naming what was awaited.
-pub async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use jobsched_testkit::wait_for;
 
 /// The `jobsched` binary, with none of the caller's `JOBSCHED_…` settings (a shell prepared by
 /// `scripts/services.sh env` has `JOBSCHED_STORE`, which would point the daemon at the shared database).
 pub fn jobsched() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsched"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("JOBSCHED_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
+    jobsched_testkit::clean_command(env!("CARGO_BIN_EXE_jobsched"))
 }
 
 /// The `jobsched` binary running `standalone` as a child process.
@@ -240,20 +219,8 @@ pub struct Daemon {
 
 /// Starts `cmd`, a `jobsched` role listening on a free port (killed when dropped); the child and the
 /// address it printed on its first line.
-pub async fn spawn_listening(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start jobsched");
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = out.next_line().await.unwrap().expect("the address line");
-    let base = line
-        .split_whitespace()
-        .last()
-        .expect("jobsched … listening on http(s)://ADDR")
-        .to_owned();
-    (child, base)
+pub async fn spawn_listening(cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    jobsched_testkit::spawn_listening(cmd, "jobsched").await
 }
 
 /// One call to `base` with `token`: the status and the JSON answer (`null` when there is none).

@@ -3,13 +3,13 @@
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::CancelOutcome;
 use super::actor::{Command, Engine, span_secs};
 use super::fire_plan::JobLoad;
 use super::records;
 use super::tasks::Phase;
 use super::timers::TimerKind;
 use super::writes::{ManualRuns, Op};
-use super::CancelOutcome;
 use crate::error::{Error, Result};
 use crate::model::{CancelReason, Control, JobId, Params, TaskId, TaskStatus};
 use crate::storage::{InsertOutcome, UpdateOutcome};
