@@ -25,10 +25,12 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     /// Inserts `key` unless it is there; returns whether it was new.
     pub fn insert(&mut self, key: K, value: V) -> bool {
-        if self.map.contains_key(&key) {
-            return false;
+        match self.map.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => return false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(value);
+            }
         }
-        self.map.insert(key.clone(), value);
         self.order.push_back(key);
         if self.order.len() > self.limit {
             if let Some(old) = self.order.pop_front() {

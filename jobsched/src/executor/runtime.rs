@@ -20,7 +20,7 @@ use crate::coord::{CONFIG_KEY, Registration, published};
 use crate::dispatch::{AckTag, Delivery, Inbox};
 use crate::error::Result;
 use crate::fastmap::FastMap;
-use crate::handler::{HandlerRegistry, TaskContext, layers};
+use crate::handler::{HandlerRegistry, TaskContext};
 use crate::model::{
     CancelReason, Control, ExecutorInfo, SystemConfig, Task, TaskResult, TaskStatus,
 };
@@ -78,7 +78,7 @@ pub(crate) struct RuntimeParts {
 pub(crate) struct Runtime {
     pub(super) info: ExecutorInfo,
     pub(super) backends: ExecutorBackends,
-    /// The registered handlers, each wrapped in the runtime's layers.
+    /// The registered handlers (each attempt runs through `handler::layers::run`).
     pub(super) handlers: HandlerRegistry,
     pub(super) clock: SharedClock,
     pub(super) sys: SystemConfig,
@@ -113,7 +113,6 @@ impl Runtime {
             shutdown_grace,
             state,
         } = parts;
-        let handlers = handlers.wrapped(layers::layered);
         let tasks = backends.dispatcher.task_inbox(&info.executor_id).await?;
         let controls = backends.dispatcher.control_inbox(&info.executor_id).await?;
         let config_rx = backends.coordinator.watch(CONFIG_KEY).await?;

@@ -1,5 +1,5 @@
-//! One attempt's run: its context (cancellation, output capping, live output), the handler (already
-//! wrapped in the runtime's layers), and its result.
+//! One attempt's run: its context (cancellation, output capping, live output), the handler through the
+//! runtime's layers (`handler::layers::run`), and its result.
 
 use std::future::Future;
 
@@ -8,7 +8,7 @@ use tracing::{Instrument, debug, info_span};
 use super::attempt::into_result;
 use super::runtime::{Running, Runtime};
 use crate::clock::secs;
-use crate::handler::{LiveOutput, TaskContext};
+use crate::handler::{LiveOutput, TaskContext, layers};
 use crate::model::{Task, TaskStatus};
 
 impl Runtime {
@@ -53,7 +53,7 @@ impl Runtime {
         let run_key = key.clone();
         let mut run = Box::pin(
             async move {
-                let outcome = handler.execute(&run_ctx, &task).await;
+                let outcome = layers::run(handler.as_ref(), &run_ctx, &task).await;
                 let result = into_result(outcome, &run_ctx, &task, base, &clock);
                 run_ctx.end_output();
                 debug!(status = %result.status, exit_code = result.exit_code, "task ended");
@@ -66,10 +66,11 @@ impl Runtime {
         // * a future that returns `Pending` has registered its interest with the no-op waker only, so it
         //   is then spawned, and tokio polls it again at once with a real waker (a future must expect a
         //   poll at any time after `Pending`, and the spawned task's first poll registers the real waker);
-        // * a panic in that poll is caught by the `CatchPanic` layer inside the future.
-        // Worth it: a handler that finishes without waiting (the no-op benchmark handler, validation
-        // failures, cached answers) skips the spawn, the task allocation and a scheduler round trip, which
-        // was a measurable share of an in-process task's cost (BENCHMARKS.md, W1 memory).
+        // * a panic in that poll is caught by the panic layer inside the future.
+        // What it saves: a handler that finishes without waiting (the no-op benchmark handler, validation
+        // failures, cached answers) skips the spawn — a task allocation, a trip through tokio's scheduler
+        // and a `join_next` wake-up of this loop — and its result goes out in this turn's flush. Not
+        // measured on its own; the W1 memory figures in BENCHMARKS.md are taken with it.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match run.as_mut().poll(&mut cx) {
             std::task::Poll::Ready((_, result)) => self.outbox.push(result),

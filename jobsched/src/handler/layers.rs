@@ -1,7 +1,14 @@
-//! Behaviours the executor runtime wraps around every handler, one layer each (the tower idea): the
-//! task's timeout, output capping, and panic containment. A handler only runs its task; the runtime
-//! builds `CatchPanic(Timeout(CapOutput(handler)))` once per registered handler ([`layered`]).
+//! Behaviours the executor runtime puts around every handler, one layer each (the tower idea): the
+//! task's timeout, panic containment, and output capping. A handler only runs its task.
+//!
+//! Each layer is a function over the handler's answer ([`timeout`], [`catch_panic`], [`cap_output`]);
+//! [`run`] stacks them, outermost first `Timeout(CatchPanic(handler))` with the answer capped, and is what
+//! the runtime calls for every attempt. Stacked as plain futures they cost nothing per task beyond the
+//! handler's own future (a `TaskHandler` object per layer would box a future per layer per task). The
+//! same layers as `TaskHandler` wrappers ([`Timeout`], [`CatchPanic`], [`CapOutput`]) are for runtimes of
+//! one's own.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,49 +20,67 @@ use crate::clock::secs;
 use crate::guard::Guarded;
 use crate::model::{CancelReason, Task};
 
-/// Wraps a handler in every layer the runtime applies, outermost first: [`CatchPanic`], [`Timeout`],
-/// [`CapOutput`].
-pub fn layered(handler: Arc<dyn TaskHandler>) -> Arc<dyn TaskHandler> {
-    Arc::new(CatchPanic(Arc::new(Timeout(Arc::new(CapOutput(handler))))))
+/// One attempt of `task` by `handler` through every layer the runtime applies.
+pub async fn run(
+    handler: &dyn TaskHandler,
+    ctx: &TaskContext,
+    task: &Task,
+) -> Result<Outcome, ExecError> {
+    let answer = timeout(catch_panic(handler, ctx, task), ctx, task).await;
+    cap_output(answer, ctx.max_output_bytes)
 }
 
-/// Ends an attempt at the task's `timeout` (seconds; 0: none): cancels the context with
+/// Ends `answer` at the task's `timeout` (seconds; 0: none): cancels the context with
 /// [`CancelReason::Timeout`], gives the handler the kill grace (plus a second) to stop, and abandons it
 /// after that with exit code 137.
-#[derive(Clone)]
-pub struct Timeout(pub Arc<dyn TaskHandler>);
-
-#[async_trait]
-impl TaskHandler for Timeout {
-    async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
-        let fut = self.0.execute(ctx, task);
-        if task.timeout == 0 {
-            return fut.await;
-        }
-        tokio::pin!(fut);
-        tokio::select! {
-            o = &mut fut => o,
-            _ = tokio::time::sleep(secs(task.timeout)) => {
-                ctx.cancel(CancelReason::Timeout);
-                match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(1), &mut fut).await {
-                    Ok(o) => o,
-                    Err(_) => Err(ExecError::Cancelled {
-                        output: String::new(),
-                        stderr: "the handler did not stop within the kill grace and was abandoned".into(),
-                        exit_code: 137,
-                    }),
-                }
+pub async fn timeout(
+    answer: impl Future<Output = Result<Outcome, ExecError>>,
+    ctx: &TaskContext,
+    task: &Task,
+) -> Result<Outcome, ExecError> {
+    if task.timeout == 0 {
+        return answer.await;
+    }
+    tokio::pin!(answer);
+    tokio::select! {
+        o = &mut answer => o,
+        _ = tokio::time::sleep(secs(task.timeout)) => {
+            ctx.cancel(CancelReason::Timeout);
+            match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(1), &mut answer).await {
+                Ok(o) => o,
+                Err(_) => Err(ExecError::Cancelled {
+                    output: String::new(),
+                    stderr: "the handler did not stop within the kill grace and was abandoned".into(),
+                    exit_code: 137,
+                }),
             }
         }
     }
 }
 
-/// Caps the output and standard error a handler returns to the context's `max_output_bytes` each (the
-/// head and tail are kept, see [`CappedBuffer`]).
-#[derive(Clone)]
-pub struct CapOutput(pub Arc<dyn TaskHandler>);
+/// Runs `handler`, turning a panic in it into a failed attempt (exit code 101) instead of a dead
+/// executor loop.
+pub async fn catch_panic(
+    handler: &dyn TaskHandler,
+    ctx: &TaskContext,
+    task: &Task,
+) -> Result<Outcome, ExecError> {
+    // The handler's future is boxed already (`async_trait`): guarding it allocates nothing more.
+    match Guarded(handler.execute(ctx, task)).await {
+        Ok(r) => r,
+        Err(panic) => {
+            warn!(%panic, "the handler panicked");
+            Err(ExecError::Failed {
+                message: format!("the '{}' handler panicked: {panic}", task.task_type),
+                output: String::new(),
+                stderr: String::new(),
+                exit_code: 101,
+            })
+        }
+    }
+}
 
-/// `s`, capped to `cap` bytes.
+/// `s`, capped to `cap` bytes (the head and tail are kept, see [`CappedBuffer`]).
 pub(crate) fn capped(s: String, cap: usize) -> String {
     if s.len() <= cap {
         s
@@ -66,59 +91,123 @@ pub(crate) fn capped(s: String, cap: usize) -> String {
     }
 }
 
-#[async_trait]
-impl TaskHandler for CapOutput {
-    async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
-        let cap = ctx.max_output_bytes;
-        match self.0.execute(ctx, task).await {
-            Ok(o) => Ok(Outcome {
-                output: capped(o.output, cap),
-                stderr: capped(o.stderr, cap),
-                exit_code: o.exit_code,
-            }),
-            Err(ExecError::Failed {
-                message,
-                output,
-                stderr,
-                exit_code,
-            }) => Err(ExecError::Failed {
-                message,
-                output: capped(output, cap),
-                stderr: capped(stderr, cap),
-                exit_code,
-            }),
-            Err(ExecError::Cancelled {
-                output,
-                stderr,
-                exit_code,
-            }) => Err(ExecError::Cancelled {
-                output: capped(output, cap),
-                stderr: capped(stderr, cap),
-                exit_code,
-            }),
-            Err(other) => Err(other),
-        }
+/// Caps the output and standard error of an answer to `cap` bytes each.
+pub fn cap_output(answer: Result<Outcome, ExecError>, cap: usize) -> Result<Outcome, ExecError> {
+    match answer {
+        Ok(o) => Ok(Outcome {
+            output: capped(o.output, cap),
+            stderr: capped(o.stderr, cap),
+            exit_code: o.exit_code,
+        }),
+        Err(ExecError::Failed {
+            message,
+            output,
+            stderr,
+            exit_code,
+        }) => Err(ExecError::Failed {
+            message,
+            output: capped(output, cap),
+            stderr: capped(stderr, cap),
+            exit_code,
+        }),
+        Err(ExecError::Cancelled {
+            output,
+            stderr,
+            exit_code,
+        }) => Err(ExecError::Cancelled {
+            output: capped(output, cap),
+            stderr: capped(stderr, cap),
+            exit_code,
+        }),
+        Err(other) => Err(other),
     }
 }
 
-/// Turns a panic in the handler into a failed attempt (exit code 101) instead of a dead executor loop.
+/// [`timeout`] as a handler wrapper.
+#[derive(Clone)]
+pub struct Timeout(pub Arc<dyn TaskHandler>);
+
+#[async_trait]
+impl TaskHandler for Timeout {
+    async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
+        timeout(self.0.execute(ctx, task), ctx, task).await
+    }
+}
+
+/// [`catch_panic`] as a handler wrapper.
 #[derive(Clone)]
 pub struct CatchPanic(pub Arc<dyn TaskHandler>);
 
 #[async_trait]
 impl TaskHandler for CatchPanic {
     async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
-        match Guarded(self.0.execute(ctx, task)).await {
-            Ok(r) => r,
-            Err(panic) => {
-                warn!(%panic, "the handler panicked");
-                Err(ExecError::Failed {
-                    message: format!("the '{}' handler panicked: {panic}", task.task_type),
-                    output: String::new(),
-                    stderr: String::new(),
-                    exit_code: 101,
-                })
+        catch_panic(self.0.as_ref(), ctx, task).await
+    }
+}
+
+/// [`cap_output`] (to the context's `max_output_bytes`) as a handler wrapper.
+#[derive(Clone)]
+pub struct CapOutput(pub Arc<dyn TaskHandler>);
+
+#[async_trait]
+impl TaskHandler for CapOutput {
+    async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
+        cap_output(self.0.execute(ctx, task).await, ctx.max_output_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExecutionRecord, ExecutorId, JobSpec, TaskId, Trigger};
+
+    struct Wild;
+
+    #[async_trait]
+    impl TaskHandler for Wild {
+        async fn execute(&self, ctx: &TaskContext, task: &Task) -> Result<Outcome, ExecError> {
+            match task.command.as_str() {
+                "panic" => panic!("boom"),
+                "loud" => Ok(Outcome::success("x".repeat(10_000))),
+                _ => {
+                    // Ignores cancellation: only the kill grace ends it.
+                    let _ = ctx;
+                    std::future::pending().await
+                }
             }
         }
+    }
+
+    fn task(command: &str, timeout: u32) -> Task {
+        let now = "2026-01-01T00:00:00Z".parse().unwrap();
+        let job = JobSpec::manual("l", command).build(now).unwrap();
+        let mut rec =
+            ExecutionRecord::first_attempt(&job, TaskId::generate(), Trigger::Manual, now, now);
+        rec.timeout = timeout;
+        rec.to_task()
+    }
+
+    fn ctx() -> TaskContext {
+        TaskContext::new(ExecutorId::new("e").unwrap(), 100, Duration::from_secs(2))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_layer_does_its_one_thing() {
+        let panicked = run(&Wild, &ctx(), &task("panic", 0)).await.unwrap_err();
+        assert!(
+            matches!(&panicked, ExecError::Failed { exit_code: 101, message, .. } if message.contains("boom")),
+            "{panicked:?}"
+        );
+        let loud = run(&Wild, &ctx(), &task("loud", 0)).await.unwrap();
+        assert!(loud.output.len() <= 200, "capped: {}", loud.output.len());
+        let c = ctx();
+        let stuck = run(&Wild, &c, &task("hang", 5)).await.unwrap_err();
+        assert!(
+            matches!(stuck, ExecError::Cancelled { exit_code: 137, .. }),
+            "{stuck:?}"
+        );
+        assert_eq!(c.cancel_reason(), Some(CancelReason::Timeout));
+        let wrapped = CatchPanic(Arc::new(Wild));
+        assert!(wrapped.execute(&ctx(), &task("panic", 0)).await.is_err());
     }
 }

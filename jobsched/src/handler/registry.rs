@@ -46,21 +46,6 @@ impl HandlerRegistry {
         self.handlers.get(name)
     }
 
-    /// The same registry with every handler wrapped in `layer` (the runtime's timeout, capping and panic
-    /// layers, see [`layered`](super::layers::layered)).
-    pub(crate) fn wrapped(
-        self,
-        layer: impl Fn(Arc<dyn TaskHandler>) -> Arc<dyn TaskHandler>,
-    ) -> Self {
-        HandlerRegistry {
-            handlers: self
-                .handlers
-                .into_iter()
-                .map(|(name, h)| (name, layer(h)))
-                .collect(),
-        }
-    }
-
     /// The registered names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.handlers.keys().cloned().collect()
