@@ -1,13 +1,13 @@
 //! What jobsched's test suites and its benchmark share, so that each rule exists once:
 //!
-//! * [`unreachable`]: a test that needs a server skips (with a printed reason) when it cannot be
+//! * [`unreachable()`]: a test that needs a server skips (with a printed reason) when it cannot be
 //!   reached, and fails when `CI=true`;
 //! * [`tag`] and [`env_or`]: names of its own per test (database, ZooKeeper root, Kafka prefix), and
 //!   the servers `scripts/services.sh env` names;
 //! * [`wait_for`]: a poll with a deadline that names what it waited for;
 //! * [`clean_command`] and [`spawn_listening`]: the `jobsched` binary without the caller's
 //!   `JOBSCHED_…` settings, and the address it printed;
-//! * [`mysql::TestDb`] (feature `mysql`): a fresh database per test, dropped when it ends.
+//! * `mysql::TestDb` (feature `mysql`): a fresh database per test, dropped when it ends.
 
 use std::ffi::OsStr;
 use std::process::Stdio;
