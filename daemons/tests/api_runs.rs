@@ -288,3 +288,54 @@ async fn next_fires_are_whole_periods_apart_and_none_while_disabled() {
     );
     s.stop().await;
 }
+
+/// Run-now params the task could not carry are refused with the reason, and the job still runs: a
+/// 1,040,000-byte param (under the 1 MiB body limit, over what a broker accepts), a NUL byte (no process
+/// environment carries one), and two names that become one environment variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_params_a_task_cannot_carry_are_refused_with_the_reason() {
+    let dir = TempDir::new();
+    // The daemon's default body limit (1 MiB), which a 1,040,000-byte param stays under.
+    let mut config = support::test_config(&dir.0);
+    config.max_body_bytes = 1 << 20;
+    let s = Server::start_with(config).await;
+    hello_and_long(&s).await;
+    let big = "x".repeat(1_040_000);
+    for (params, says) in [
+        (json!({ "blob": big }), "at most 16384 bytes"),
+        (json!({ "who": "a\u{0}b" }), "NUL"),
+        (
+            json!({ "max-items": "1", "max_items": "2" }),
+            "JOBSCHED_PARAM_MAX_ITEMS",
+        ),
+        // Colliding with the job's own `who` once merged over it.
+        (json!({ "WHO": "x" }), "JOBSCHED_PARAM_WHO"),
+    ] {
+        let (code, v) = s
+            .call(
+                Method::POST,
+                "/api/jobs/hello/execute",
+                Some(json!({ "params": params })),
+            )
+            .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(error_code(&v), "invalid", "{v}");
+        let msg = v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+            + &v.to_string();
+        assert!(msg.contains("params") && msg.contains(says), "{v}");
+    }
+    assert_eq!(
+        total(&s, "/api/jobs/hello/history").await,
+        0,
+        "nothing recorded"
+    );
+    let task = run_until(&s, "hello", Some(json!({"params": {"who": "you"}})), 1).await;
+    let (_, t) = s
+        .call(Method::GET, &format!("/api/tasks/{task}"), None)
+        .await;
+    assert!(t.to_string().contains("hello you"), "{t}");
+    s.stop().await;
+}

@@ -79,6 +79,22 @@ const CLIENT_DEFAULTS: [(&str, &str); 2] = [
     ("retry.backoff.max.ms", "1000"),
 ];
 
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// Room kept beside a payload for its key (an id) and the record's framing.
+const RECORD_OVERHEAD: usize = 1_024;
+
+/// The largest payload a producer with `config` sends: its `message.max.bytes` (client setting or
+/// librdkafka's default) less the room a record's key and framing take.
+fn max_message_bytes(config: &KafkaConfig) -> usize {
+    config
+        .client
+        .get("message.max.bytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+        .saturating_sub(RECORD_OVERHEAD)
+}
+
 fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
@@ -213,7 +229,10 @@ impl KafkaDispatcher {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::warn!(topic, records = records.len(), error = %e, "sending to Kafka failed");
-                self.renew(generation, &e);
+                // A message the brokers refuse (too big) says nothing about the producer's health.
+                if e.is_retryable() {
+                    self.renew(generation, &e);
+                }
                 Err(e)
             }
         }
@@ -226,10 +245,26 @@ impl KafkaDispatcher {
         topic: &str,
         records: &[(&str, &M)],
     ) -> Result<()> {
-        let mut pending = Vec::with_capacity(records.len());
+        // Every payload is checked before any is sent, so a refused batch sends nothing.
+        let max = max_message_bytes(&self.config);
+        let mut payloads = Vec::with_capacity(records.len());
         for (key, msg) in records {
             let payload = serde_json::to_vec(msg).expect("messages serialise");
-            let mut record = FutureRecord::to(topic).key(*key).payload(&payload);
+            if payload.len() > max {
+                return Err(Error::invalid(
+                    "message",
+                    format!(
+                        "sending to {topic}: message {key} is {} bytes, over the {max} bytes a \
+                         record may carry (message.max.bytes less framing)",
+                        payload.len()
+                    ),
+                ));
+            }
+            payloads.push((*key, payload));
+        }
+        let mut pending = Vec::with_capacity(records.len());
+        for (key, payload) in &payloads {
+            let mut record = FutureRecord::to(topic).key(*key).payload(payload);
             loop {
                 match producer.send_result(record) {
                     Ok(f) => {
@@ -439,6 +474,10 @@ impl Dispatcher for KafkaDispatcher {
             partitions,
             self.poison.clone(),
         )?))
+    }
+
+    fn max_message_bytes(&self) -> usize {
+        max_message_bytes(&self.config)
     }
 
     fn stats(&self) -> DispatchStats {

@@ -389,6 +389,10 @@ pub async fn execute(
         if let Some(p) = params.as_mut() {
             s.seal(&job.job_id, p, Some(&job.params))?;
             jobsched::check_params("params", p)?;
+            // The task carries the job's params with these over them: that too must fit and not collide.
+            let mut merged = job.params.clone();
+            merged.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+            jobsched::check_params("params (merged over the job's)", &merged)?;
         }
         let task = s.scheduler.execute(&job.job_id, params).await?;
         Ok(Executed {

@@ -72,7 +72,7 @@ impl Mock {
     }
 }
 
-fn prefix() -> String {
+pub fn prefix() -> String {
     format!("t{:012x}", fastrand::u64(..) >> 16)
 }
 

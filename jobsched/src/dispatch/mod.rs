@@ -127,6 +127,13 @@ pub trait Dispatcher: Send + Sync + fmt::Debug + 'static {
         Ok(Box::new(SilentFeed))
     }
 
+    /// The largest message, serialised, this backend carries (Kafka: the producer's `message.max.bytes`
+    /// less room for the record's key and framing). Executors cut a result's output to fit it; a task
+    /// over it fails its send with `Invalid`. The default: no limit.
+    fn max_message_bytes(&self) -> usize {
+        usize::MAX
+    }
+
     /// Counters of poison and redelivered messages.
     fn stats(&self) -> DispatchStats {
         DispatchStats::default()

@@ -161,16 +161,52 @@ impl Engine {
         }
     }
 
-    /// Sends task messages; on failure they stay `dispatched` and are sent again shortly.
+    /// Sends task messages; on a retryable failure they stay `dispatched` and are sent again shortly. A
+    /// message the transport refuses for good (too big) ends its attempt as failed, without a retry (it
+    /// would be refused again), and does not hold back the others.
     pub async fn send_tasks(&mut self, tasks: Vec<Task>) {
         if tasks.is_empty() {
             return;
         }
-        if let Err(e) = self.sh.dispatcher.send_tasks(&tasks).await {
-            warn!(error = %e, tasks = tasks.len(), "sending tasks failed; they will be sent again");
-            self.deferred.push(Work::Send(tasks));
-            self.backend_failed("sending tasks", e);
+        match self.sh.dispatcher.send_tasks(&tasks).await {
+            Ok(()) => {}
+            Err(e) if !e.is_retryable() && tasks.len() > 1 => {
+                debug!(error = %e, tasks = tasks.len(), "a batch of tasks was refused; sending them one by one");
+                for t in tasks {
+                    Box::pin(self.send_tasks(vec![t])).await;
+                }
+            }
+            Err(e) if !e.is_retryable() => self.refuse_task(&tasks[0], &e).await,
+            Err(e) => {
+                warn!(error = %e, tasks = tasks.len(), "sending tasks failed; they will be sent again");
+                self.deferred.push(Work::Send(tasks));
+                self.backend_failed("sending tasks", e);
+            }
         }
+    }
+
+    /// Records an attempt whose message the transport refused for good as failed, with the reason.
+    async fn refuse_task(&mut self, task: &Task, e: &crate::Error) {
+        let Some(exec) = task.executor_id.clone() else {
+            return;
+        };
+        warn!(task_id = %task.task_id, job_id = %task.job_id, attempt = task.attempt, executor_id = %exec,
+            error = %e, "the transport refused the task's message; the attempt fails");
+        let mut u = ExecutionUpdate::new(
+            task.task_id.clone(),
+            task.attempt,
+            Expect::OnExecutor(exec),
+            TaskStatus::Failed,
+        );
+        u.end_time = Some(self.now());
+        u.exit_code = Some(-1);
+        u.error = Some(format!("could not be sent to its executor: {e}"));
+        self.apply_engine_updates(
+            vec![u],
+            "recording a task its transport refused",
+            Vec::new(),
+        )
+        .await;
     }
 
     /// Sends dispatched attempts that have not started within `redispatch_after_secs` again (a lost

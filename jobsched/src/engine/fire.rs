@@ -285,19 +285,17 @@ impl Engine {
     async fn apply_job_change(&mut self, change: JobChange, mode: JobLoad) {
         let Some(job) = change.job else {
             if self.jobs.remove(&change.job_id).is_some() {
-                info!(job_id = %change.job_id, "job deleted: its queued tasks are cancelled");
-                let queued: Vec<TaskId> = self
-                    .tasks
-                    .values()
-                    .filter(|t| t.rec.job_id == change.job_id && t.phase.is_queued())
-                    .map(|t| t.rec.task_id.clone())
-                    .collect();
-                for t in queued {
-                    let _ = self.cancel_task(&t, CancelReason::User).await;
-                }
+                info!(job_id = %change.job_id, "job deleted: its queued tasks and pending retries are cancelled");
+                self.cancel_queued_of(&change.job_id, CancelReason::JobDeleted)
+                    .await;
             }
             return;
         };
+        if !job.enabled && self.jobs.get(&job.job_id).is_some_and(|ex| ex.job.enabled) {
+            info!(job_id = %job.job_id, "job disabled: its queued fires and pending retries are cancelled");
+            self.cancel_queued_of(&job.job_id, CancelReason::JobDisabled)
+                .await;
+        }
         let schedule = match job.schedule() {
             Ok(s) => s,
             Err(e) => {
@@ -325,5 +323,23 @@ impl Engine {
             debug!(job_id = %job.job_id, version = job.version, next_fire = ?next, "job changed");
         }
         self.jobs.upsert(job, schedule, next);
+    }
+
+    /// Cancels the queued attempts of a job that was deleted (all of them) or disabled (all but manual
+    /// runs, which a user asked for explicitly). Attempts on executors run to their end, without a retry.
+    async fn cancel_queued_of(&mut self, job_id: &JobId, reason: CancelReason) {
+        let queued: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.rec.job_id == *job_id && t.phase.is_queued())
+            .filter(|t| reason == CancelReason::JobDeleted || t.rec.trigger != Trigger::Manual)
+            .map(|t| t.rec.task_id.clone())
+            .collect();
+        for t in queued {
+            if let Err(e) = self.cancel_task(&t, reason).await {
+                warn!(task_id = %t, job_id = %job_id, error = %e,
+                    "cancelling a queued task of a deleted or disabled job failed; it stays queued");
+            }
+        }
     }
 }

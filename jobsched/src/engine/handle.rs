@@ -315,6 +315,9 @@ impl Scheduler {
 
     /// Runs a job now, with `params` merged over the job's; returns the new task's id once it is recorded.
     pub async fn execute(&self, id: &JobId, params: Option<Params>) -> Result<TaskId> {
+        if let Some(p) = &params {
+            crate::model::check_params("params", p)?;
+        }
         let task_id = TaskId::generate();
         let local = self
             .ask(|reply| Command::Execute {

@@ -38,6 +38,8 @@ pub(crate) fn queued_cancel(
         CancelReason::Replaced => {
             "cancelled: replaced by a newer fire (overlap_policy = replace)".into()
         }
+        CancelReason::JobDeleted => "cancelled: job deleted".into(),
+        CancelReason::JobDisabled => "cancelled: job disabled".into(),
         _ => "cancelled before it started".into(),
     });
     u

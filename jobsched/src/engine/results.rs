@@ -11,7 +11,7 @@ use super::tasks::{ActiveTask, Phase};
 use super::writes::{Op, ResultBatch};
 use crate::dispatch::Delivery;
 use crate::error::Result;
-use crate::model::{ExecutionRecord, RetryBackoff, TaskId, TaskResult, TaskStatus, Trigger};
+use crate::model::{ExecutionRecord, TaskId, TaskResult, TaskStatus, Trigger};
 use crate::storage::{ExecutionUpdate, Expect, UpdateOutcome};
 
 impl Engine {
@@ -28,13 +28,11 @@ impl Engine {
         if t.cancel.is_some() || no_retry {
             return None;
         }
+        // A deleted or disabled job's attempts finish but are not run again.
+        let job = self.jobs.get(&rec.job_id).filter(|s| s.job.enabled)?;
         match status {
             TaskStatus::Failed | TaskStatus::TimedOut if rec.attempt <= rec.retry_count => {
-                let (backoff, max) = self
-                    .jobs
-                    .get(&rec.job_id)
-                    .map(|s| (s.job.retry_backoff, s.job.retry_max_interval))
-                    .unwrap_or((RetryBackoff::Fixed, 0));
+                let (backoff, max) = (job.job.retry_backoff, job.job.retry_max_interval);
                 let delay = match retry_after_ms {
                     // A handler's own wait is bounded like every configured one (30 days).
                     Some(ms) => std::time::Duration::from_millis(ms)
@@ -54,6 +52,11 @@ impl Engine {
     /// is still running); terminal ones are written as one conditional write, and acknowledged when it
     /// completes.
     pub async fn on_results(&mut self, deliveries: Vec<Delivery<TaskResult>>) {
+        if let Err(e) = self.adopt_unknown_attempts(&deliveries).await {
+            self.deferred.push(Work::Results(deliveries));
+            self.backend_failed("reading the attempts of results", e);
+            return;
+        }
         let now = self.now();
         // A terminal result makes a `running` one for the same attempt in this batch moot.
         let mut terminal: crate::fastmap::FastMap<(&TaskId, u32), usize> = Default::default();
@@ -116,6 +119,42 @@ impl Engine {
             deliveries,
             updates,
         }));
+    }
+
+    /// Takes in, from storage, the attempts that terminal results end but this engine does not hold (an
+    /// attempt another leader dispatched, not adopted yet), so that their retry is planned from the stored
+    /// record like any other. Results for attempts that already ended change nothing.
+    async fn adopt_unknown_attempts(&mut self, deliveries: &[Delivery<TaskResult>]) -> Result<()> {
+        let mut reads = tokio::task::JoinSet::new();
+        let mut asked = crate::fastmap::FastMap::default();
+        for d in deliveries {
+            let r = &d.message;
+            if r.status.is_terminal()
+                && self.tasks.get(&r.task_id).is_none()
+                && asked.insert(r.task_id.clone(), ()).is_none()
+            {
+                let storage = self.sh.storage.clone();
+                let (task_id, attempt) = (r.task_id.clone(), r.attempt);
+                reads.spawn(async move { storage.get_execution(&task_id, attempt).await });
+            }
+        }
+        let mut found = Vec::new();
+        while let Some(read) = reads.join_next().await {
+            match read.map_err(|e| crate::Error::unavailable("scheduler", e.to_string()))? {
+                Ok(rec) => found.push(rec),
+                Err(crate::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for rec in found {
+            let active = matches!(rec.status, TaskStatus::Dispatched | TaskStatus::Running);
+            if active && !self.tasks.knows(&rec) {
+                debug!(task_id = %rec.task_id, attempt = rec.attempt,
+                    "a result ends an attempt not held here: adopted from storage");
+                self.adopt(rec);
+            }
+        }
+        Ok(())
     }
 
     async fn ack_results(&mut self, deliveries: &[Delivery<TaskResult>]) {

@@ -6,6 +6,42 @@ use crate::handler::layers::capped;
 use crate::handler::{ExecError, Outcome, TaskContext};
 use crate::model::{CancelReason, Task, TaskResult, TaskStatus};
 
+/// Room a result's fields other than `output` and `error` take, serialised, at most (ids, times, status).
+const RESULT_FIELDS_BYTES: usize = 4_096;
+/// A truncation marker's length at most, with room to spare.
+const MARKER_BYTES: usize = 64;
+
+/// Cuts a result's `output` and `error` (the longer first, keeping their tails) until the result,
+/// serialised, fits the transport's `max` bytes: a result too big to send would never reach the scheduler.
+pub(super) fn fit_message(r: &mut TaskResult, max: usize) {
+    // JSON escapes a byte into at most six: below this the result surely fits, unmeasured.
+    if (r.output.len() + r.error.len())
+        .saturating_mul(6)
+        .saturating_add(RESULT_FIELDS_BYTES)
+        <= max
+    {
+        return;
+    }
+    loop {
+        let len = serde_json::to_vec(&*r).map_or(usize::MAX, |v| v.len());
+        if len <= max {
+            return;
+        }
+        // Each raw byte cut removes at least one serialised byte; the marker adds at most MARKER_BYTES.
+        let cut = len - max + MARKER_BYTES;
+        let field = if r.output.len() >= r.error.len() {
+            &mut r.output
+        } else {
+            &mut r.error
+        };
+        if field.len() <= MARKER_BYTES {
+            return;
+        }
+        let keep = field.len().saturating_sub(cut).max(MARKER_BYTES);
+        *field = capped(std::mem::take(field), keep);
+    }
+}
+
 /// Turns a handler's answer (through the runtime's layers: timeout, capping, panics) into the attempt's
 /// result `r`.
 pub(super) fn into_result(
@@ -85,4 +121,47 @@ pub(super) fn into_result(
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExecutorId, JobId, TaskId};
+
+    fn result(output: String, error: String) -> TaskResult {
+        TaskResult {
+            task_id: TaskId::generate(),
+            job_id: JobId::new("j").unwrap(),
+            executor_id: ExecutorId::new("e").unwrap(),
+            status: TaskStatus::Succeeded,
+            start_time: chrono::Utc::now(),
+            end_time: Some(chrono::Utc::now()),
+            output,
+            error,
+            exit_code: 0,
+            attempt: 1,
+            executor_epoch: 1,
+            no_retry: false,
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_result_is_cut_to_fit_its_transport_and_keeps_its_tails() {
+        // Control characters serialise six times longer: the worst case of JSON escaping.
+        let output = format!("{}END", "\u{1}".repeat(300_000));
+        let mut r = result(output.clone(), format!("{}WHY", "e".repeat(90_000)));
+        fit_message(&mut r, 100_000);
+        let len = serde_json::to_vec(&r).unwrap().len();
+        assert!(len <= 100_000, "{len} bytes");
+        assert!(len > 90_000, "cut no more than needed: {len} bytes");
+        assert!(r.output.ends_with("END") && r.output.starts_with("[jobsched: "));
+        assert!(r.error.ends_with("WHY"));
+        let small = result("fine".into(), String::new());
+        let mut r = small.clone();
+        fit_message(&mut r, 100_000);
+        assert_eq!(r, small);
+        fit_message(&mut r, usize::MAX);
+        assert_eq!(r, small);
+    }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tracing::{Instrument, debug, info_span};
 
-use super::attempt::into_result;
+use super::attempt::{fit_message, into_result};
 use super::runtime::{Running, Runtime};
 use crate::clock::secs;
 use crate::handler::{LiveOutput, TaskContext, layers};
@@ -47,6 +47,7 @@ impl Runtime {
             ));
         }
         let clock = self.clock.clone();
+        let max_message = self.backends.dispatcher.max_message_bytes();
         let span = info_span!("task", job_id = %task.job_id, task_id = %task.task_id, attempt = task.attempt,
             executor_id = %self.info.executor_id);
         let run_ctx = ctx.clone();
@@ -54,7 +55,8 @@ impl Runtime {
         let mut run = Box::pin(
             async move {
                 let outcome = layers::run(handler.as_ref(), &run_ctx, &task).await;
-                let result = into_result(outcome, &run_ctx, &task, base, &clock);
+                let mut result = into_result(outcome, &run_ctx, &task, base, &clock);
+                fit_message(&mut result, max_message);
                 run_ctx.end_output();
                 debug!(status = %result.status, exit_code = result.exit_code, "task ended");
                 (run_key, result)

@@ -15,7 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::warn;
 
-use super::{CappedBuffer, ExecError, Outcome, TaskContext, TaskHandler};
+use super::output::cap_text;
+use super::{ExecError, Outcome, TaskContext, TaskHandler};
 use crate::clock::secs;
 use crate::guard::Guarded;
 use crate::model::{CancelReason, Task};
@@ -80,14 +81,11 @@ pub async fn catch_panic(
     }
 }
 
-/// `s`, capped to `cap` bytes (the head and tail are kept, see [`CappedBuffer`]).
+/// `s`, capped to `cap` bytes (see [`cap_text`]).
 pub(crate) fn capped(s: String, cap: usize) -> String {
-    if s.len() <= cap {
-        s
-    } else {
-        let mut b = CappedBuffer::new(cap);
-        b.push(s.as_bytes());
-        b.into_text()
+    match cap_text(&s, cap) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(c) => c,
     }
 }
 

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use live::LiveOutput;
-pub use output::CappedBuffer;
+pub use output::{CappedBuffer, cap_text};
 pub use registry::HandlerRegistry;
 pub use shell::{DEFAULT_ENV_ALLOW, ShellHandler, TaskUser};
 

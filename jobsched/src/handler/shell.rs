@@ -184,18 +184,6 @@ impl Drop for GroupGuard {
     }
 }
 
-fn env_name(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn exit_code(status: ExitStatus) -> i32 {
     status
         .code()
@@ -243,7 +231,10 @@ impl TaskHandler for ShellHandler {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            cmd.env(format!("JOBSCHED_PARAM_{}", env_name(k)), value);
+            cmd.env(
+                format!("JOBSCHED_PARAM_{}", crate::model::param_env_name(k)),
+                value,
+            );
         }
         if let Some(u) = &self.user {
             // std drops the supplementary groups when it switches from root to `uid`.

@@ -102,7 +102,8 @@ pub struct Job {
     /// How the wait grows between retries.
     #[serde(default)]
     pub retry_backoff: RetryBackoff,
-    /// Cap of the wait between retries with exponential backoff (`0`: no cap).
+    /// Cap of the wait between retries with exponential backoff (`0`: one day,
+    /// [`RetryBackoff::DEFAULT_CAP_SECS`]).
     #[serde(default)]
     pub retry_max_interval: u32,
     /// Disabled jobs do not fire by schedule (they can still be executed on request).
@@ -176,7 +177,9 @@ pub(crate) fn check_seconds(field: &str, v: u32) -> Result<()> {
     Ok(())
 }
 
-/// Checks the size of params: at most [`limits::PARAMS_BYTES`] as JSON.
+/// Checks params: at most [`limits::PARAMS_BYTES`] as JSON; no NUL byte in a name or a string value (a
+/// process environment cannot carry one, so every spawn would fail); no two names that map to the same
+/// environment variable (see [`param_env_name`]), which would silently replace one another.
 pub fn check_params(field: &str, params: &Params) -> Result<()> {
     let len = serde_json::to_vec(params).map(|v| v.len()).unwrap_or(0);
     if len > limits::PARAMS_BYTES {
@@ -188,7 +191,42 @@ pub fn check_params(field: &str, params: &Params) -> Result<()> {
             ),
         ));
     }
+    let mut env: std::collections::HashMap<String, &str> = Default::default();
+    for (k, v) in params {
+        if k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "'{}' contains a NUL byte, which a task's environment cannot carry",
+                    k.escape_debug()
+                ),
+            ));
+        }
+        if let Some(other) = env.insert(param_env_name(k), k) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "'{other}' and '{k}' both become the environment variable JOBSCHED_PARAM_{}; rename one",
+                    param_env_name(k)
+                ),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The environment name a param gets (after `JOBSCHED_PARAM_`): ASCII letters and digits upper-cased,
+/// anything else `_`.
+pub fn param_env_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Checks a handler type name: 1–32 bytes of lower-case ASCII letters, digits, `-` and `_`.
@@ -308,5 +346,43 @@ impl Job {
     /// The compiled schedule of this job.
     pub fn schedule(&self) -> Result<Schedule> {
         Schedule::from_job(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .collect()
+    }
+
+    #[test]
+    fn params_with_a_nul_byte_or_colliding_names_are_refused_with_their_names() {
+        assert!(check_params("params", &params(&[("region", "eu"), ("max_items", "3")])).is_ok());
+        let e = check_params("params", &params(&[("file", "a\0b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'file'") && e.contains("NUL"), "{e}");
+        let e = check_params("params", &params(&[("a\0", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NUL"), "{e}");
+        let e = check_params("params", &params(&[("a-b", "1"), ("a_b", "2")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'a-b'") && e.contains("'a_b'") && e.contains("JOBSCHED_PARAM_A_B"),
+            "{e}"
+        );
+        assert_eq!(param_env_name("max-items.v2"), "MAX_ITEMS_V2");
+        let big = "x".repeat(limits::PARAMS_BYTES);
+        let e = check_params("params", &params(&[("p", &big)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 16384 bytes"), "{e}");
     }
 }

@@ -21,7 +21,7 @@ pub use execution::ExecutionRecord;
 pub use executor::{ExecutorHeartbeat, ExecutorInfo, ExecutorRecord};
 pub use ids::{ExecutorId, JobId, TaskId};
 pub(crate) use job::check_type_name;
-pub use job::{Job, Params, SHELL, check_params, limits};
+pub use job::{Job, Params, SHELL, check_params, limits, param_env_name};
 pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, ScheduleType};
 pub use query::{ExecutionQuery, JobOrder, JobQuery, OutcomeHour, Page, PageRequest, hour_of};
 pub use spec::{JobSpec, parse_time_zone};

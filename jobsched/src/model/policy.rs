@@ -117,7 +117,8 @@ named_enum!(
         /// Always `retry_interval` seconds.
         #[default]
         Fixed => "fixed",
-        /// `retry_interval × 2^(n-1)`, capped at `retry_max_interval`.
+        /// `retry_interval × 2^(n-1)`, capped at `retry_max_interval` (or, when that is 0,
+        /// [`RetryBackoff::DEFAULT_CAP_SECS`]).
         Exponential => "exponential",
         /// Exponential, then a random point in the upper half of it (spreads retries of many tasks).
         ExponentialJitter => "exponential_jitter",
@@ -125,11 +126,15 @@ named_enum!(
 );
 
 impl RetryBackoff {
+    /// The cap of an exponential backoff whose job sets no `retry_max_interval` (one day), or its
+    /// `retry_interval` if that is longer.
+    pub const DEFAULT_CAP_SECS: u32 = 86_400;
+
     /// The wait before retry number `retry` (1 for the first retry).
     pub fn delay(self, interval_secs: u32, max_interval_secs: u32, retry: u32) -> Duration {
         let base = Duration::from_secs(u64::from(interval_secs));
         let cap = if max_interval_secs == 0 {
-            Duration::from_secs(u64::from(u32::MAX))
+            Duration::from_secs(u64::from(Self::DEFAULT_CAP_SECS)).max(base)
         } else {
             Duration::from_secs(u64::from(max_interval_secs)).max(base)
         };
@@ -182,5 +187,23 @@ mod tests {
             let full = RetryBackoff::Exponential.delay(2, 10, n);
             assert!(j >= full / 2 && j <= full, "{j:?} vs {full:?}");
         }
+    }
+
+    #[test]
+    fn an_uncapped_exponential_backoff_stops_at_one_day() {
+        let day = u64::from(RetryBackoff::DEFAULT_CAP_SECS);
+        assert_eq!(RetryBackoff::Exponential.delay(1, 0, 17).as_secs(), 65_536);
+        assert_eq!(RetryBackoff::Exponential.delay(1, 0, 18).as_secs(), day);
+        assert_eq!(RetryBackoff::Exponential.delay(1, 0, 32).as_secs(), day);
+        assert_eq!(
+            RetryBackoff::Exponential.delay(60, 0, u32::MAX).as_secs(),
+            day
+        );
+        // A fixed interval longer than the default cap is its own cap.
+        assert_eq!(
+            RetryBackoff::Exponential.delay(172_800, 0, 3).as_secs(),
+            172_800
+        );
+        assert!(RetryBackoff::ExponentialJitter.delay(1, 0, 40).as_secs() <= day);
     }
 }

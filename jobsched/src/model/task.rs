@@ -181,6 +181,10 @@ pub enum CancelReason {
     Timeout,
     /// The executor is shutting down.
     Shutdown,
+    /// Its job was deleted (only queued attempts and pending retries are cancelled for it).
+    JobDeleted,
+    /// Its job was disabled (only its queued scheduled fires and pending retries are cancelled for it).
+    JobDisabled,
 }
 
 impl CancelReason {
