@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod exclusive;
 pub mod handlers;
 pub mod secrets;
 pub mod server;

@@ -25,6 +25,7 @@ use crate::auth::origin::{ClientAddr, Hosts};
 use crate::auth::{Auth, AuthSettings, bootstrap, limits::Limits};
 use crate::config::Config;
 use crate::error::DaemonError;
+use crate::exclusive::StoreLock;
 use crate::secrets::{KEYRING_FILE, Keyring};
 use crate::{handlers, stores};
 
@@ -354,6 +355,27 @@ pub async fn run(
         return served;
     }
 
+    // Without a coordinator to elect one, one scheduler per store: a second refuses to start.
+    let lock = Arc::new(StoreLock::take(role, &config, remote.is_some()).await?);
+    let lost = Arc::new(std::sync::Mutex::new(None::<String>));
+    let shutdown = {
+        let (lock, lost) = (lock.clone(), lost.clone());
+        async move {
+            let lock_lost = async {
+                match lock.as_ref() {
+                    Some(l) => l.lost().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown => {}
+                why = lock_lost => {
+                    tracing::error!(reason = %why, "the store's scheduler lock is lost: stopping");
+                    *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                }
+            }
+        }
+    };
     let storage = store(role, &config).await?;
     let auth = authentication(&storage, &config, &host).await?;
     let (backends, builtin) = match remote {
@@ -436,5 +458,11 @@ pub async fn run(
     }
     scheduler.shutdown().await;
     tracing::info!("stopped");
+    drop(lock);
+    if let Some(why) = lost.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(DaemonError::Config(format!(
+            "stopped: the store's scheduler lock was lost ({why}); another scheduler may have taken it"
+        )));
+    }
     served
 }

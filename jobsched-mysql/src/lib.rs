@@ -33,6 +33,8 @@
 
 mod config;
 mod connect;
+mod lock;
 
 pub use config::{MAX_OUTPUT_BYTES, MysqlConfig, redact_url};
 pub use connect::{MIGRATOR, MysqlStore};
+pub use lock::SchedulerLock;
