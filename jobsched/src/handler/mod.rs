@@ -5,6 +5,7 @@
 //! executor runtime's and the scheduler's business: they wrap the handler instead of being flags inside it.
 //! A handler must stop promptly once its context is cancelled (see [`TaskContext::cancelled`]).
 
+mod contain;
 pub mod layers;
 mod live;
 mod output;

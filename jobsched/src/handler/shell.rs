@@ -18,11 +18,11 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
+use super::contain::{self, TaskProcesses};
 use super::{CappedBuffer, ExecError, Outcome, TaskContext, TaskHandler};
 use crate::error::{Error, Result};
 use crate::model::Task;
@@ -47,6 +47,8 @@ pub struct ShellHandler {
     allow: Vec<String>,
     /// The executor's variables the allow-list lets through, read once.
     inherited: Vec<(OsString, OsString)>,
+    /// Run each attempt in a cgroup of its own where possible (see `contain`).
+    cgroups: bool,
 }
 
 impl std::fmt::Debug for ShellHandler {
@@ -57,6 +59,7 @@ impl std::fmt::Debug for ShellHandler {
             .field("workdir", &self.workdir)
             .field("user", &self.user)
             .field("env_allow", &self.allow)
+            .field("cgroups", &self.cgroups)
             .finish()
     }
 }
@@ -70,6 +73,7 @@ impl Default for ShellHandler {
             user: None,
             inherited: inherit(&allow),
             allow,
+            cgroups: true,
         }
     }
 }
@@ -110,6 +114,13 @@ impl ShellHandler {
     /// (`/proc/<pid>/environ`) or its data directory.
     pub fn with_user(mut self, user: TaskUser) -> Self {
         self.user = Some(user);
+        self
+    }
+
+    /// Contains attempts by their process tree and environment marker only, never in cgroups (where the
+    /// host manages cgroups itself; also how the fallback is tested on hosts that have cgroups).
+    pub fn without_cgroups(mut self) -> Self {
+        self.cgroups = false;
         self
     }
 
@@ -163,24 +174,6 @@ impl ShellHandler {
         }
         self.inherited = inherit(&self.allow);
         Ok(self)
-    }
-}
-
-/// Kills the process group when dropped, so an abandoned task leaves nothing behind.
-struct GroupGuard(Option<i32>);
-
-impl GroupGuard {
-    fn signal(&self, sig: Signal) {
-        if let Some(pgid) = self.0 {
-            // ESRCH (the group is gone already) is the expected, harmless case.
-            let _ = killpg(Pid::from_raw(pgid), sig);
-        }
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
     }
 }
 
@@ -251,13 +244,16 @@ impl TaskHandler for ShellHandler {
         if let Some(dir) = &self.workdir {
             cmd.current_dir(dir);
         }
+        let mut procs = TaskProcesses::new(task.task_id.as_str(), task.attempt, self.cgroups);
+        cmd.env(contain::SCOPE_VAR, procs.scope());
+        procs.prepare(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| ExecError::Failed {
             message: format!("could not start {}: {e}", self.shell.display()),
             output: String::new(),
             stderr: String::new(),
             exit_code: 127,
         })?;
-        let group = GroupGuard(child.id().map(|p| p as i32));
+        procs.started(child.id());
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut out = CappedBuffer::new(ctx.max_output_bytes);
@@ -269,18 +265,18 @@ impl TaskHandler for ShellHandler {
                 s = child.wait() => s,
                 _ = ctx.cancelled() => {
                     stopped = true;
-                    group.signal(Signal::SIGTERM);
+                    procs.signal(Signal::SIGTERM);
                     tokio::select! {
                         s = child.wait() => s,
                         _ = tokio::time::sleep(ctx.kill_grace) => {
-                            group.signal(Signal::SIGKILL);
+                            procs.signal(Signal::SIGKILL);
                             child.wait().await
                         }
                     }
                 }
             };
-            // Whatever the shell left behind in its group goes with it.
-            group.signal(Signal::SIGKILL);
+            // Whatever the shell left behind, detached or not, goes with it.
+            procs.kill_all();
             (status, stopped)
         };
         let (status, stopped) = {
@@ -508,7 +504,7 @@ mod tests {
         // The background `sleep` was in the task's group: it must be gone (or a zombie being reaped).
         // A killed process takes a moment to die after the signal is sent: poll, with a deadline.
         let alive = || {
-            nix::sys::signal::kill(Pid::from_raw(child), None).is_ok()
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), None).is_ok()
                 && !std::fs::read_to_string(format!("/proc/{child}/stat"))
                     .map(|s| s.contains(") Z "))
                     .unwrap_or(true)
