@@ -198,12 +198,6 @@ impl TaskProcesses {
         }
     }
 
-    /// Whether this attempt runs in a cgroup of its own.
-    #[cfg(test)]
-    pub fn in_cgroup(&self) -> bool {
-        self.cgroup.is_some()
-    }
-
     /// The attempt's scope marker, for its environment.
     pub fn scope(&self) -> &str {
         &self.scope
