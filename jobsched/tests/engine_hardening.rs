@@ -151,3 +151,96 @@ async fn running_attempts_of_a_deleted_or_disabled_job_finish_without_a_retry() 
     );
     s.shutdown().await;
 }
+
+/// A handler that ignores cancellation: it never returns.
+struct Stuck;
+
+#[async_trait::async_trait]
+impl jobsched::handler::TaskHandler for Stuck {
+    async fn execute(
+        &self,
+        _: &jobsched::handler::TaskContext,
+        _: &jobsched::Task,
+    ) -> Result<jobsched::handler::Outcome, jobsched::handler::ExecError> {
+        std::future::pending().await
+    }
+}
+
+/// A handler that ignores cancellation used to hang its executor: only the timeout abandoned it; a
+/// user's cancel, a lost session (which waited for it forever) and the shutdown drain never did.
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_ignores_cancellation_is_abandoned_and_the_executor_goes_on() {
+    let c = support::Cluster::new("2026-01-01T00:00:00Z");
+    let (s, _) = c.scheduler("s1").await;
+    s.wait_active().await;
+    let mut ev = s.subscribe();
+    let (b, session) = c.backends();
+    let mut handlers = jobsched::handler::HandlerRegistry::with_shell();
+    handlers
+        .register("script", std::sync::Arc::new(c.script.clone()))
+        .unwrap();
+    handlers
+        .register("stuck", std::sync::Arc::new(Stuck))
+        .unwrap();
+    let e = jobsched::Executor::builder(ExecutorId::new("e1").unwrap(), b)
+        .with_capacity(1)
+        .with_handlers(handlers)
+        .with_clock(c.clock.clone())
+        .with_shutdown_grace(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stuck = s
+        .create_job(JobSpec::manual("stuck", "").with_type("stuck"))
+        .await
+        .unwrap();
+    let ok = s
+        .create_job(JobSpec::manual("ok", "out:ok").with_type("script"))
+        .await
+        .unwrap();
+    // A user's cancel: recorded cancelled, and the one slot is free again.
+    let t1 = s.execute(&stuck.job_id, None).await.unwrap();
+    let waiting = s.execute(&ok.job_id, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.cancel_task(&t1).await.unwrap();
+    let r1 = finished_for(&mut ev, &t1, 1).await.remove(0);
+    assert_eq!(r1.status, TaskStatus::Cancelled, "{}", r1.error);
+    assert!(r1.error.contains("abandoned"), "{}", r1.error);
+    assert_eq!(
+        finished_for(&mut ev, &waiting, 1).await[0].status,
+        TaskStatus::Succeeded
+    );
+    // A lost session: the executor stops it, registers again, and runs the next task.
+    let epoch = e.epoch();
+    let t2 = s.execute(&stuck.job_id, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    session.expire();
+    let r2 = finished_for(&mut ev, &t2, 1).await.remove(0);
+    assert_eq!(r2.status, TaskStatus::Lost);
+    let mut later = None;
+    for _ in 0..600 {
+        if e.epoch() > epoch {
+            later = Some(e.epoch());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(later.is_some(), "the executor registered again");
+    // Its failover runs on the executor registered again (stuck too, until cancelled); then the next.
+    let next = s.execute(&ok.job_id, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.cancel_task(&t2).await.unwrap();
+    let r3 = finished_for(&mut ev, &t2, 1).await.remove(0);
+    assert_eq!((r3.attempt, r3.status), (2, TaskStatus::Cancelled));
+    assert_eq!(
+        finished_for(&mut ev, &next, 1).await[0].status,
+        TaskStatus::Succeeded
+    );
+    // The shutdown drain: it ends although a stuck task runs.
+    s.execute(&stuck.job_id, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::timeout(Duration::from_secs(60), e.shutdown())
+        .await
+        .expect("the executor stops");
+    s.shutdown().await;
+}

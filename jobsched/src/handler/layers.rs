@@ -31,30 +31,38 @@ pub async fn run(
     cap_output(answer, ctx.max_output_bytes)
 }
 
-/// Ends `answer` at the task's `timeout` (seconds; 0: none): cancels the context with
-/// [`CancelReason::Timeout`], gives the handler the kill grace (plus a second) to stop, and abandons it
-/// after that with exit code 137.
+/// Ends `answer` at the task's `timeout` (seconds; 0: none) by cancelling the context with
+/// [`CancelReason::Timeout`], and bounds every cancel, whatever its reason (timeout, a user's cancel,
+/// the executor's shutdown or lost session): the handler gets the kill grace plus a second to stop, and
+/// is abandoned after that with exit code 137 — a handler that ignores cancellation cannot hold an
+/// executor's slot, its re-registration or its shutdown.
 pub async fn timeout(
     answer: impl Future<Output = Result<Outcome, ExecError>>,
     ctx: &TaskContext,
     task: &Task,
 ) -> Result<Outcome, ExecError> {
-    if task.timeout == 0 {
-        return answer.await;
-    }
     tokio::pin!(answer);
+    let limit = async {
+        if task.timeout == 0 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(secs(task.timeout)).await;
+        ctx.cancel(CancelReason::Timeout);
+    };
     tokio::select! {
-        o = &mut answer => o,
-        _ = tokio::time::sleep(secs(task.timeout)) => {
-            ctx.cancel(CancelReason::Timeout);
-            match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(1), &mut answer).await {
-                Ok(o) => o,
-                Err(_) => Err(ExecError::Cancelled {
-                    output: String::new(),
-                    stderr: "the handler did not stop within the kill grace and was abandoned".into(),
-                    exit_code: 137,
-                }),
-            }
+        o = &mut answer => return o,
+        () = limit => {}
+        () = ctx.cancelled() => {}
+    }
+    match tokio::time::timeout(ctx.kill_grace + Duration::from_secs(1), &mut answer).await {
+        Ok(o) => o,
+        Err(_) => {
+            warn!(reason = ?ctx.cancel_reason(), "the handler did not stop within the kill grace: abandoned");
+            Err(ExecError::Cancelled {
+                output: String::new(),
+                stderr: "the handler did not stop within the kill grace and was abandoned".into(),
+                exit_code: 137,
+            })
         }
     }
 }
@@ -205,6 +213,27 @@ mod tests {
             "{stuck:?}"
         );
         assert_eq!(c.cancel_reason(), Some(CancelReason::Timeout));
+        // Any cancel, not only the timeout, ends a handler that ignores it after the kill grace.
+        let c = ctx();
+        let cancel = {
+            let c = c.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                c.cancel(CancelReason::User);
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let hang = task("hang", 0);
+        let (stuck, ()) = tokio::join!(run(&Wild, &c, &hang), cancel);
+        assert!(
+            matches!(stuck, Err(ExecError::Cancelled { exit_code: 137, .. })),
+            "{stuck:?}"
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(4),
+            "1 s, then the 2 s grace and 1 s"
+        );
         let wrapped = CatchPanic(Arc::new(Wild));
         assert!(wrapped.execute(&ctx(), &task("panic", 0)).await.is_err());
     }
