@@ -33,6 +33,8 @@ impl MysqlConfig {
         let url = self.url.replacen("mariadb://", "mysql://", 1);
         let options = MySqlConnectOptions::from_str(&url)
             .map_err(|e| Error::invalid("store.url", format!("{}: {e}", redact_url(&url))))?
+            // Every character a task may print (emoji included) travels and is stored as is.
+            .charset("utf8mb4")
             .statement_cache_capacity(64);
         let pool = MySqlPoolOptions::new()
             .max_connections(self.max_connections)
@@ -68,9 +70,74 @@ impl MysqlConfig {
         if self.migrate {
             store.migrate().await?;
         }
+        ensure_utf8mb4(store.pool(), self.migrate).await?;
         tracing::info!(url = %redact_url(&url), ?limits, "mysql store open");
         Ok(store)
     }
+}
+
+/// The tables the store keeps (the design's three and its own).
+const TABLES: &[&str] = &[
+    "jobs",
+    "job_logs",
+    "executors",
+    "jobsched_counters",
+    "jobsched_settings",
+    "jobsched_fences",
+    "jobsched_users",
+    "jobsched_tokens",
+    "jobsched_ended_sessions",
+    "jobsched_audit",
+];
+
+/// Makes sure every text column of the store's tables is `utf8mb4`: tables adopted from an existing
+/// database (migration 0001 keeps seed tables that exist), or made in a database whose default is
+/// `latin1` or `utf8mb3`, would refuse a task's `✓` (error 1366). With `migrate` they are converted
+/// (`ALTER TABLE … CONVERT TO CHARACTER SET utf8mb4`, which rewrites the table); without it the store
+/// refuses to open, naming them.
+async fn ensure_utf8mb4(pool: &MySqlPool, migrate: bool) -> Result<()> {
+    let list = TABLES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let narrow: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT TABLE_NAME, MIN(CHARACTER_SET_NAME) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({list}) \
+         AND CHARACTER_SET_NAME IS NOT NULL AND CHARACTER_SET_NAME <> 'utf8mb4' \
+         GROUP BY TABLE_NAME ORDER BY TABLE_NAME"
+    )))
+    .fetch_all(pool)
+    .await
+    .map_err(error)?;
+    if narrow.is_empty() {
+        return Ok(());
+    }
+    let named = narrow
+        .iter()
+        .map(|(t, c)| format!("{t} ({c})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !migrate {
+        return Err(Error::invalid(
+            "store",
+            format!(
+                "tables {named} are not utf8mb4, so task output with characters outside their set \
+                 cannot be stored; convert them (ALTER TABLE <table> CONVERT TO CHARACTER SET utf8mb4) \
+                 or open the store with migrations on"
+            ),
+        ));
+    }
+    tracing::warn!(tables = %named, "converting the store's tables to utf8mb4 (each table is rewritten)");
+    for (t, _) in &narrow {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {t} CONVERT TO CHARACTER SET utf8mb4"
+        )))
+        .execute(pool)
+        .await
+        .map_err(error)?;
+    }
+    Ok(())
 }
 
 async fn server_settings(

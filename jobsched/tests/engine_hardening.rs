@@ -244,3 +244,52 @@ async fn a_handler_that_ignores_cancellation_is_abandoned_and_the_executor_goes_
         .expect("the executor stops");
     s.shutdown().await;
 }
+
+/// One result the store refuses (a character its column cannot hold) used to block every later result:
+/// the batch was retried forever and the engine stopped reading results.
+#[tokio::test(start_paused = true)]
+async fn a_result_the_store_refuses_is_recorded_without_its_output_and_others_go_on() {
+    let store = support::flaky::Flaky::new();
+    let c = support::Cluster::with_storage("2026-01-01T00:00:00Z", store.clone());
+    let (s, _) = c.scheduler("s1").await;
+    let (_e, _) = c.executor("e1", 4).await;
+    s.wait_active().await;
+    let mut ev = s.subscribe();
+    store.set_latin1(true);
+    let tick = s
+        .create_job(JobSpec::manual("tick", "out:done ✓").with_type("script"))
+        .await
+        .unwrap();
+    let plain = s
+        .create_job(JobSpec::manual("plain", "out:plain").with_type("script"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push((s.execute(&tick.job_id, None).await.unwrap(), true));
+        tasks.push((s.execute(&plain.job_id, None).await.unwrap(), false));
+    }
+    for (t, refused) in &tasks {
+        let rec = finished_for(&mut ev, t, 1).await.remove(0);
+        assert_eq!(rec.status, TaskStatus::Succeeded);
+        if *refused {
+            assert_eq!(rec.output, "");
+            assert!(
+                rec.error.contains("could not be stored as reported"),
+                "{}",
+                rec.error
+            );
+        } else {
+            assert_eq!(rec.output, "plain");
+        }
+        let stored = s.task(t).await.unwrap().remove(0);
+        assert_eq!(
+            (stored.status, stored.output.as_str()),
+            (rec.status, rec.output.as_str())
+        );
+    }
+    // Later results are read and recorded as usual.
+    let after = s.execute(&plain.job_id, None).await.unwrap();
+    assert_eq!(finished_for(&mut ev, &after, 1).await[0].output, "plain");
+    s.shutdown().await;
+}

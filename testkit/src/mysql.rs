@@ -30,6 +30,12 @@ impl TestDb {
     /// A fresh database (`utf8mb4`) named `{prefix}_{tag}`, or `None` (outside CI) when the server is
     /// unreachable.
     pub async fn create(prefix: &str) -> Option<TestDb> {
+        Self::create_with_charset(prefix, "utf8mb4").await
+    }
+
+    /// A fresh database whose default character set is `charset` (`latin1`, say), or `None` (outside CI)
+    /// when the server is unreachable.
+    pub async fn create_with_charset(prefix: &str, charset: &str) -> Option<TestDb> {
         let server = server_url();
         let mut c = match sqlx::MySqlConnection::connect(&server).await {
             Ok(c) => c,
@@ -42,7 +48,7 @@ impl TestDb {
         };
         let name = format!("{prefix}_{}", super::tag());
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {name} CHARACTER SET utf8mb4"
+            "CREATE DATABASE {name} CHARACTER SET {charset}"
         )))
         .execute(&mut c)
         .await

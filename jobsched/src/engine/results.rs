@@ -181,8 +181,21 @@ impl Engine {
                 }
             }
         }
+        let mut updates = updates;
         let outcomes = match result {
             Ok(o) => o,
+            Err(e) if refused(&e) => {
+                warn!(error = %e, results = updates.len(),
+                    "storage refused a batch of results; recording them one by one");
+                match self.record_one_by_one(&mut updates).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.deferred.push(Work::Results(deliveries));
+                        self.backend_failed("recording results", e);
+                        return;
+                    }
+                }
+            }
             Err(e) => {
                 // Not acknowledged: kept and applied again once storage answers (a repeat is harmless).
                 self.deferred.push(Work::Results(deliveries));
@@ -224,6 +237,53 @@ impl Engine {
             }
         }
         self.ack_results(&deliveries).await;
+    }
+
+    /// Writes the updates of a refused batch one at a time, so that one the store refuses (text it
+    /// cannot hold, say) does not hold back the others: a refused one is written again without its
+    /// output and with the reason in its error, so the attempt still ends recorded. Fails only with a
+    /// retryable error (the whole batch is then applied again later; repeats are harmless).
+    async fn record_one_by_one(
+        &mut self,
+        updates: &mut [ExecutionUpdate],
+    ) -> Result<Vec<UpdateOutcome>> {
+        let mut outcomes = Vec::with_capacity(updates.len());
+        for u in updates.iter_mut() {
+            let fence = Some(&self.fence);
+            let outcome = match self
+                .sh
+                .storage
+                .update_executions(std::slice::from_ref(u), fence)
+                .await
+            {
+                Ok(mut o) => o.pop(),
+                Err(e) if refused(&e) => {
+                    warn!(task_id = %u.task_id, attempt = u.attempt, error = %e,
+                        "storage refused a result; recording it without its output");
+                    u.output = Some(String::new());
+                    u.error = Some(format!(
+                        "the result could not be stored as reported ({e}); its output was dropped"
+                    ));
+                    match self
+                        .sh
+                        .storage
+                        .update_executions(std::slice::from_ref(u), fence)
+                        .await
+                    {
+                        Ok(mut o) => o.pop(),
+                        Err(e) if refused(&e) => {
+                            tracing::error!(task_id = %u.task_id, attempt = u.attempt, error = %e,
+                                "storage refused a result even without its output; it is dropped");
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            outcomes.push(outcome.unwrap_or(UpdateOutcome::NotFound));
+        }
+        Ok(outcomes)
     }
 
     fn on_started(&mut self, r: &TaskResult, now: DateTime<Utc>) {
@@ -301,10 +361,23 @@ impl Engine {
             .await
         {
             Ok(_) => self.backend_ok(),
+            // Optional: the result writes the start time anyway. Never retried forever.
+            Err(e) if refused(&e) => {
+                warn!(error = %e, marks = kept.len(), "storage refused `running` marks; they are dropped")
+            }
             Err(e) => {
                 self.deferred.push(Work::RunningMarks(kept));
                 self.backend_failed("recording started tasks", e);
             }
         }
     }
+}
+
+/// Whether the store refused a write for what it carries (retrying the same write cannot succeed), as
+/// opposed to being unreachable or fenced.
+fn refused(e: &crate::Error) -> bool {
+    matches!(
+        e,
+        crate::Error::Invalid { .. } | crate::Error::Backend { .. }
+    )
 }

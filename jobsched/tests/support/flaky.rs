@@ -22,6 +22,9 @@ pub struct Flaky {
     pub refused: AtomicU64,
     /// Milliseconds each insert takes after it has been applied (a slow network round trip).
     insert_delay_ms: AtomicU64,
+    /// Refuse (as `Invalid`, like MySQL's error 1366 on a latin1 column) any update batch whose output
+    /// holds a character outside Latin-1.
+    latin1: AtomicBool,
 }
 
 impl Flaky {
@@ -34,6 +37,10 @@ impl Flaky {
     pub fn set_insert_delay(&self, d: std::time::Duration) {
         self.insert_delay_ms
             .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn set_latin1(&self, on: bool) {
+        self.latin1.store(on, Ordering::SeqCst);
     }
 
     fn check(&self) -> Result<()> {
@@ -90,6 +97,17 @@ impl Storage for Flaky {
         f: Option<&Fence>,
     ) -> Result<Vec<UpdateOutcome>> {
         self.check()?;
+        let wide = |t: &Option<String>| {
+            t.as_deref()
+                .is_some_and(|t| t.chars().any(|c| c as u32 > 0xff))
+        };
+        if self.latin1.load(Ordering::SeqCst) && u.iter().any(|u| wide(&u.output) || wide(&u.error))
+        {
+            return Err(Error::invalid(
+                "output",
+                "Incorrect string value: '\\xE2\\x9C\\x93' for column 'output'",
+            ));
+        }
         self.inner.update_executions(u, f).await
     }
     async fn get_execution(&self, t: &TaskId, a: u32) -> Result<ExecutionRecord> {
