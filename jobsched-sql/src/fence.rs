@@ -72,6 +72,28 @@ sql_methods! {
         Ok(())
     }
 
+    /// Claims a token above every stored one (see `Storage::claim_fence`): raises the stored token to
+    /// `candidate` under the exclusive lock (waiting out, or ending, stale holders), then one above.
+    pub(crate) async fn claim_fence(
+        &self,
+        conn: &mut DB::Connection,
+        scope: &str,
+        candidate: u64,
+    ) -> Result<u64, DbError> {
+        let token = i64::try_from(candidate)
+            .map_err(|_| DbError::Domain(Error::invalid("fence.token", "must be below 2^63")))?;
+        self.raise_fence(&mut *conn, scope, token).await?;
+        sqlx::query("UPDATE jobsched_fences SET token = token + 1 WHERE scope = ?")
+            .bind(scope.to_owned())
+            .execute(&mut *conn)
+            .await?;
+        let (c,): (i64,) = sqlx::query_as("SELECT token FROM jobsched_fences WHERE scope = ?")
+            .bind(scope.to_owned())
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(c as u64)
+    }
+
     /// Raises the stored token of `scope` to at least `token` (an upsert under an exclusive lock); where
     /// the dialect allows, a watchdog on another connection ends stale holders the upsert waits for.
     async fn raise_fence(

@@ -289,6 +289,11 @@ sql_impl! {
         .await
     }
 
+    async fn claim_fence(&self, scope: &str, candidate: u64) -> Result<u64> {
+        let s = &self.inner;
+        in_tx!(self, "claim_fence", |c| s.claim_fence(c, scope, candidate))
+    }
+
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
         self.retry("purge_executions", || {
             self.inner.purge_executions(before, limit)

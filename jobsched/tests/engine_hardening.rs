@@ -293,3 +293,62 @@ async fn a_result_the_store_refuses_is_recorded_without_its_output_and_others_go
     assert_eq!(finished_for(&mut ev, &after, 1).await[0].output, "plain");
     s.shutdown().await;
 }
+
+/// A fixed-delay job ran twice after a takeover: the new leader computed its next fire from the watermark
+/// before it adopted the running task, so "the previous run is still active" never applied.
+#[tokio::test(start_paused = true)]
+async fn a_fixed_delay_job_does_not_start_a_second_run_after_a_takeover() {
+    let c = support::Cluster::new("2026-01-01T00:00:00Z");
+    let (s1, s1_session) = c.scheduler("s1").await;
+    s1.wait_active().await;
+    let (s2, _) = c.scheduler("s2").await;
+    let (_e, _) = c.executor("e1", 4).await;
+    let job = s1
+        .create_job(JobSpec::fixed_delay("slow", 10, "sleep:30000").with_type("script"))
+        .await
+        .unwrap();
+    c.script.wait_starts(1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s1_session.suspend();
+    s2.wait_active().await;
+    let mut ev = s2.subscribe();
+    let first = support::finished(&mut ev, 1).await.remove(0);
+    assert_eq!(first.status, TaskStatus::Succeeded);
+    let end = first.end_time.unwrap();
+    // The next run fires 10 s after the first ended, and is the only other one.
+    let second = support::finished(&mut ev, 1).await.remove(0);
+    assert!(
+        second.scheduled_time >= end + chrono::TimeDelta::seconds(10),
+        "{second:?}"
+    );
+    let fires = support::recorded_fire_times(&s2, &job.job_id).await;
+    assert!(
+        fires[1].0 >= end,
+        "no second run while the first ran: {:?}",
+        fires.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
+    s2.shutdown().await;
+}
+
+/// After the coordinator lost its data (or its root changed), its election tokens started below the
+/// stored fence: every write was `Fenced`, and the scheduler took one token per campaign until it
+/// climbed past the stored one. The fence now comes from the store, above what it holds.
+#[tokio::test(start_paused = true)]
+async fn a_coordinator_whose_tokens_restarted_does_not_fence_out_its_leader() {
+    let c = support::Cluster::new("2026-01-01T00:00:00Z");
+    // A long-lived cluster's fence, far above the fresh coordinator's first token (1).
+    c.storage.claim_fence(jobsched::coord::SCHEDULER_LEADER, 5_000).await.unwrap();
+    let (s, _) = c.scheduler("s1").await;
+    let (_e, _) = c.executor("e1", 1).await;
+    s.wait_active().await;
+    let mut ev = s.subscribe();
+    let job = s
+        .create_job(JobSpec::manual("after-loss", "out:ok").with_type("script"))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let t = s.execute(&job.job_id, None).await.unwrap();
+    assert_eq!(finished_for(&mut ev, &t, 1).await[0].status, TaskStatus::Succeeded);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    s.shutdown().await;
+}

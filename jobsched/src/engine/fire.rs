@@ -167,6 +167,7 @@ impl Engine {
         self.backend_ok();
         let mut sends = Vec::new();
         let mut replace = Vec::new();
+        let mut recorded_elsewhere = Vec::new();
         for (((mut rec, kind), job), outcome) in recs.into_iter().zip(kinds).zip(jobs).zip(outcomes)
         {
             match outcome {
@@ -176,6 +177,7 @@ impl Engine {
                     if let Some(exec) = &rec.executor_id {
                         self.execs.release(exec, rec.executor_epoch);
                     }
+                    recorded_elsewhere.push(task_id);
                 }
                 InsertOutcome::Inserted { id } => {
                     self.inserted(&mut rec, id);
@@ -196,6 +198,32 @@ impl Engine {
         self.send_tasks(sends).await;
         for task_id in replace {
             let _ = self.cancel_task(&task_id, CancelReason::Replaced).await;
+        }
+        self.adopt_recorded_elsewhere(recorded_elsewhere).await;
+    }
+
+    /// Takes in the tasks that recorded fires this engine tried to record (a predecessor, or a standby
+    /// serving a run): they are active and this engine must drive them, not wait for the next full scan.
+    async fn adopt_recorded_elsewhere(&mut self, tasks: Vec<TaskId>) {
+        for task_id in tasks {
+            if self.tasks.get(&task_id).is_some() {
+                continue;
+            }
+            match self.sh.storage.task_attempts(&task_id).await {
+                Ok(attempts) => {
+                    if let Some(rec) = attempts.into_iter().last() {
+                        if !rec.status.is_terminal() && !self.tasks.knows(&rec) {
+                            info!(task_id = %rec.task_id, job_id = %rec.job_id,
+                                "a fire recorded by another scheduler is adopted");
+                            self.adopt(rec);
+                        }
+                    }
+                }
+                // The periodic full scan adopts it later.
+                Err(e) => {
+                    warn!(task_id = %task_id, error = %e, "reading a fire recorded elsewhere failed")
+                }
+            }
         }
     }
 

@@ -114,6 +114,22 @@ impl JobTable {
         self.jobs.get_mut(id)
     }
 
+    /// Takes the next fire off every fixed-delay job that has a run active: its next fire is planned when
+    /// that run ends (at a takeover, jobs are loaded before their active runs are adopted).
+    pub fn hold_busy_fixed_delay(&mut self) {
+        let busy: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|s| {
+                s.schedule.is_fixed_delay() && s.next_fire.is_some() && s.active_count() > 0
+            })
+            .map(|s| s.job.job_id.clone())
+            .collect();
+        for id in busy {
+            self.set_next_fire(&id, None);
+        }
+    }
+
     /// Inserts or replaces a job with its schedule and next fire time.
     pub fn upsert(&mut self, job: Arc<Job>, schedule: Schedule, next_fire: Option<DateTime<Utc>>) {
         let old = self.remove(&job.job_id);

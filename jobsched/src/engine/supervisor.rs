@@ -66,10 +66,31 @@ pub(crate) async fn supervise(
                     continue;
                 }
             };
-            let token = leadership.token();
             let lost = leadership.lost();
+            // The fencing token comes from the store, above every earlier one, and is taken before
+            // anything is read: a predecessor that wakes up while this one loads is refused at once,
+            // and a coordinator whose counters restarted (lost data, another root) cannot hand out a
+            // token the store has seen.
+            let claim = tokio::select! {
+                _ = shutdown.cancelled() => { let _ = leadership.resign().await; return; }
+                _ = lost.cancelled() => { warn!("leadership lost while claiming the fence"); continue; }
+                r = sh.storage.claim_fence(SCHEDULER_LEADER, leadership.token()) => r,
+            };
+            let token = match claim {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(error = %e, "claiming the fencing token failed; resigning and retrying");
+                    let _ = leadership.resign().await;
+                    if !pause(&shutdown, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
             info!(
                 token,
+                election_token = leadership.token(),
                 "elected: loading state to become the active scheduler"
             );
             let fence = Fence {

@@ -103,6 +103,8 @@ impl Engine {
         let started = std::time::Instant::now();
         e.sync_jobs(JobLoad::Initial(watermark)).await?;
         e.scan_active(true).await?;
+        // Fire times came from the watermark before the active runs were known.
+        e.jobs.hold_busy_fixed_delay();
         info!(
             jobs = e.jobs.len(),
             active_tasks = e.tasks.len(),

@@ -382,6 +382,14 @@ pub trait Storage: Accounts + Send + Sync + fmt::Debug + 'static {
     /// scheduler loads to take over.
     async fn active_executions(&self, after_id: i64, limit: usize) -> Result<Vec<ExecutionRecord>>;
 
+    /// Takes a fencing token for `scope` that exceeds every token stored or used for it so far: the
+    /// stored token becomes `max(stored, candidate) + 1` and is returned. From then on fenced writes under
+    /// any older token are refused with `Fenced`; the claim waits for fenced writes in flight to end. A
+    /// new holder (an elected scheduler) claims before it reads anything, so a predecessor that wakes up
+    /// late cannot write while the new one loads, and tokens keep growing even when the coordinator that
+    /// elected it lost its data or restarted its counters.
+    async fn claim_fence(&self, scope: &str, candidate: u64) -> Result<u64>;
+
     /// Deletes up to `limit` ended records whose `end_time` is before `before`; returns how many.
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64>;
 

@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             result_is_applied_once,
             transitions_are_conditional,
             fencing_rejects_older_tokens,
+            claimed_tokens_exceed_every_earlier_one,
             executions_filter_and_page,
             active_executions_are_listed_for_takeover,
             purge_removes_only_old_ended_records,

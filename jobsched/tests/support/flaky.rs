@@ -110,6 +110,10 @@ impl Storage for Flaky {
         }
         self.inner.update_executions(u, f).await
     }
+    async fn claim_fence(&self, scope: &str, candidate: u64) -> Result<u64> {
+        self.check()?;
+        self.inner.claim_fence(scope, candidate).await
+    }
     async fn get_execution(&self, t: &TaskId, a: u32) -> Result<ExecutionRecord> {
         self.check()?;
         self.inner.get_execution(t, a).await

@@ -430,6 +430,13 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
+    async fn claim_fence(&self, scope: &str, candidate: u64) -> Result<u64> {
+        let mut g = self.lock();
+        let current = g.fences.entry(scope.to_owned()).or_insert(0);
+        *current = (*current).max(candidate).saturating_add(1);
+        Ok(*current)
+    }
+
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
         let mut g = self.lock();
         let victims: Vec<i64> = g

@@ -2,12 +2,14 @@
 //! results, transitions and fencing (file `jobs.rs`); history, takeover, purge, executors, settings, text
 //! and batches (file `records.rs`).
 
+mod fences;
 mod jobs;
 mod records;
 mod stats;
 
 use std::sync::Arc;
 
+pub use fences::*;
 pub use jobs::*;
 pub use records::*;
 pub use stats::*;
@@ -64,5 +66,6 @@ pub fn behaviours() -> Vec<&'static str> {
     let mut all = super::behaviours_in(include_str!("jobs.rs"));
     all.extend(super::behaviours_in(include_str!("records.rs")));
     all.extend(super::behaviours_in(include_str!("stats.rs")));
+    all.extend(super::behaviours_in(include_str!("fences.rs")));
     all
 }
