@@ -337,7 +337,10 @@ async fn a_fixed_delay_job_does_not_start_a_second_run_after_a_takeover() {
 async fn a_coordinator_whose_tokens_restarted_does_not_fence_out_its_leader() {
     let c = support::Cluster::new("2026-01-01T00:00:00Z");
     // A long-lived cluster's fence, far above the fresh coordinator's first token (1).
-    c.storage.claim_fence(jobsched::coord::SCHEDULER_LEADER, 5_000).await.unwrap();
+    c.storage
+        .claim_fence(jobsched::coord::SCHEDULER_LEADER, 5_000)
+        .await
+        .unwrap();
     let (s, _) = c.scheduler("s1").await;
     let (_e, _) = c.executor("e1", 1).await;
     s.wait_active().await;
@@ -348,7 +351,67 @@ async fn a_coordinator_whose_tokens_restarted_does_not_fence_out_its_leader() {
         .unwrap();
     let started = tokio::time::Instant::now();
     let t = s.execute(&job.job_id, None).await.unwrap();
-    assert_eq!(finished_for(&mut ev, &t, 1).await[0].status, TaskStatus::Succeeded);
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(
+        finished_for(&mut ev, &t, 1).await[0].status,
+        TaskStatus::Succeeded
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     s.shutdown().await;
+}
+
+/// A clock `ahead` of another.
+#[derive(Debug)]
+struct Skewed(jobsched::clock::SharedClock, chrono::TimeDelta);
+
+impl jobsched::clock::Clock for Skewed {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.now() + self.1
+    }
+}
+
+/// A standby whose clock runs an hour ahead served a job update: the job's `update_time` came from that
+/// clock, and the active scheduler skipped every fire inside the skew.
+#[tokio::test(start_paused = true)]
+async fn an_update_served_by_a_fast_standby_does_not_stop_the_job_firing() {
+    let c = support::Cluster::new("2026-01-01T00:00:00Z");
+    let (s1, _) = c.scheduler("s1").await;
+    s1.wait_active().await;
+    let (b, _) = c.backends();
+    let fast = jobsched::Scheduler::builder(b)
+        .with_config(support::Cluster::config("s2"))
+        .with_clock(std::sync::Arc::new(Skewed(
+            c.clock.clone(),
+            chrono::TimeDelta::hours(1),
+        )))
+        .start()
+        .await
+        .unwrap();
+    let (_e, _) = c.executor("e1", 4).await;
+    let spec = || JobSpec::cron("tick", "* * * * * *", "out:tick").with_type("script");
+    let job = s1.create_job(spec()).await.unwrap();
+    let mut ev = s1.subscribe();
+    support::finished(&mut ev, 2).await;
+    assert!(!fast.is_active());
+    // A new schedule: the next fire is planned from the update's time.
+    let every_2s = JobSpec::cron("tick", "*/2 * * * * *", "out:tick").with_type("script");
+    fast.update_job(&job.job_id, every_2s).await.unwrap();
+    let updated = s1.get_job(&job.job_id).await.unwrap();
+    assert!(
+        updated.update_time > c.clock.now() + chrono::TimeDelta::minutes(59),
+        "the skewed time is stored"
+    );
+    let after = c.clock.now();
+    let recs = support::finished(&mut ev, 5).await;
+    assert!(recs.iter().all(|r| r.job_id == job.job_id));
+    assert!(
+        recs.last().unwrap().scheduled_time < after + chrono::TimeDelta::seconds(15),
+        "it kept firing every two seconds: {:?}",
+        recs.iter().map(|r| r.scheduled_time).collect::<Vec<_>>()
+    );
+    fast.shutdown().await;
+    s1.shutdown().await;
 }

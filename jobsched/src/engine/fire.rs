@@ -341,9 +341,14 @@ impl Engine {
         } else if schedule.is_fixed_delay() && existing.is_some_and(|ex| ex.active_count() > 0) {
             None
         } else {
+            // `update_time` and the watermark come from the clock of whichever process wrote them: one
+            // ahead of this one (a fast standby serving an update, a fast predecessor) must not make the
+            // job skip fires until that time. Fires of a fast predecessor then meet its records
+            // (`AlreadyFired`), never a second run.
+            let now = self.now();
             let since = match mode {
-                JobLoad::Initial(Some(w)) => w.max(job.update_time),
-                _ => job.update_time,
+                JobLoad::Initial(Some(w)) => w.max(job.update_time).min(now),
+                _ => job.update_time.min(now),
             };
             schedule.next_after(since)
         };
