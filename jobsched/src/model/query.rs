@@ -11,9 +11,6 @@ use crate::error::{Error, Result};
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Highest page number asked for.
 pub const MAX_PAGE: u32 = 1_000_000;
-/// Most items a page request may skip: a store reads every skipped row, so deeper pages would make one
-/// request an easy load. Narrower queries (job, status, time range) reach older items.
-pub const MAX_OFFSET: u64 = 100_000;
 
 /// Which page to return (1-based) and how large pages are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,17 +45,7 @@ impl PageRequest {
                 format!("must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
             ));
         }
-        let req = PageRequest { page, page_size };
-        if req.offset() > MAX_OFFSET {
-            return Err(Error::invalid(
-                "page",
-                format!(
-                    "page {page} of {page_size} starts after item {MAX_OFFSET}, the deepest served; \
-                     narrow the query (job, status, time range) to reach older items"
-                ),
-            ));
-        }
-        Ok(req)
+        Ok(PageRequest { page, page_size })
     }
 
     /// Rows to skip.
@@ -190,20 +177,4 @@ pub struct OutcomeHour {
 pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
     let secs = t.timestamp();
     DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).unwrap_or(t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_are_bounded_by_how_deep_they_start() {
-        assert!(PageRequest::new(101, 1000).is_ok());
-        let e = PageRequest::new(102, 1000).unwrap_err().to_string();
-        assert!(e.contains("page") && e.contains("100000"), "{e}");
-        assert!(PageRequest::new(2001, 50).is_ok());
-        assert!(PageRequest::new(2002, 50).is_err());
-        assert!(PageRequest::new(0, 50).is_err());
-        assert!(PageRequest::new(1, 1001).is_err());
-    }
 }
