@@ -152,6 +152,18 @@ async fn running_attempts_of_a_deleted_or_disabled_job_finish_without_a_retry() 
     s.shutdown().await;
 }
 
+/// Waits (virtual time, with a deadline) until `attempt` of `task` is recorded running.
+async fn running(s: &jobsched::Scheduler, task: &TaskId, attempt: u32) {
+    for _ in 0..600 {
+        let last = s.task(task).await.unwrap().pop().unwrap();
+        if (last.attempt, last.status) == (attempt, TaskStatus::Running) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("attempt {attempt} of {task} never ran");
+}
+
 /// A handler that ignores cancellation: it never returns.
 struct Stuck;
 
@@ -201,7 +213,7 @@ async fn a_handler_that_ignores_cancellation_is_abandoned_and_the_executor_goes_
     // A user's cancel: recorded cancelled, and the one slot is free again.
     let t1 = s.execute(&stuck.job_id, None).await.unwrap();
     let waiting = s.execute(&ok.job_id, None).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    running(&s, &t1, 1).await;
     s.cancel_task(&t1).await.unwrap();
     let r1 = finished_for(&mut ev, &t1, 1).await.remove(0);
     assert_eq!(r1.status, TaskStatus::Cancelled, "{}", r1.error);
@@ -213,7 +225,7 @@ async fn a_handler_that_ignores_cancellation_is_abandoned_and_the_executor_goes_
     // A lost session: the executor stops it, registers again, and runs the next task.
     let epoch = e.epoch();
     let t2 = s.execute(&stuck.job_id, None).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    running(&s, &t2, 1).await;
     session.expire();
     let r2 = finished_for(&mut ev, &t2, 1).await.remove(0);
     assert_eq!(r2.status, TaskStatus::Lost);
@@ -228,7 +240,7 @@ async fn a_handler_that_ignores_cancellation_is_abandoned_and_the_executor_goes_
     assert!(later.is_some(), "the executor registered again");
     // Its failover runs on the executor registered again (stuck too, until cancelled); then the next.
     let next = s.execute(&ok.job_id, None).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    running(&s, &t2, 2).await;
     s.cancel_task(&t2).await.unwrap();
     let r3 = finished_for(&mut ev, &t2, 1).await.remove(0);
     assert_eq!((r3.attempt, r3.status), (2, TaskStatus::Cancelled));
@@ -237,8 +249,8 @@ async fn a_handler_that_ignores_cancellation_is_abandoned_and_the_executor_goes_
         TaskStatus::Succeeded
     );
     // The shutdown drain: it ends although a stuck task runs.
-    s.execute(&stuck.job_id, None).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t3 = s.execute(&stuck.job_id, None).await.unwrap();
+    running(&s, &t3, 1).await;
     tokio::time::timeout(Duration::from_secs(60), e.shutdown())
         .await
         .expect("the executor stops");

@@ -250,37 +250,34 @@ impl Engine {
         let mut outcomes = Vec::with_capacity(updates.len());
         for u in updates.iter_mut() {
             let fence = Some(&self.fence);
-            let outcome = match self
-                .sh
-                .storage
-                .update_executions(std::slice::from_ref(u), fence)
-                .await
-            {
-                Ok(mut o) => o.pop(),
-                Err(e) if refused(&e) => {
-                    warn!(task_id = %u.task_id, attempt = u.attempt, error = %e,
-                        "storage refused a result; recording it without its output");
-                    u.output = Some(String::new());
-                    u.error = Some(format!(
-                        "the result could not be stored as reported ({e}); its output was dropped"
-                    ));
-                    match self
-                        .sh
-                        .storage
-                        .update_executions(std::slice::from_ref(u), fence)
-                        .await
-                    {
-                        Ok(mut o) => o.pop(),
-                        Err(e) if refused(&e) => {
-                            tracing::error!(task_id = %u.task_id, attempt = u.attempt, error = %e,
-                                "storage refused a result even without its output; it is dropped");
-                            None
-                        }
-                        Err(e) => return Err(e),
+            let mut outcome = None;
+            // As reported, then (refused) without the output.
+            for stripped in [false, true] {
+                match self
+                    .sh
+                    .storage
+                    .update_executions(std::slice::from_ref(u), fence)
+                    .await
+                {
+                    Ok(mut o) => {
+                        outcome = o.pop();
+                        break;
                     }
+                    Err(e) if refused(&e) && !stripped => {
+                        warn!(task_id = %u.task_id, attempt = u.attempt, error = %e,
+                            "storage refused a result; recording it without its output");
+                        u.output = Some(String::new());
+                        u.error = Some(format!(
+                            "the result could not be stored as reported ({e}); its output was dropped"
+                        ));
+                    }
+                    Err(e) if refused(&e) => {
+                        tracing::error!(task_id = %u.task_id, attempt = u.attempt, error = %e,
+                            "storage refused a result even without its output; it is dropped");
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            };
+            }
             outcomes.push(outcome.unwrap_or(UpdateOutcome::NotFound));
         }
         Ok(outcomes)

@@ -71,41 +71,31 @@ pub(crate) async fn supervise(
             // anything is read: a predecessor that wakes up while this one loads is refused at once,
             // and a coordinator whose counters restarted (lost data, another root) cannot hand out a
             // token the store has seen.
-            let claim = tokio::select! {
-                _ = shutdown.cancelled() => { let _ = leadership.resign().await; return; }
-                _ = lost.cancelled() => { warn!("leadership lost while claiming the fence"); continue; }
-                r = sh.storage.claim_fence(SCHEDULER_LEADER, leadership.token()) => r,
+            let take_over = async {
+                let token = sh
+                    .storage
+                    .claim_fence(SCHEDULER_LEADER, leadership.token())
+                    .await?;
+                info!(
+                    token,
+                    election_token = leadership.token(),
+                    "elected: loading state to become the active scheduler"
+                );
+                let fence = Fence {
+                    scope: SCHEDULER_LEADER.to_owned(),
+                    token,
+                };
+                Engine::load(sh.clone(), fence).await.map(|e| (token, e))
             };
-            let token = match claim {
+            let taken = tokio::select! {
+                _ = shutdown.cancelled() => { let _ = leadership.resign().await; return; }
+                _ = lost.cancelled() => { warn!("leadership lost while taking over"); continue; }
+                r = take_over => r,
+            };
+            let (token, engine) = match taken {
                 Ok(t) => t,
                 Err(e) => {
-                    warn!(error = %e, "claiming the fencing token failed; resigning and retrying");
-                    let _ = leadership.resign().await;
-                    if !pause(&shutdown, backoff).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            info!(
-                token,
-                election_token = leadership.token(),
-                "elected: loading state to become the active scheduler"
-            );
-            let fence = Fence {
-                scope: SCHEDULER_LEADER.to_owned(),
-                token,
-            };
-            let engine = tokio::select! {
-                _ = shutdown.cancelled() => { let _ = leadership.resign().await; return; }
-                _ = lost.cancelled() => { warn!("leadership lost while loading"); continue; }
-                r = Engine::load(sh.clone(), fence) => r,
-            };
-            let engine = match engine {
-                Ok(e) => e,
-                Err(e) => {
-                    warn!(error = %e, "loading state failed; resigning and retrying");
+                    warn!(error = %e, "taking over (claiming the fence, loading state) failed; resigning and retrying");
                     let _ = leadership.resign().await;
                     if !pause(&shutdown, backoff).await {
                         return;

@@ -110,14 +110,23 @@ fn kill_cgroup(dir: &Path) {
         return;
     }
     for _ in 0..10 {
-        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        if procs.trim().is_empty() {
+        let pids = cgroup_pids(dir);
+        if pids.is_empty() {
             return;
         }
-        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+        for pid in pids {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// The processes in a cgroup.
+fn cgroup_pids(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|p| p.trim().parse::<i32>().ok())
+        .collect()
 }
 
 /// Starts the watchdog: `sh` in a session of its own, ignoring terminal and termination signals, that
@@ -241,17 +250,19 @@ impl TaskProcesses {
         }
         match &self.cgroup {
             Some(dir) if sig == Signal::SIGKILL => kill_cgroup(dir),
-            Some(dir) => {
-                let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            _ => {
+                for pid in self.members() {
                     let _ = kill(Pid::from_raw(pid), sig);
                 }
             }
-            None => {
-                for pid in tree_members(self.root, &self.scope) {
-                    let _ = kill(Pid::from_raw(pid), sig);
-                }
-            }
+        }
+    }
+
+    /// The attempt's processes: its cgroup's, or its tree and those carrying its marker.
+    fn members(&self) -> Vec<i32> {
+        match &self.cgroup {
+            Some(dir) => cgroup_pids(dir),
+            None => tree_members(self.root, &self.scope),
         }
     }
 
@@ -260,17 +271,7 @@ impl TaskProcesses {
         self.done = true;
         for _ in 0..5 {
             self.signal(Signal::SIGKILL);
-            let left = match &self.cgroup {
-                Some(dir) => fs::read_to_string(dir.join("cgroup.procs"))
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|p| p.trim().parse::<i32>().ok())
-                    .any(|p| !is_zombie(p)),
-                None => tree_members(self.root, &self.scope)
-                    .into_iter()
-                    .any(|p| !is_zombie(p)),
-            };
-            if !left {
+            if self.members().into_iter().all(is_zombie) {
                 return;
             }
         }
