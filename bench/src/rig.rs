@@ -178,7 +178,8 @@ impl Rig {
                     .await
                     .expect("create the bench database");
                 let kafka = jobsched_kafka::KafkaConfig::new(&spec.servers.kafka)
-                    .with_prefix(format!("bench{tag}"));
+                    .with_prefix(format!("bench{tag}"))
+                    .with_cluster_key(jobsched_kafka::ClusterKey::generate());
                 let zk = jobsched_zk::ZkConfig::parse(&format!(
                     "{}/bench-{tag}",
                     spec.servers.zookeeper
@@ -377,7 +378,11 @@ async fn spawn_executor(
         "--zookeeper",
         &zk_hosts,
     ])
-    .env("JOBSCHED_LOG", "warn");
+    .env("JOBSCHED_LOG", "warn")
+    .env(
+        "JOBSCHED_CLUSTER_KEY",
+        kafka.cluster_key.as_ref().expect("a cluster key").encode(),
+    );
     let (child, _) =
         jobsched_testkit::spawn_listening(cmd, &format!("jobsched executor bench-{i}")).await;
     child

@@ -453,6 +453,25 @@ pub fn init_secrets(path: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// `jobsched keygen`: a new cluster key, printed or written to a new private file.
+#[allow(clippy::print_stdout)] // The key, or where it went.
+pub fn keygen(out: Option<&Path>) -> Result<(), DaemonError> {
+    let text = jobsched_kafka::ClusterKey::generate().encode();
+    match out {
+        None => print!("{text}"),
+        Some(path) => {
+            crate::secrets::write_new_private(path, &text)
+                .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
+            println!(
+                "wrote a new cluster key to {}; give the same file to every scheduler and executor \
+                 (--cluster-key-file)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `jobsched secrets rotate`: a new key in the keyring, and every job's secret params sealed with it.
 #[allow(clippy::print_stdout)] // What was done.
 pub async fn rotate_secrets(

@@ -1,6 +1,7 @@
 //! The daemon's configuration: defaults, then a TOML file (`--config`), then environment variables and
 //! flags (clap reads both; a flag wins over its variable). Unknown keys in the file are refused by name.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,20 @@ pub struct Config {
     pub kafka_prefix: String,
     /// Partitions of the results topic when it is created (`JOBSCHED_KAFKA_PARTITIONS`).
     pub kafka_partitions: i32,
+    /// The file of the cluster key every Kafka record is signed with (`JOBSCHED_CLUSTER_KEY_FILE`; make
+    /// one with `jobsched keygen --out FILE`). The distributed roles need it (or the key itself in
+    /// `JOBSCHED_CLUSTER_KEY`); every scheduler and executor of a cluster uses the same key.
+    pub cluster_key_file: Option<PathBuf>,
+    /// How old (or how far ahead of the executor's clock) a task or cancel may be signed, seconds
+    /// (`JOBSCHED_MESSAGE_MAX_AGE_SECS`): older ones are refused as replays.
+    pub message_max_age_secs: u64,
+    /// More librdkafka properties for every Kafka client, a `[kafka_client]` table of the config file
+    /// (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`, …).
+    /// Values of secret properties are shown as `***`.
+    pub kafka_client: BTreeMap<String, String>,
+    /// A file holding ZooKeeper digest credentials, `user:password` (`JOBSCHED_ZK_AUTH_FILE`): jobsched
+    /// authenticates with them and every node it creates is writable by that identity only.
+    pub zk_auth_file: Option<PathBuf>,
     /// ZooKeeper session timeout, seconds (`JOBSCHED_ZK_SESSION_TIMEOUT_SECS`): how long a process may be
     /// unreachable before its registrations and leadership end.
     pub zk_session_timeout_secs: u64,
@@ -123,6 +138,10 @@ impl Default for Config {
             zookeeper: None,
             kafka_prefix: "jobsched".to_owned(),
             kafka_partitions: 8,
+            cluster_key_file: None,
+            message_max_age_secs: 900,
+            kafka_client: BTreeMap::new(),
+            zk_auth_file: None,
             zk_session_timeout_secs: 10,
             id: None,
             capacity: 8,
@@ -172,6 +191,12 @@ pub struct Overrides {
     pub kafka_prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_partitions: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_max_age_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zk_auth_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zk_session_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -246,15 +271,28 @@ impl Config {
             .map_err(|e| format!("invalid configuration: {e}"))
     }
 
-    /// The configuration with secrets (the store's password) replaced by `***`, as TOML.
+    /// The configuration with secrets (the store's password, secret Kafka client properties) replaced
+    /// by `***`, as TOML.
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.store = shown.store.as_deref().map(jobsched_mysql::redact_url);
+        for (k, v) in shown.kafka_client.iter_mut() {
+            if jobsched_kafka::is_secret_property(k) {
+                *v = "***".to_owned();
+            }
+        }
         let mut out = String::new();
         let value = serde_json::to_value(&shown).expect("config serialises");
         for (k, v) in value.as_object().expect("an object") {
             let v = match v {
                 serde_json::Value::Null => continue,
+                serde_json::Value::Object(table) => {
+                    let entries: Vec<String> = table
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\" = {v}"))
+                        .collect();
+                    format!("{{ {} }}", entries.join(", "))
+                }
                 other => other.to_string(),
             };
             out.push_str(&format!("{k} = {v}\n"));
@@ -278,6 +316,33 @@ mod tests {
             shown.contains("mysql://u:***@h/db") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn kafka_client_secrets_are_redacted_and_the_rest_shown() {
+        let mut c = Config::default();
+        c.kafka_client
+            .insert("sasl.password".into(), "hunter2".into());
+        c.kafka_client
+            .insert("ssl.key.pem".into(), "PRIVATE".into());
+        c.kafka_client
+            .insert("ssl.ca.location".into(), "/etc/ca.pem".into());
+        c.kafka_client
+            .insert("sasl.mechanism".into(), "SCRAM-SHA-256".into());
+        let shown = c.redacted_toml();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(r#""sasl.mechanism" = "SCRAM-SHA-256""#)
+                && shown.contains("/etc/ca.pem")
+                && shown.contains(r#""sasl.password" = "***""#),
+            "{shown}"
+        );
+        // What is printed reads back as TOML.
+        let back: Config = Figment::from(Toml::string(&shown)).extract().unwrap();
+        assert_eq!(back.kafka_client["sasl.mechanism"], "SCRAM-SHA-256");
     }
 
     #[test]

@@ -84,6 +84,7 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
             let url = store_url(a.store.as_deref())?;
             jobsched_daemons::backup::restore(&url, &a.from).await
         }
+        Command::Keygen { out } => jobsched_daemons::backup::keygen(out.as_deref()),
         Command::Secrets {
             command: SecretsCommand::Init { secret_key_file },
         } => jobsched_daemons::backup::init_secrets(&secret_key_file),

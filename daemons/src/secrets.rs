@@ -133,6 +133,19 @@ fn new_key_line() -> String {
     format!("{id} {}\n", B64.encode(raw))
 }
 
+/// Writes `text` to a file that must not exist yet, readable by its owner only.
+pub(crate) fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
 /// Writes `text` to a new file readable by its owner only.
 fn write_private(path: &Path, text: &str, append: bool) -> std::io::Result<()> {
     use std::io::Write;

@@ -76,6 +76,29 @@ fn host_name() -> String {
     }
 }
 
+/// The variable that may hold the cluster key itself (instead of a file).
+pub const CLUSTER_KEY_VAR: &str = "JOBSCHED_CLUSTER_KEY";
+
+/// The cluster key: `JOBSCHED_CLUSTER_KEY`, else the configured file; without either the distributed
+/// roles refuse to start.
+fn cluster_key(config: &Config) -> Result<jobsched_kafka::ClusterKey, DaemonError> {
+    if let Ok(text) = std::env::var(CLUSTER_KEY_VAR) {
+        return jobsched_kafka::ClusterKey::parse(&text)
+            .map_err(|e| DaemonError::Config(format!("{CLUSTER_KEY_VAR}: {e}")));
+    }
+    match &config.cluster_key_file {
+        Some(path) => jobsched_kafka::ClusterKey::from_file(path)
+            .map_err(|e| DaemonError::Config(e.to_string())),
+        None => Err(DaemonError::Config(
+            "--kafka needs the cluster key every task, cancel and result is signed with: \
+             --cluster-key-file FILE (or JOBSCHED_CLUSTER_KEY_FILE, or the key itself in \
+             JOBSCHED_CLUSTER_KEY); make one with `jobsched keygen --out FILE` and give every \
+             scheduler and executor the same one"
+                .into(),
+        )),
+    }
+}
+
 /// Kafka dispatch and ZooKeeper coordination, if configured (both or neither).
 async fn distributed(
     config: &Config,
@@ -83,12 +106,18 @@ async fn distributed(
     match (&config.kafka, &config.zookeeper) {
         (None, None) => Ok(None),
         (Some(brokers), Some(zk)) => {
+            let key = cluster_key(config)?;
             let zk = jobsched_zk::ZkConfig::parse(zk)?
                 .with_session_timeout(Duration::from_secs(config.zk_session_timeout_secs));
             let coordinator = jobsched_zk::ZkCoordinator::connect(zk).await?;
-            let kafka = jobsched_kafka::KafkaConfig::new(brokers)
+            let mut kafka = jobsched_kafka::KafkaConfig::new(brokers)
                 .with_prefix(&config.kafka_prefix)
-                .with_result_partitions(config.kafka_partitions);
+                .with_result_partitions(config.kafka_partitions)
+                .with_cluster_key(key)
+                .with_message_max_age(Duration::from_secs(config.message_max_age_secs));
+            for (k, v) in &config.kafka_client {
+                kafka = kafka.with_client_property(k, v);
+            }
             let dispatcher = jobsched_kafka::KafkaDispatcher::connect(kafka).await?;
             Ok(Some((Arc::new(dispatcher), Arc::new(coordinator))))
         }

@@ -208,12 +208,54 @@ async fn the_cli_creates_watches_runs_cancels_and_steers_executors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_prints_a_key_or_writes_a_new_private_file_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = support::jobsched().arg("keygen").output().await.unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    jobsched_kafka::ClusterKey::parse(&printed).expect("a key that parses");
+    let dir = TempDir::new();
+    let file = dir.0.join("cluster.key");
+    let out = support::jobsched()
+        .args(["keygen", "--out"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = jobsched_kafka::ClusterKey::from_file(&file).unwrap();
+    assert_ne!(
+        key,
+        jobsched_kafka::ClusterKey::parse(&printed).unwrap(),
+        "keys are random"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    let out = support::jobsched()
+        .args(["keygen", "--out"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an existing key file is never replaced"
+    );
+    assert_eq!(jobsched_kafka::ClusterKey::from_file(&file).unwrap(), key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
     let dir = TempDir::new();
     let file = dir.0.join("jobsched.toml");
     std::fs::write(
         &file,
-        "capacity = 3\nlisten = \"127.0.0.1:9000\"\nstore = \"mysql://u:hunter2@db:3306/js\"\n",
+        "capacity = 3\nlisten = \"127.0.0.1:9000\"\nstore = \"mysql://u:hunter2@db:3306/js\"\n\
+         [kafka_client]\n\"sasl.mechanism\" = \"PLAIN\"\n\"sasl.password\" = \"s3cr3t-sasl\"\n",
     )
     .unwrap();
     let out = support::jobsched()
@@ -242,6 +284,10 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
         text.contains("mysql://u:***@db:3306/js") && !text.contains("hunter2"),
         "{text}"
     );
+    assert!(
+        text.contains(r#""sasl.mechanism" = "PLAIN""#) && !text.contains("s3cr3t-sasl"),
+        "Kafka client settings are passed through, their secrets hidden: {text}"
+    );
     std::fs::write(&file, "capacty = 3\n").unwrap();
     let out = support::jobsched()
         .args(["config", "print", "--config"])
@@ -268,6 +314,18 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
                 "127.0.0.1:1",
             ],
             "go together",
+        ),
+        (
+            &[
+                "executor",
+                "--listen",
+                "127.0.0.1:0",
+                "--kafka",
+                "127.0.0.1:1",
+                "--zookeeper",
+                "127.0.0.1:1",
+            ][..],
+            "needs the cluster key",
         ),
         (
             &[

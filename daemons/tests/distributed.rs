@@ -388,3 +388,119 @@ async fn queued_high_priority_tasks_start_before_earlier_low_priority_ones() {
         "high priority first, whatever the order they were queued in"
     );
 }
+
+/// Writes `payload` onto `topic` with `mac` in the `jobsched-mac` header (none: unsigned), as anyone who
+/// can reach the broker could.
+async fn produce_raw(c: &Cluster, topic: &str, key: &str, payload: &[u8], mac: Option<String>) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &c.kafka)
+        .create()
+        .unwrap();
+    let mut record = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(mac) = &mac {
+        record = record.headers(OwnedHeaders::new().insert(Header {
+            key: jobsched_kafka::MAC_HEADER,
+            value: Some(mac.as_bytes()),
+        }));
+    }
+    p.send(record, Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_tasks_do_not_run_and_forged_results_do_not_count() {
+    let Some(c) = Cluster::new().await else {
+        return;
+    };
+    let s = c.scheduler("scheduler-1").await;
+    let e = c.executor(&s, "exec-1", 4).await;
+    let (_, info) = c.call(&e, Method::GET, "/api/executor", None).await;
+    let epoch = info["epoch"].as_u64().expect("the executor's epoch");
+    let marker = c.logs.join("forged-ran");
+    let topic = format!("{}.tasks.exec-1", c.prefix);
+    let other_key = jobsched_kafka::ClusterKey::generate();
+    // Tasks as an attacker would write them: the current epoch and epoch 0 (no epoch check), unsigned
+    // and signed with a key that is not the cluster's.
+    let mut forged = 0;
+    for (n, task_epoch) in [epoch, 0].into_iter().enumerate() {
+        let task = json!({
+            "task_id": format!("forged-{n}"), "job_id": "forged", "type": "shell",
+            "command": format!("touch {}", marker.display()), "timeout": 0, "retry_count": 0,
+            "retry_interval": 0, "priority": 0, "create_time": "2026-01-01T00:00:00Z", "attempt": 1,
+            "scheduled_time": "2026-01-01T00:00:00Z", "executor_id": "exec-1",
+            "executor_epoch": task_epoch,
+        });
+        let body = serde_json::to_vec(&task).unwrap();
+        produce_raw(&c, &topic, "exec-1", &body, None).await;
+        let mac = other_key.sign(&topic, b"exec-1", &body);
+        produce_raw(&c, &topic, "exec-1", &body, Some(mac)).await;
+        forged += 2;
+    }
+    // A real task after them: once it has run, the executor has read (and refused) the forged ones.
+    create(
+        &c,
+        &s,
+        json!({"job_id": "real", "name": "real", "command": "sleep 2; echo real; exit 3",
+        "schedule_type": "manual"}),
+    )
+    .await;
+    let task = execute(&c, &s, "real").await;
+    wait_for("the real task to run", || async {
+        c.call(&s, Method::GET, &format!("/api/tasks/{task}"), None)
+            .await
+            .1["status"]
+            == 5
+    })
+    .await;
+    // While it runs, a forged "succeeded" result for it reaches the results topic, unsigned and under
+    // another key.
+    let results = format!("{}.results", c.prefix);
+    let result = json!({
+        "task_id": task, "job_id": "real", "executor_id": "exec-1", "status": 1,
+        "start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:01Z",
+        "output": "forged", "error": "", "exit_code": 0, "attempt": 1, "executor_epoch": epoch,
+    });
+    let body = serde_json::to_vec(&result).unwrap();
+    produce_raw(&c, &results, &task, &body, None).await;
+    let mac = other_key.sign(&results, task.as_bytes(), &body);
+    produce_raw(&c, &results, &task, &body, Some(mac)).await;
+    wait_for("the real task to end", || async {
+        let status = c
+            .call(&s, Method::GET, &format!("/api/tasks/{task}"), None)
+            .await
+            .1["status"]
+            .clone();
+        status != 5 && status != 0
+    })
+    .await;
+    let (_, t) = c
+        .call(&s, Method::GET, &format!("/api/tasks/{task}"), None)
+        .await;
+    assert_eq!(
+        (t["status"].as_u64(), t["exit_code"].as_i64()),
+        (Some(2), Some(3)),
+        "the real result counts, not the forged success: {t}"
+    );
+    assert!(
+        !t["output"].as_str().unwrap_or_default().contains("forged"),
+        "{t}"
+    );
+    assert!(!marker.exists(), "a forged task ran");
+    let pool = c.pool().await;
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM job_logs WHERE job_id = 'forged'"
+        )
+        .await,
+        0
+    );
+    let (_, info) = c.call(&e, Method::GET, "/api/executor", None).await;
+    assert_eq!(info["poison_messages"].as_u64(), Some(forged), "{info}");
+    wait_for("the scheduler to count the forged results", || async {
+        let (_, st) = c.call(&s, Method::GET, "/api/system/status", None).await;
+        st["poison_messages"].as_u64() == Some(2)
+    })
+    .await;
+}

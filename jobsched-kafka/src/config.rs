@@ -1,18 +1,33 @@
 //! Where the brokers are, how topics are named and sized, and client settings.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ClusterKey;
+
 /// Configuration of a [`KafkaDispatcher`](crate::KafkaDispatcher).
 ///
 /// ```
-/// use jobsched_kafka::KafkaConfig;
-/// let c = KafkaConfig::new("127.0.0.1:9092").with_prefix("prod").with_result_partitions(16);
+/// use jobsched_kafka::{ClusterKey, KafkaConfig};
+/// let c = KafkaConfig::new("127.0.0.1:9092")
+///     .with_prefix("prod")
+///     .with_result_partitions(16)
+///     .with_cluster_key(ClusterKey::generate())
+///     .with_client_property("sasl.password", "hunter2");
 /// assert_eq!(c.results_topic(), "prod.results");
+/// assert!(c.validate().is_ok());
+/// assert!(!format!("{c:?}").contains("hunter2"));
 /// ```
-#[derive(Clone, Debug, Deserialize)]
+///
+/// Every record is signed with the cluster key ([`ClusterKey`]): [`KafkaDispatcher::connect`] refuses a
+/// configuration without one. `Debug` shows neither the key nor client settings that hold secrets
+/// (`sasl.password`, `ssl.key.password`, `ssl.key.pem`, …).
+///
+/// [`KafkaDispatcher::connect`]: crate::KafkaDispatcher::connect
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port,host:port`.
@@ -29,9 +44,55 @@ pub struct KafkaConfig {
     /// How long a send may wait for the brokers before it fails with a retryable error.
     #[serde(default = "defaults::send_timeout", with = "secs")]
     pub send_timeout: Duration,
-    /// More librdkafka properties for every client (`security.protocol`, `sasl.*`, …).
+    /// More librdkafka properties for every client (`security.protocol`, `sasl.*`, `ssl.*`, …).
     #[serde(default)]
     pub client: BTreeMap<String, String>,
+    /// The key every record is signed and checked with (required; never read from a file of this
+    /// configuration, only given by the program: [`ClusterKey::from_file`]).
+    #[serde(skip)]
+    pub cluster_key: Option<ClusterKey>,
+    /// How old (or how far ahead, for clock differences) a task's or control message's signing time may
+    /// be when an executor reads it; older ones are refused as replays. Results have no limit.
+    #[serde(default = "defaults::message_max_age", with = "secs")]
+    pub message_max_age: Duration,
+}
+
+/// True for a librdkafka property whose value is a secret.
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password", "secret", "key.pem", "keystore", ".key", "token", "jaas",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+        && !n.ends_with(".location")
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client: BTreeMap<&str, &str> = self
+            .client
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_property(k) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("prefix", &self.prefix)
+            .field("result_partitions", &self.result_partitions)
+            .field("replication", &self.replication)
+            .field("send_timeout", &self.send_timeout)
+            .field("client", &client)
+            .field("cluster_key", &self.cluster_key)
+            .field("message_max_age", &self.message_max_age)
+            .finish()
+    }
 }
 
 mod defaults {
@@ -47,6 +108,9 @@ mod defaults {
     }
     pub fn send_timeout() -> Duration {
         Duration::from_secs(30)
+    }
+    pub fn message_max_age() -> Duration {
+        Duration::from_secs(15 * 60)
     }
 }
 
@@ -68,7 +132,21 @@ impl KafkaConfig {
             replication: defaults::replication(),
             send_timeout: defaults::send_timeout(),
             client: BTreeMap::new(),
+            cluster_key: None,
+            message_max_age: defaults::message_max_age(),
         }
+    }
+
+    /// Sets the cluster key records are signed and checked with.
+    pub fn with_cluster_key(mut self, key: ClusterKey) -> Self {
+        self.cluster_key = Some(key);
+        self
+    }
+
+    /// Sets the maximum age of tasks and control messages.
+    pub fn with_message_max_age(mut self, d: Duration) -> Self {
+        self.message_max_age = d;
+        self
     }
 
     /// Sets the topic prefix.
@@ -155,6 +233,20 @@ impl KafkaConfig {
             return Err(Error::invalid(
                 "kafka.prefix",
                 format!("'{}' must be letters, digits, '-', '_' or '.'", self.prefix),
+            ));
+        }
+        if self.cluster_key.is_none() {
+            return Err(Error::invalid(
+                "kafka.cluster_key",
+                "required: every task, cancel and result is signed with the cluster key, so that \
+                 nobody who can write to the topics can run commands or forge results (make one with \
+                 `jobsched keygen` and give every scheduler and executor the same file)",
+            ));
+        }
+        if self.message_max_age < Duration::from_secs(10) {
+            return Err(Error::invalid(
+                "kafka.message_max_age",
+                "must be at least 10 seconds (it also allows for clock differences between hosts)",
             ));
         }
         if !(1..=1000).contains(&self.result_partitions) {

@@ -213,6 +213,14 @@ impl KafkaDispatcher {
         &self.config
     }
 
+    /// The cluster key (checked present when connecting).
+    fn key(&self) -> &crate::ClusterKey {
+        self.config
+            .cluster_key
+            .as_ref()
+            .expect("connect refuses a configuration without a cluster key")
+    }
+
     async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<()> {
         if lock(&self.known_topics).contains(topic) {
             return Ok(());
@@ -263,8 +271,13 @@ impl KafkaDispatcher {
             payloads.push((*key, payload));
         }
         let mut pending = Vec::with_capacity(records.len());
+        let signer = self.key();
         for (key, payload) in &payloads {
-            let mut record = FutureRecord::to(topic).key(*key).payload(payload);
+            let headers = crate::sign::headers(signer, topic, key.as_bytes(), payload);
+            let mut record = FutureRecord::to(topic)
+                .key(*key)
+                .payload(payload)
+                .headers(headers);
             loop {
                 match producer.send_result(record) {
                     Ok(f) => {
@@ -294,12 +307,14 @@ impl KafkaDispatcher {
         Ok(())
     }
 
-    /// A consumer of every partition of `topic` in `group`, from the group's committed offsets.
+    /// A consumer of every partition of `topic` in `group`, from the group's committed offsets, taking
+    /// only records signed with the cluster key (and, with `max_age`, signed recently).
     async fn assigned_inbox<T: DeserializeOwned + Send + 'static>(
         &self,
         topic: &str,
         partitions: i32,
         group: &str,
+        max_age: Option<Duration>,
     ) -> Result<Box<dyn Inbox<T>>> {
         self.ensure_topic(topic, partitions).await?;
         let (context, acks) = inbox::context();
@@ -324,6 +339,7 @@ impl KafkaDispatcher {
             acks,
             topic.to_owned(),
             self.poison.clone(),
+            (self.key().clone(), max_age),
         )))
     }
 
@@ -408,6 +424,7 @@ impl Dispatcher for KafkaDispatcher {
             &self.config.tasks_topic(executor.as_str()),
             1,
             &self.config.executor_group(executor.as_str()),
+            Some(self.config.message_max_age),
         )
         .await
     }
@@ -427,6 +444,7 @@ impl Dispatcher for KafkaDispatcher {
             &self.config.results_topic(),
             self.config.result_partitions,
             &self.config.scheduler_group(),
+            None,
         )
         .await
     }
@@ -442,6 +460,7 @@ impl Dispatcher for KafkaDispatcher {
             &self.config.control_topic(executor.as_str()),
             1,
             &format!("{}-control", self.config.executor_group(executor.as_str())),
+            Some(self.config.message_max_age),
         )
         .await
     }
@@ -457,7 +476,7 @@ impl Dispatcher for KafkaDispatcher {
                 self.output.get_or_init(|| p)
             }
         };
-        crate::output::send(producer, &topic, chunks);
+        crate::output::send(producer, self.key(), &topic, chunks);
         Ok(())
     }
 
@@ -473,6 +492,7 @@ impl Dispatcher for KafkaDispatcher {
             &topic,
             partitions,
             self.poison.clone(),
+            self.key().clone(),
         )?))
     }
 

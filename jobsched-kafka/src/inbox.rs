@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::ClusterKey;
 use crate::error::{BACKEND, kafka};
 
 /// Acknowledgement state of one partition.
@@ -99,10 +100,11 @@ impl<T: DeserializeOwned + Send + 'static> KafkaInbox<T> {
         acks: AckMap,
         topic: String,
         poison: Arc<AtomicU64>,
+        verify: Verify,
     ) -> Self {
         let consumer = Arc::new(consumer);
         let (tx, rx) = mpsc::channel(4096);
-        let reader = tokio::spawn(read(consumer.clone(), acks.clone(), tx, poison));
+        let reader = tokio::spawn(read(consumer.clone(), acks.clone(), tx, poison, verify));
         KafkaInbox {
             rx,
             consumer,
@@ -114,12 +116,26 @@ impl<T: DeserializeOwned + Send + 'static> KafkaInbox<T> {
     }
 }
 
+/// The key records must be signed with, and how old their signature may be.
+pub(crate) type Verify = (ClusterKey, Option<Duration>);
+
+/// A record's message, or why it is poison: unsigned, forged, expired, or not JSON of the stream.
+fn decode<T: DeserializeOwned, M: Message>(
+    msg: &M,
+    (key, max_age): &Verify,
+) -> std::result::Result<T, String> {
+    crate::sign::check(key, msg, *max_age).map_err(|r| r.to_string())?;
+    let payload = msg.payload().ok_or("no payload")?;
+    serde_json::from_slice::<T>(payload).map_err(|e| e.to_string())
+}
+
 /// Reads records into the channel until the inbox goes away.
 async fn read<T: DeserializeOwned>(
     consumer: Arc<InboxConsumer>,
     acks: AckMap,
     tx: mpsc::Sender<Delivery<T>>,
     poison: Arc<AtomicU64>,
+    verify: Verify,
 ) {
     loop {
         let msg = match consumer.recv().await {
@@ -131,13 +147,13 @@ async fn read<T: DeserializeOwned>(
             }
         };
         let (partition, offset) = (msg.partition(), msg.offset());
-        let decoded = msg.payload().map(serde_json::from_slice::<T>);
+        let decoded = decode::<T, _>(&msg, &verify);
         let delivery = {
             let mut acks = lock(&acks);
             let state = acks.entry(partition).or_default();
             state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
             match decoded {
-                Some(Ok(message)) => {
+                Ok(message) => {
                     state.outstanding.insert(offset);
                     Some(Delivery {
                         message,
@@ -147,14 +163,10 @@ async fn read<T: DeserializeOwned>(
                         },
                     })
                 }
-                bad => {
-                    let why = match bad {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "no payload".to_owned(),
-                    };
+                Err(why) => {
                     poison.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(topic = msg.topic(), partition, offset, error = %why,
-                        "poison record skipped: not a message of this stream");
+                        "poison record skipped: not a signed message of this stream");
                     None
                 }
             }

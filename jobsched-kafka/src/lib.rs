@@ -9,9 +9,11 @@
 //! ```no_run
 //! # async fn run() -> jobsched::Result<()> {
 //! use std::sync::Arc;
-//! use jobsched_kafka::{KafkaConfig, KafkaDispatcher};
+//! use jobsched_kafka::{ClusterKey, KafkaConfig, KafkaDispatcher};
 //!
-//! let kafka = KafkaDispatcher::connect(KafkaConfig::new("127.0.0.1:9092")).await?;
+//! let key = ClusterKey::from_file("/etc/jobsched/cluster.key".as_ref())?;
+//! let config = KafkaConfig::new("127.0.0.1:9092").with_cluster_key(key);
+//! let kafka = KafkaDispatcher::connect(config).await?;
 //! let backends = jobsched::Backends { dispatcher: Arc::new(kafka), ..jobsched::Backends::in_memory() };
 //! # Ok(()) }
 //! ```
@@ -21,13 +23,19 @@
 //! seen and tasks addressed to an earlier registration). Records that are not JSON of the stream's
 //! message are poison: logged with topic, partition and offset, counted
 //! ([`DispatchStats::poison`](jobsched::dispatch::DispatchStats)), and skipped.
+//!
+//! Every record is signed (HMAC-SHA256 under the cluster key, in the `jobsched-mac` header; see
+//! [`ClusterKey`]): unsigned, forged, moved, replayed or expired records are poison too, so whoever can
+//! write to the topics but holds no key can neither run a command on an executor nor forge a result.
 
 mod config;
 mod dispatcher;
 mod error;
 mod inbox;
 mod output;
+mod sign;
 mod topics;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, is_secret_property};
 pub use dispatcher::{KafkaDispatcher, TopicCreator};
+pub use sign::{ClusterKey, HEADER as MAC_HEADER, Refused};

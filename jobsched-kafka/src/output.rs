@@ -20,7 +20,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::ClusterKey;
 use crate::error::kafka;
+
+/// How old a live output chunk may be (the feed reads from the end; older ones are replays).
+const MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Chunks a listener holds before it drops new ones.
 const BACKLOG: usize = 4096;
@@ -37,12 +41,19 @@ pub(crate) fn producer(mut config: ClientConfig) -> Result<FutureProducer> {
 }
 
 /// Queues chunks on `producer` without waiting for the broker; a full queue drops the chunk.
-pub(crate) fn send(producer: &FutureProducer, topic: &str, chunks: &[OutputChunk]) {
+pub(crate) fn send(
+    producer: &FutureProducer,
+    key: &ClusterKey,
+    topic: &str,
+    chunks: &[OutputChunk],
+) {
     for c in chunks {
         let payload = serde_json::to_vec(c).expect("chunks serialise");
+        let headers = crate::sign::headers(key, topic, c.task_id.as_str().as_bytes(), &payload);
         let record = FutureRecord::to(topic)
             .key(c.task_id.as_str())
-            .payload(&payload);
+            .payload(&payload)
+            .headers(headers);
         match producer.send_result(record) {
             // The delivery future is dropped: the record is still delivered, nobody waits for it.
             Ok(_) => {}
@@ -75,6 +86,7 @@ impl KafkaFeed {
         topic: &str,
         partitions: i32,
         poison: Arc<AtomicU64>,
+        key: ClusterKey,
     ) -> Result<KafkaFeed> {
         let consumer: StreamConsumer = config
             .clone()
@@ -103,18 +115,25 @@ impl KafkaFeed {
                         continue;
                     }
                 };
-                match msg.payload().map(serde_json::from_slice::<OutputChunk>) {
-                    Some(Ok(c)) => match tx.try_send(c) {
+                let decoded = crate::sign::check(&key, &msg, Some(MAX_AGE))
+                    .map_err(|r| r.to_string())
+                    .and_then(|()| {
+                        serde_json::from_slice::<OutputChunk>(msg.payload().unwrap_or_default())
+                            .map_err(|e| e.to_string())
+                    });
+                match decoded {
+                    Ok(c) => match tx.try_send(c) {
                         Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
                         Err(mpsc::error::TrySendError::Closed(_)) => return,
                     },
-                    _ => {
+                    Err(why) => {
                         poison.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
                             topic = msg.topic(),
                             partition = msg.partition(),
                             offset = msg.offset(),
-                            "poison record skipped: not a live output chunk"
+                            error = %why,
+                            "poison record skipped: not a signed live output chunk"
                         );
                     }
                 }

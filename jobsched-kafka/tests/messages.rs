@@ -12,13 +12,14 @@ use jobsched::testing::{sample_job, sample_record, t0};
 use jobsched::{ExecutorId, TaskResult, TaskStatus, Trigger};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use support::Opener;
 
-/// Reads `n` raw payloads from the start of `topic`.
-fn raw(brokers: &str, topic: &str, n: usize) -> Vec<Value> {
+/// Reads `n` raw payloads from the start of `topic`, checking that each carries a MAC that `key` made.
+fn raw(brokers: &str, key: &jobsched_kafka::ClusterKey, topic: &str, n: usize) -> Vec<Value> {
+    use rdkafka::message::Headers;
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("raw-{}", fastrand::u64(..)))
@@ -36,6 +37,16 @@ fn raw(brokers: &str, topic: &str, n: usize) -> Vec<Value> {
             out.len()
         );
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let mac = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == jobsched_kafka::MAC_HEADER))
+                .and_then(|h| h.value);
+            let (k, p) = (m.key().unwrap_or_default(), m.payload().unwrap_or_default());
+            assert_eq!(
+                key.verify(topic, k, p, mac, None),
+                Ok(()),
+                "a signed record"
+            );
             out.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
         }
     }
@@ -81,7 +92,8 @@ async fn wire_format(opener: &Opener, brokers: &str) {
     };
     d.send_results(std::slice::from_ref(&result)).await.unwrap();
     let config = d.config();
-    let t = &raw(brokers, &config.tasks_topic("wire-exec"), 1)[0];
+    let key = config.cluster_key.as_ref().unwrap();
+    let t = &raw(brokers, key, &config.tasks_topic("wire-exec"), 1)[0];
     assert_fields(
         t,
         &[
@@ -97,7 +109,7 @@ async fn wire_format(opener: &Opener, brokers: &str) {
     );
     assert_eq!(t["task_id"], task.task_id.as_str());
     assert_eq!(t["command"], task.command.as_str());
-    let r = &raw(brokers, &config.results_topic(), 1)[0];
+    let r = &raw(brokers, key, &config.results_topic(), 1)[0];
     assert_fields(
         r,
         &[
@@ -160,6 +172,41 @@ async fn poison(opener: &Opener, brokers: &str) {
                 .unwrap();
         }
     }
+    // A well-formed task that is unsigned, signed with another cluster's key, altered after signing, or
+    // signed for another topic: each is poison too, with the epoch check (epoch 1) and without (0).
+    let key = d.config().cluster_key.clone().unwrap();
+    let other = jobsched_kafka::ClusterKey::generate();
+    let mut forged_count = 0;
+    for epoch in [1, 0] {
+        let mut forged = sample_record(&sample_job("forged-job"), Trigger::Manual, t0()).to_task();
+        forged.executor_id = Some(exec.clone());
+        forged.executor_epoch = epoch;
+        let body = serde_json::to_vec(&forged).unwrap();
+        let mut altered = forged.clone();
+        altered.command = "touch /tmp/forged".into();
+        let altered = serde_json::to_vec(&altered).unwrap();
+        let k = b"poison-exec";
+        let records: [(&[u8], Option<String>); 4] = [
+            (&body, None),
+            (&body, Some(other.sign(&tasks_topic, k, &body))),
+            (&altered, Some(key.sign(&tasks_topic, k, &body))),
+            (&body, Some(key.sign(&results_topic, k, &body))),
+        ];
+        for (payload, mac) in records {
+            let mut record = FutureRecord::to(&tasks_topic).key(&k[..]).payload(payload);
+            if let Some(mac) = &mac {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: jobsched_kafka::MAC_HEADER,
+                    value: Some(mac.as_bytes()),
+                }));
+            }
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap();
+            forged_count += 1;
+        }
+    }
     // Valid messages after the poison get through.
     let mut task = sample_record(&sample_job("poison-job"), Trigger::Manual, t0()).to_task();
     task.executor_id = Some(exec.clone());
@@ -167,7 +214,7 @@ async fn poison(opener: &Opener, brokers: &str) {
     let got = recv_n(&mut tasks, 1).await;
     assert_eq!(
         got[0].message.task_id, task.task_id,
-        "the valid task comes after the poison"
+        "the valid task comes after the poison and the forged tasks, which are never delivered"
     );
     tasks.ack(&[got[0].tag]).await.unwrap();
     let result = TaskResult {
@@ -191,10 +238,15 @@ async fn poison(opener: &Opener, brokers: &str) {
     results.ack(&[got[0].tag]).await.unwrap();
     // The results topic has several partitions: its poison may be read after the valid result.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while d.stats().poison < 6 && std::time::Instant::now() < deadline {
+    let expected = 6 + forged_count;
+    while d.stats().poison < expected && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(d.stats().poison, 6, "every poison record is counted");
+    assert_eq!(
+        d.stats().poison,
+        expected,
+        "every poison and forged record is counted"
+    );
     // The poison is not delivered again to the next consumer.
     drop(tasks);
     let mut again = opener.dispatcher().await.task_inbox(&exec).await.unwrap();

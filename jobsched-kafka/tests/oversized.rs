@@ -22,6 +22,7 @@ async fn an_oversized_task_fails_with_the_reason_and_an_oversized_result_is_cut_
     let brokers = support::broker_address();
     let config = KafkaConfig::new(&brokers)
         .with_prefix(support::prefix())
+        .with_cluster_key(jobsched_kafka::ClusterKey::generate())
         .with_send_timeout(Duration::from_secs(10))
         .with_client_property("message.max.bytes", LIMIT);
     let dispatcher = match KafkaDispatcher::connect(config).await {

@@ -105,6 +105,7 @@ async fn records_and_offsets_survive_a_broker_restart_and_the_dispatcher_recover
     let config = KafkaConfig::new(format!("127.0.0.1:{port}"))
         .with_prefix("restart")
         .with_result_partitions(2)
+        .with_cluster_key(jobsched_kafka::ClusterKey::generate())
         .with_send_timeout(Duration::from_secs(3));
     let d = KafkaDispatcher::connect(config).await.unwrap();
     let exec = ExecutorId::new("restart-exec").unwrap();
@@ -158,9 +159,11 @@ async fn start_up_without_a_broker_fails_with_a_message_naming_it() {
         .unwrap()
         .port();
     let brokers = format!("127.0.0.1:{port}");
-    let e = KafkaDispatcher::connect(KafkaConfig::new(&brokers))
-        .await
-        .unwrap_err();
+    let e = KafkaDispatcher::connect(
+        KafkaConfig::new(&brokers).with_cluster_key(jobsched_kafka::ClusterKey::generate()),
+    )
+    .await
+    .unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
     assert!(
         e.to_string().contains(&brokers),

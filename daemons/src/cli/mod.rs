@@ -164,6 +164,14 @@ pub enum Command {
     Backup(BackupArgs),
     /// Loads a backup into an empty store.
     Restore(RestoreArgs),
+    /// Makes a cluster key, the key every Kafka record of a cluster is signed with: printed, or written to
+    /// a new file readable by its owner only (give it to every scheduler and executor with
+    /// `--cluster-key-file`).
+    Keygen {
+        /// Write the key to this new file (refused if it exists) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The keys secret job params are encrypted with.
     Secrets {
         /// What to do.

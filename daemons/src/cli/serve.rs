@@ -69,6 +69,16 @@ pub struct ClusterArgs {
     /// ZooKeeper session timeout, seconds.
     #[arg(long, env = "JOBSCHED_ZK_SESSION_TIMEOUT_SECS")]
     pub zk_session_timeout_secs: Option<u64>,
+    /// The cluster key file Kafka records are signed with (`jobsched keygen --out FILE`); or give the key
+    /// itself in JOBSCHED_CLUSTER_KEY.
+    #[arg(long, env = "JOBSCHED_CLUSTER_KEY_FILE")]
+    pub cluster_key_file: Option<PathBuf>,
+    /// Oldest signed task or cancel an executor accepts, seconds.
+    #[arg(long, env = "JOBSCHED_MESSAGE_MAX_AGE_SECS")]
+    pub message_max_age_secs: Option<u64>,
+    /// A file with ZooKeeper digest credentials, `user:password`.
+    #[arg(long, env = "JOBSCHED_ZK_AUTH_FILE")]
+    pub zk_auth_file: Option<PathBuf>,
 }
 
 /// How tasks run: the executor, or the built-in one of `standalone` and of a `scheduler` without Kafka.
@@ -229,6 +239,9 @@ impl Apply for ClusterArgs {
         o.kafka_prefix.clone_from(&self.kafka_prefix);
         o.kafka_partitions = self.kafka_partitions;
         o.zk_session_timeout_secs = self.zk_session_timeout_secs;
+        o.cluster_key_file.clone_from(&self.cluster_key_file);
+        o.message_max_age_secs = self.message_max_age_secs;
+        o.zk_auth_file.clone_from(&self.zk_auth_file);
     }
 }
 

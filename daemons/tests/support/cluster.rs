@@ -53,6 +53,8 @@ pub struct Cluster {
     pub logs: PathBuf,
     /// The key file every process of the cluster signs or checks login tokens with.
     pub jwt_key: PathBuf,
+    /// The cluster key every process signs and checks Kafka records with.
+    pub cluster_key: PathBuf,
     http: reqwest::Client,
     /// The administrator's login token, once logged in.
     token: tokio::sync::Mutex<Option<String>>,
@@ -79,6 +81,12 @@ impl Cluster {
             format!("test-signing-key-{tag}-{:016x}", fastrand::u64(..)),
         )
         .unwrap();
+        let cluster_key = logs.join("cluster.key");
+        std::fs::write(
+            &cluster_key,
+            jobsched_kafka::ClusterKey::generate().encode(),
+        )
+        .unwrap();
         Some(Cluster {
             db,
             kafka,
@@ -86,6 +94,7 @@ impl Cluster {
             prefix: format!("e2e{tag}"),
             logs,
             jwt_key,
+            cluster_key,
             http: reqwest::Client::new(),
             token: tokio::sync::Mutex::new(None),
         })
@@ -121,6 +130,8 @@ impl Cluster {
             ])
             .arg("--jwt-secret-file")
             .arg(&self.jwt_key)
+            .arg("--cluster-key-file")
+            .arg(&self.cluster_key)
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JOBSCHED_LOG", "info")
             .stderr(Stdio::from(log));

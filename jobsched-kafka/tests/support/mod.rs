@@ -93,7 +93,8 @@ impl Opener {
         let mock = Mock::start();
         let config = KafkaConfig::new(&mock.brokers)
             .with_prefix(prefix())
-            .with_result_partitions(4);
+            .with_result_partitions(4)
+            .with_cluster_key(jobsched_kafka::ClusterKey::generate());
         Some(Opener {
             config,
             creator: Some(mock.creator()),
@@ -106,7 +107,8 @@ impl Opener {
         Opener {
             config: KafkaConfig::new(&mock.brokers)
                 .with_prefix(prefix())
-                .with_result_partitions(4),
+                .with_result_partitions(4)
+                .with_cluster_key(jobsched_kafka::ClusterKey::generate()),
             creator: Some(mock.creator()),
             _mock: None,
         }
@@ -117,6 +119,7 @@ impl Opener {
         let config = KafkaConfig::new(&brokers)
             .with_prefix(prefix())
             .with_result_partitions(4)
+            .with_cluster_key(jobsched_kafka::ClusterKey::generate())
             .with_send_timeout(std::time::Duration::from_secs(10));
         if let Err(e) = KafkaDispatcher::connect(config.clone()).await {
             return jobsched_testkit::unreachable(format!(
