@@ -427,3 +427,63 @@ async fn an_update_served_by_a_fast_standby_does_not_stop_the_job_firing() {
     fast.shutdown().await;
     s1.shutdown().await;
 }
+
+/// A configuration copy on the coordinator at a version storage does not have (`2^63`, written by
+/// anyone who could write to ZooKeeper, or left by a store that was restored) used to be applied by
+/// every process and to block every later change (a change applied only if its version was higher).
+#[tokio::test(start_paused = true)]
+async fn a_published_configuration_storage_lacks_is_undone_and_later_changes_spread() {
+    use jobsched::coord::{CONFIG_KEY, Coordinator};
+    let (c, s, e, _ev) = started("2026-01-01T00:00:00Z", 1).await;
+    let mut sys = s.config().await.unwrap();
+    sys.value.kill_grace_secs = 4;
+    let v1 = s
+        .update_config(sys.value.clone(), Some(sys.version))
+        .await
+        .unwrap();
+    let (b, _) = c.backends();
+    let published = |b: jobsched::Backends| async move {
+        let raw = b.coordinator.get(CONFIG_KEY).await.unwrap().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&raw.value).unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    };
+    let settled = |want: u64| {
+        let (b, s, e) = (b.clone(), &s, &e);
+        async move {
+            for _ in 0..1000 {
+                let seen = s.published_config().map(|c| c.version);
+                if published(b.clone()).await == want
+                    && e.config_version() == want
+                    && seen == Some(want)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!(
+                "not settled at version {want}: key {}, executor {}, scheduler {:?}",
+                published(b.clone()).await,
+                e.config_version(),
+                s.published_config().map(|c| c.version)
+            );
+        }
+    };
+    settled(v1).await;
+
+    let mut forged = sys.value.clone();
+    forged.kill_grace_secs = 99;
+    let body = serde_json::json!({"version": 1u64 << 63, "config": forged});
+    b.coordinator
+        .put(CONFIG_KEY, &serde_json::to_vec(&body).unwrap(), None)
+        .await
+        .unwrap();
+    // The active scheduler puts storage's record back; every process follows it down.
+    settled(v1).await;
+    assert_eq!(s.config().await.unwrap().value.kill_grace_secs, 4);
+    // And a later change reaches the executor.
+    sys.value.kill_grace_secs = 6;
+    let v2 = s.update_config(sys.value, Some(v1)).await.unwrap();
+    settled(v2).await;
+    s.shutdown().await;
+}

@@ -5,7 +5,7 @@ use super::handle::Scheduler;
 use crate::coord::published;
 use crate::error::Result;
 use crate::model::{AuditEntry, ExecutorId, ExecutorRecord, Job, SystemConfig};
-use crate::storage::{JobWrite, StorageExt, Versioned};
+use crate::storage::{JobWrite, StorageExt};
 
 /// Changes made through a [`Scheduler`] that store `audit` with them (see [`Scheduler::audited`]).
 #[derive(Clone, Copy, Debug)]
@@ -67,11 +67,7 @@ impl Audited<'_> {
             .storage
             .put_system_config(&config, expected_version, self.audit)
             .await?;
-        let stored = Versioned {
-            value: config,
-            version,
-        };
-        published::publish(sh.coordinator.as_ref(), &stored).await?;
+        published::publish(sh.coordinator.as_ref(), sh.storage.as_ref()).await?;
         Ok(version)
     }
 }

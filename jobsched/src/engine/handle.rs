@@ -145,7 +145,7 @@ async fn follow_config(
         match watched {
             Ok(mut rx) => loop {
                 let seen = tx.borrow().as_ref().map_or(0, |c| c.version);
-                if let Some(c) = published::newer(seen, rx.borrow_and_update().as_ref()) {
+                if let Some(c) = published::changed(seen, rx.borrow_and_update().as_ref()) {
                     tx.send_replace(Some(c));
                 }
                 tokio::select! {

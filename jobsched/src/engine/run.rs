@@ -14,6 +14,7 @@ use crate::coord::published;
 use crate::dispatch::Delivery;
 use crate::error::Result;
 use crate::model::TaskResult;
+use crate::storage::StorageExt;
 use crate::storage::UpdateOutcome;
 
 impl Engine {
@@ -89,7 +90,7 @@ impl Engine {
                     Err(e) => tracing::error!(error = %e, "a storage write task failed"),
                 },
                 Ev::Members => self.members_dirty = true,
-                Ev::Config => self.apply_config(),
+                Ev::Config => self.apply_config().await,
                 Ev::Nudge => self.sync_dirty = true,
             }
             self.process().await;
@@ -174,16 +175,35 @@ impl Engine {
         }
     }
 
-    fn apply_config(&mut self) {
-        let newer = published::newer(
+    /// The broadcast configuration changed: apply what storage holds (the record), and put it back on
+    /// the key if the copy there is not it (a version storage does not have is never applied).
+    async fn apply_config(&mut self) {
+        let copy = published::changed(
             self.sys_version,
             self.config_rx.borrow_and_update().as_ref(),
         );
-        if let Some(c) = newer {
-            info!(version = c.version, config = ?c.value, "system configuration changed");
-            self.execs.set_prefetch(c.value.executor_prefetch);
-            self.sys = c.value;
-            self.sys_version = c.version;
+        let Some(copy) = copy else { return };
+        let stored = match self.sh.storage.system_config().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, published = copy.version,
+                    "reading the system configuration failed; the published change waits");
+                return;
+            }
+        };
+        if copy.version != stored.version {
+            let (coordinator, storage) = (self.sh.coordinator.clone(), self.sh.storage.clone());
+            tokio::spawn(async move {
+                if let Err(e) = published::publish(coordinator.as_ref(), storage.as_ref()).await {
+                    warn!(error = %e, "publishing the stored system configuration failed");
+                }
+            });
+        }
+        if stored.version != self.sys_version {
+            info!(version = stored.version, config = ?stored.value, "system configuration changed");
+            self.execs.set_prefetch(stored.value.executor_prefetch);
+            self.sys = stored.value;
+            self.sys_version = stored.version;
         }
     }
 

@@ -26,17 +26,14 @@ use crate::storage::{Fence, StorageExt, keys};
 impl Engine {
     /// Takes over: reads configuration, executors, jobs and every active attempt from storage.
     pub async fn load(sh: Arc<Shared>, fence: Fence) -> Result<Engine> {
-        let stored = sh.storage.system_config().await?;
         let config_rx = sh.coordinator.watch(CONFIG_KEY).await?;
-        let newer = published::newer(stored.version, config_rx.borrow().as_ref());
-        let sys = match newer {
-            Some(p) => p,
-            None => {
-                // Storage holds the record: a broadcast copy that is missing or behind is replaced.
-                if let Err(e) = published::publish(sh.coordinator.as_ref(), &stored).await {
-                    warn!(error = %e, "publishing the stored system configuration failed");
-                }
-                stored
+        // Storage holds the record: a broadcast copy that is missing, behind, or at a version storage
+        // does not have is replaced by it.
+        let sys = match published::publish(sh.coordinator.as_ref(), sh.storage.as_ref()).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                warn!(error = %e, "publishing the stored system configuration failed");
+                sh.storage.system_config().await?
             }
         };
         let members = sh.coordinator.members(EXECUTORS).await?;

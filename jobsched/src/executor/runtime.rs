@@ -116,7 +116,7 @@ impl Runtime {
         let tasks = backends.dispatcher.task_inbox(&info.executor_id).await?;
         let controls = backends.dispatcher.control_inbox(&info.executor_id).await?;
         let config_rx = backends.coordinator.watch(CONFIG_KEY).await?;
-        let sys = published::newer(0, config_rx.borrow().as_ref()).unwrap_or(Versioned {
+        let sys = published::changed(0, config_rx.borrow().as_ref()).unwrap_or(Versioned {
             value: sys,
             version: 0,
         });
@@ -177,7 +177,7 @@ impl Runtime {
 
     /// Applies a newer central configuration (to tasks started from now on).
     fn apply_config(&mut self) {
-        let newer = published::newer(
+        let newer = published::changed(
             self.state.config_version(),
             self.config_rx.borrow_and_update().as_ref(),
         );
