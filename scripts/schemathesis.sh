@@ -30,10 +30,11 @@ mkdir -p "$OUT"
 PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 TAG=st$(python3 -c 'import secrets; print(secrets.token_hex(4))')
 "$BIN" keygen --out "$OUT/cluster.key" >/dev/null
+(umask 077; echo "jobsched:$(python3 -c 'import secrets; print(secrets.token_hex(16))')" >"$OUT/zk.auth")
 env -u JOBSCHED_STORE JOBSCHED_ADMIN_PASSWORD="$PASSWORD" JOBSCHED_LOG=warn \
     "$BIN" scheduler --listen 127.0.0.1:0 --data-dir "$OUT/data" --store "sqlite://$OUT/data/jobsched.db" \
     --kafka "$JOBSCHED_KAFKA" --zookeeper "$JOBSCHED_ZOOKEEPER/$TAG" --kafka-prefix "$TAG" \
-    --cluster-key-file "$OUT/cluster.key" \
+    --cluster-key-file "$OUT/cluster.key" --zk-auth-file "$OUT/zk.auth" \
     --rate-limit-user 0 --rate-limit-client 0 --login-failures-per-minute 0 \
     >"$OUT/daemon.out" 2>"$OUT/daemon.log" &
 DAEMON=$!

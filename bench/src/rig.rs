@@ -184,7 +184,11 @@ impl Rig {
                     "{}/bench-{tag}",
                     spec.servers.zookeeper
                 ))
-                .expect("ZooKeeper hosts");
+                .expect("ZooKeeper hosts")
+                .with_digest(
+                    jobsched_zk::ZkDigest::parse(&format!("bench:{:032x}", fastrand::u128(..)))
+                        .expect("credentials"),
+                );
                 let store = Store::Mysql {
                     admin: spec.servers.mysql.clone(),
                     db,
@@ -382,6 +386,13 @@ async fn spawn_executor(
     .env(
         "JOBSCHED_CLUSTER_KEY",
         kafka.cluster_key.as_ref().expect("a cluster key").encode(),
+    )
+    .env(
+        "JOBSCHED_ZK_AUTH",
+        zk.digest
+            .as_ref()
+            .expect("ZooKeeper credentials")
+            .credentials(),
     );
     let (child, _) =
         jobsched_testkit::spawn_listening(cmd, &format!("jobsched executor bench-{i}")).await;

@@ -99,6 +99,34 @@ fn cluster_key(config: &Config) -> Result<jobsched_kafka::ClusterKey, DaemonErro
     }
 }
 
+/// The variable that may hold the ZooKeeper digest credentials themselves (instead of a file).
+pub const ZK_AUTH_VAR: &str = "JOBSCHED_ZK_AUTH";
+
+/// The ZooKeeper digest credentials: `JOBSCHED_ZK_AUTH`, else the configured file; without either the
+/// distributed roles refuse to start (nodes open to anyone would let anyone register a fake executor,
+/// delete election nodes or publish a configuration).
+fn zk_digest(config: &Config) -> Result<jobsched_zk::ZkDigest, DaemonError> {
+    let text = match (std::env::var(ZK_AUTH_VAR), &config.zk_auth_file) {
+        (Ok(text), _) => text,
+        (Err(_), Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            DaemonError::Config(format!(
+                "cannot read the ZooKeeper credentials {}: {e}",
+                path.display()
+            ))
+        })?,
+        (Err(_), None) => {
+            return Err(DaemonError::Config(
+                "--zookeeper needs digest credentials, user:password, that every node jobsched creates \
+                 is guarded by: --zk-auth-file FILE (or JOBSCHED_ZK_AUTH_FILE, or the credentials in \
+                 JOBSCHED_ZK_AUTH); every scheduler and executor of a cluster uses the same"
+                    .into(),
+            ));
+        }
+    };
+    jobsched_zk::ZkDigest::parse(&text)
+        .map_err(|e| DaemonError::Config(format!("ZooKeeper credentials: {e}")))
+}
+
 /// Kafka dispatch and ZooKeeper coordination, if configured (both or neither).
 async fn distributed(
     config: &Config,
@@ -108,7 +136,8 @@ async fn distributed(
         (Some(brokers), Some(zk)) => {
             let key = cluster_key(config)?;
             let zk = jobsched_zk::ZkConfig::parse(zk)?
-                .with_session_timeout(Duration::from_secs(config.zk_session_timeout_secs));
+                .with_session_timeout(Duration::from_secs(config.zk_session_timeout_secs))
+                .with_digest(zk_digest(config)?);
             let coordinator = jobsched_zk::ZkCoordinator::connect(zk).await?;
             let mut kafka = jobsched_kafka::KafkaConfig::new(brokers)
                 .with_prefix(&config.kafka_prefix)

@@ -344,6 +344,26 @@ async fn config_print_merges_file_environment_and_flags_and_hides_secrets() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    // With the cluster key but no ZooKeeper credentials.
+    let out = support::jobsched()
+        .args([
+            "executor",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka",
+            "127.0.0.1:1",
+        ])
+        .args(["--zookeeper", "127.0.0.1:1"])
+        .env(
+            "JOBSCHED_CLUSTER_KEY",
+            jobsched_kafka::ClusterKey::generate().encode(),
+        )
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs digest credentials"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

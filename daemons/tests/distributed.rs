@@ -215,8 +215,10 @@ async fn routing_strategies_hold_across_processes_and_tasks_run_where_they_were_
         return;
     };
     let s = c.scheduler("scheduler-1").await;
-    let _e1 = c.executor(&s, "exec-1", 8).await;
-    let _e2 = c.executor(&s, "exec-2", 8).await;
+    // Room for every round-robin task on either executor: a full executor would pass its turn (on a
+    // loaded machine one can hold all its ten at once).
+    let _e1 = c.executor(&s, "exec-1", 16).await;
+    let _e2 = c.executor(&s, "exec-2", 16).await;
     let pool = c.pool().await;
     // Round robin: both, evenly.
     create(

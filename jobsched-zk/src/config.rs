@@ -15,6 +15,12 @@ use serde::Deserialize;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZkConfig {
+    /// Digest credentials (`user:password`): the session authenticates with them and every node
+    /// jobsched creates is readable and writable by that identity only (ACL `auth`). Without them nodes
+    /// are created open to anyone (a warning says so). Never read from a file of this configuration;
+    /// given by the program ([`ZkDigest::parse`]).
+    #[serde(skip)]
+    pub digest: Option<ZkDigest>,
     /// The servers, `host:port,host:port`.
     pub hosts: String,
     /// The znode under which jobsched keeps everything (created if missing).
@@ -27,6 +33,58 @@ pub struct ZkConfig {
     /// How long connecting may take.
     #[serde(default = "default_connect_timeout", with = "secs")]
     pub connect_timeout: Duration,
+}
+
+/// ZooKeeper digest credentials, `user:password`. `Debug` shows the user only.
+///
+/// ```
+/// use jobsched_zk::ZkDigest;
+/// let d = ZkDigest::parse("jobsched:s3cret-passw0rd").unwrap();
+/// assert_eq!(format!("{d:?}"), "ZkDigest(jobsched:***)");
+/// assert!(ZkDigest::parse("no-colon").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ZkDigest {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for ZkDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ZkDigest({}:***)", self.user)
+    }
+}
+
+impl ZkDigest {
+    /// Parses `user:password` (surrounding white space, such as a file's final newline, is dropped).
+    pub fn parse(text: &str) -> jobsched::Result<ZkDigest> {
+        let text = text.trim();
+        match text.split_once(':') {
+            Some((user, password)) if !user.is_empty() && password.len() >= 8 => Ok(ZkDigest {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            }),
+            _ => Err(jobsched::Error::invalid(
+                "zookeeper digest",
+                "must be user:password, with a password of at least 8 characters",
+            )),
+        }
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The `user:password` text, to hand to another process (a file or its environment).
+    pub fn credentials(&self) -> String {
+        format!("{}:{}", self.user, self.password)
+    }
+
+    /// What the session authenticates with.
+    pub(crate) fn auth(&self) -> Vec<u8> {
+        self.credentials().into_bytes()
+    }
 }
 
 fn default_root() -> String {
@@ -66,6 +124,7 @@ impl ZkConfig {
         }
         let root = root.trim_end_matches('/');
         Ok(ZkConfig {
+            digest: None,
             hosts: hosts.to_owned(),
             root: if root.is_empty() {
                 default_root()
@@ -75,6 +134,12 @@ impl ZkConfig {
             session_timeout: default_session_timeout(),
             connect_timeout: default_connect_timeout(),
         })
+    }
+
+    /// Sets the digest credentials the session authenticates with (and guards its nodes by).
+    pub fn with_digest(mut self, digest: ZkDigest) -> Self {
+        self.digest = Some(digest);
+        self
     }
 
     /// Sets the session timeout.

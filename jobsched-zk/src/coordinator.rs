@@ -58,6 +58,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ZkCoordinator {
     /// A coordinator for `config`; connects on first use.
     pub fn new(config: ZkConfig) -> Self {
+        if config.digest.is_none() {
+            tracing::warn!(hosts = %config.hosts, root = %config.root,
+                "no ZooKeeper digest credentials: the nodes jobsched creates are open to anyone who \
+                 can reach ZooKeeper");
+        }
         ZkCoordinator {
             inner: Arc::new(Inner::new(config)),
             groups: Arc::default(),

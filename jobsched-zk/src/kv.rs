@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use jobsched::storage::Versioned;
 use jobsched::{Error, Result};
 use tokio::sync::watch;
-use zookeeper_client::{Acls, CreateMode};
+use zookeeper_client::CreateMode;
 
 use crate::error::zk;
 use crate::follow::follow;
@@ -44,9 +44,9 @@ pub(crate) async fn put(
 ) -> Result<u64> {
     let sess = inner.session().await?;
     let client = &sess.client;
-    ensure_dir(client, "/kv").await?;
+    ensure_dir(&sess, "/kv").await?;
     let path = kv_path(key);
-    let create = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let create = CreateMode::Persistent.with_acls(sess.acls);
     match expected {
         Some(0) => match client.create(&path, value, &create).await {
             Ok((stat, _)) => Ok(version(&stat)),

@@ -24,5 +24,5 @@ mod paths;
 mod queue;
 mod session;
 
-pub use config::ZkConfig;
+pub use config::{ZkConfig, ZkDigest};
 pub use coordinator::ZkCoordinator;

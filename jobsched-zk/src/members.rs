@@ -8,21 +8,17 @@ use jobsched::coord::{Member, Members, Registration};
 use jobsched::{Error, Result};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use zookeeper_client::{Acls, CreateMode};
+use zookeeper_client::CreateMode;
 
 use crate::error::zk;
 use crate::follow::{Read, follow};
 use crate::paths::{decode, encode, group_dir};
-use crate::session::Inner;
+use crate::session::{Inner, Sess};
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
-/// Creates `dir` and its parents if missing.
-pub(crate) async fn ensure_dir(client: &zookeeper_client::Client, dir: &str) -> Result<()> {
-    client
-        .mkdir(dir, &persistent())
+/// Creates `dir` and its parents if missing, with the session's ACL.
+pub(crate) async fn ensure_dir(sess: &Sess, dir: &str) -> Result<()> {
+    sess.client
+        .mkdir(dir, &CreateMode::Persistent.with_acls(sess.acls))
         .await
         .map_err(|e| zk(e, &format!("creating {dir}")))
 }
@@ -70,10 +66,10 @@ pub(crate) async fn register(
 ) -> Result<Box<dyn Registration>> {
     let sess = inner.session().await?;
     let dir = group_dir(group);
-    ensure_dir(&sess.client, &dir).await?;
+    ensure_dir(&sess, &dir).await?;
     let path = format!("{dir}/{}", encode(id));
     let bytes = serde_json::to_vec(&data).expect("JSON serialises");
-    let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let ephemeral = CreateMode::Ephemeral.with_acls(sess.acls);
     match sess.client.create(&path, &bytes, &ephemeral).await {
         Ok((stat, _)) => Ok(Box::new(ZkRegistration {
             inner: Arc::downgrade(inner),
@@ -93,10 +89,10 @@ pub(crate) async fn register(
 /// Reads the group once and leaves a watch on its children.
 async fn read_group(inner: &Inner, dir: &str) -> Result<Read<Vec<Member>>> {
     let sess = inner.session().await?;
+    ensure_dir(&sess, dir).await?;
     let client = sess.client.clone();
     let lost = sess.lost.clone();
     drop(sess);
-    ensure_dir(&client, dir).await?;
     let (children, watcher) = client
         .list_and_watch_children(dir)
         .await

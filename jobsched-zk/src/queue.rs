@@ -15,7 +15,7 @@ use jobsched::coord::{Leadership, LockGuard};
 use jobsched::{Error, Result};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use zookeeper_client::{Acls, CreateMode};
+use zookeeper_client::CreateMode;
 
 use crate::error::zk;
 use crate::members::ensure_dir;
@@ -105,8 +105,8 @@ pub(crate) async fn acquire(
     what: &str,
 ) -> Result<Held> {
     let sess = inner.session().await?;
-    ensure_dir(&sess.client, dir).await?;
-    let options = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    ensure_dir(&sess, dir).await?;
+    let options = CreateMode::EphemeralSequential.with_acls(sess.acls);
     let (_, seq) = sess
         .client
         .create(&format!("{dir}/c-"), candidate.as_bytes(), &options)

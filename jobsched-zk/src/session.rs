@@ -21,6 +21,9 @@ pub(crate) struct Sess {
     /// Fires when the session has ended (expired, closed, failed).
     pub lost: CancellationToken,
     connected: Arc<Mutex<CancellationToken>>,
+    /// The ACL of every node this session creates: the session's own identity only when it
+    /// authenticated, else open to anyone.
+    pub acls: Acls<'static>,
 }
 
 impl Sess {
@@ -95,11 +98,18 @@ impl Inner {
     async fn open(&self) -> Result<Sess> {
         let cfg = &self.cfg;
         let connect = async {
-            Client::connector()
+            let mut connector = Client::connector()
                 .with_session_timeout(cfg.session_timeout)
-                .with_connection_timeout(cfg.connect_timeout)
-                .connect(&cfg.hosts)
-                .await
+                .with_connection_timeout(cfg.connect_timeout);
+            if let Some(d) = &cfg.digest {
+                connector = connector.with_auth("digest", &d.auth());
+            }
+            connector.connect(&cfg.hosts).await
+        };
+        let acls = if cfg.digest.is_some() {
+            Acls::creator_all()
+        } else {
+            Acls::anyone_all()
         };
         let client = tokio::time::timeout(cfg.connect_timeout * 2, connect)
             .await
@@ -121,10 +131,7 @@ impl Inner {
             })?;
         if cfg.root != "/" {
             match client
-                .mkdir(
-                    &cfg.root,
-                    &CreateMode::Persistent.with_acls(Acls::anyone_all()),
-                )
+                .mkdir(&cfg.root, &CreateMode::Persistent.with_acls(acls))
                 .await
             {
                 Ok(()) => {}
@@ -172,6 +179,7 @@ impl Inner {
             client,
             lost,
             connected,
+            acls,
         })
     }
 

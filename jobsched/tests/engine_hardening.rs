@@ -433,7 +433,7 @@ async fn an_update_served_by_a_fast_standby_does_not_stop_the_job_firing() {
 /// every process and to block every later change (a change applied only if its version was higher).
 #[tokio::test(start_paused = true)]
 async fn a_published_configuration_storage_lacks_is_undone_and_later_changes_spread() {
-    use jobsched::coord::{CONFIG_KEY, Coordinator};
+    use jobsched::coord::CONFIG_KEY;
     let (c, s, e, _ev) = started("2026-01-01T00:00:00Z", 1).await;
     let mut sys = s.config().await.unwrap();
     sys.value.kill_grace_secs = 4;

@@ -55,6 +55,8 @@ pub struct Cluster {
     pub jwt_key: PathBuf,
     /// The cluster key every process signs and checks Kafka records with.
     pub cluster_key: PathBuf,
+    /// The ZooKeeper digest credentials every process authenticates with.
+    pub zk_auth: PathBuf,
     http: reqwest::Client,
     /// The administrator's login token, once logged in.
     token: tokio::sync::Mutex<Option<String>>,
@@ -87,6 +89,8 @@ impl Cluster {
             jobsched_kafka::ClusterKey::generate().encode(),
         )
         .unwrap();
+        let zk_auth = logs.join("zk.auth");
+        std::fs::write(&zk_auth, format!("jobsched:{:032x}\n", fastrand::u128(..))).unwrap();
         Some(Cluster {
             db,
             kafka,
@@ -95,6 +99,7 @@ impl Cluster {
             logs,
             jwt_key,
             cluster_key,
+            zk_auth,
             http: reqwest::Client::new(),
             token: tokio::sync::Mutex::new(None),
         })
@@ -132,6 +137,8 @@ impl Cluster {
             .arg(&self.jwt_key)
             .arg("--cluster-key-file")
             .arg(&self.cluster_key)
+            .arg("--zk-auth-file")
+            .arg(&self.zk_auth)
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JOBSCHED_LOG", "info")
             .stderr(Stdio::from(log));
