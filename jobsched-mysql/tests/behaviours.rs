@@ -327,3 +327,11 @@ async fn a_newer_fence_holder_ends_a_frozen_holders_transaction() {
         .unwrap_err();
     assert!(matches!(e, jobsched::Error::Fenced { .. }), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_counts_stop_at_the_cap() {
+    let Some(opener) = Opener::new().await else {
+        return;
+    };
+    jobsched_sql::testing::history_counts_stop_at_the_cap(&opener).await;
+}

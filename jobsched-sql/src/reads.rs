@@ -18,12 +18,19 @@ use crate::filters::{
 use crate::rows::{EXEC_COLUMNS, EXECUTOR_COLUMNS, ExecRow, ExecutorRow, JobRow};
 
 pub(crate) fn page_of<T>(items: Vec<T>, total: i64, req: jobsched::PageRequest) -> Page<T> {
-    Page {
-        items,
-        total: total.max(0) as u64,
-        page: req.page,
-        page_size: req.page_size,
-    }
+    Page::counted(items, total.max(0) as u64, req)
+}
+
+/// A count of `table`'s rows that `filter` keeps, stopping one past [`jobsched::COUNT_CAP`]: a huge
+/// history is never counted whole (the page says its total is capped).
+pub(crate) fn capped_count<DB: sqlx::Database>(
+    table: &str,
+    filter: impl FnOnce(&mut QueryBuilder<DB>),
+) -> QueryBuilder<DB> {
+    let mut qb = QueryBuilder::<DB>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table}"));
+    filter(&mut qb);
+    qb.push(format!(" LIMIT {}) AS counted", jobsched::COUNT_CAP + 1));
+    qb
 }
 
 fn records(backend: &'static str, rows: Vec<ExecRow>) -> Result<Vec<ExecutionRecord>, DbError> {
@@ -83,8 +90,7 @@ sql_methods! {
         e: E,
         q: &JobQuery,
     ) -> Result<Page<Job>, DbError> {
-        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM jobs");
-        push_job_where(&mut count, q);
+        let mut count = capped_count("jobs", |qb| push_job_where(qb, q));
         let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM jobs", self.dialect.job_select));
         push_job_where(&mut qb, q);
@@ -175,8 +181,7 @@ sql_methods! {
         e: E,
         q: &ExecutionQuery,
     ) -> Result<Page<ExecutionRecord>, DbError> {
-        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM job_logs");
-        push_exec_where(&mut count, q);
+        let mut count = capped_count("job_logs", |qb| push_exec_where(qb, q));
         let (total,): (i64,) = count.build_query_as().fetch_one(e).await?;
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT {EXEC_COLUMNS} FROM job_logs"));
         push_exec_where(&mut qb, q);

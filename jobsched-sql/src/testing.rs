@@ -336,3 +336,42 @@ where
     let store = open(target.to_owned()).await;
     durability_check(store.as_ref(), &acks).await;
 }
+
+/// History totals stop at [`jobsched::COUNT_CAP`] (the page says so) instead of counting a whole huge
+/// history; a narrower filter is counted exactly; pages deeper than [`jobsched::MAX_PAGE`] are refused.
+pub async fn history_counts_stop_at_the_cap(open: &dyn OpenStorage) {
+    let s = open.open().await;
+    let big = sample_job("counted-big");
+    let small = sample_job("counted-small");
+    s.create_jobs(&[big.clone(), small.clone()]).await.unwrap();
+    let n = jobsched::COUNT_CAP as usize + 5;
+    let mut done = 0;
+    while done < n {
+        let batch: Vec<_> = (0..1000.min(n - done))
+            .map(|i| {
+                let mut r = sample_record(&big, Trigger::Manual, t0());
+                r.task_id = TaskId::generate();
+                r.scheduled_time = t0() + TimeDelta::seconds((done + i) as i64);
+                r
+            })
+            .collect();
+        s.insert_executions(&batch, None).await.unwrap();
+        done += batch.len();
+    }
+    let small_rec = sample_record(&small, Trigger::Manual, t0());
+    s.insert_executions(&[small_rec], None).await.unwrap();
+    let page = |job: Option<JobId>| ExecutionQuery {
+        job_id: job,
+        page: PageRequest::new(1, 10).unwrap(),
+        ..ExecutionQuery::default()
+    };
+    let all = s.list_executions(&page(None)).await.unwrap();
+    assert_eq!(
+        (all.total, all.total_capped, all.items.len()),
+        (jobsched::COUNT_CAP, true, 10)
+    );
+    let one = s.list_executions(&page(Some(small.job_id))).await.unwrap();
+    assert_eq!((one.total, one.total_capped), (1, false));
+    let e = PageRequest::new(jobsched::MAX_PAGE + 1, 10).unwrap_err();
+    assert!(e.to_string().contains("page"), "{e}");
+}

@@ -178,3 +178,8 @@ async fn the_schema_is_wal_strict_and_has_the_seed_columns() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_counts_stop_at_the_cap() {
+    jobsched_sql::testing::history_counts_stop_at_the_cap(&Opener::new().await).await;
+}

@@ -81,7 +81,7 @@ pub struct AuditFilter {
     #[param(nullable = false)]
     pub to: Option<DateTime<Utc>>,
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 1000000, nullable = false)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
     #[param(minimum = 1, maximum = 1000, nullable = false)]

@@ -19,6 +19,7 @@ pub async fn list(State(s): State<SharedState>) -> Result<Json<Page<ExecutorReco
     let n = items.len() as u32;
     Ok(Json(Page {
         total: u64::from(n),
+        total_capped: false,
         page: 1,
         page_size: n.max(1),
         items,

@@ -23,7 +23,7 @@ use super::{ApiError, Caller, ErrorBody, SharedState};
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     /// Page number, from 1 (default 1).
-    #[param(minimum = 1, maximum = 1000000, nullable = false)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
     #[param(minimum = 1, maximum = 1000, nullable = false)]
@@ -71,7 +71,7 @@ pub struct JobFilter {
     #[param(nullable = false)]
     pub desc: Option<bool>,
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 1000000, nullable = false)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000.
     #[param(minimum = 1, maximum = 1000, nullable = false)]
@@ -96,7 +96,7 @@ pub struct HistoryFilter {
     #[param(format = DateTime, nullable = false)]
     pub to: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 1000000, nullable = false)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000.
     #[param(minimum = 1, maximum = 1000, nullable = false)]

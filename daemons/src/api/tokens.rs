@@ -91,7 +91,7 @@ pub struct TokenFilter {
     #[param(nullable = false)]
     pub user: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 1000000, nullable = false)]
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub page: Option<u32>,
     /// Items per page, 1–1000 (default 50).
     #[param(minimum = 1, maximum = 1000, nullable = false)]
@@ -205,6 +205,7 @@ pub async fn list(
     Ok(Json(Page {
         items,
         total: tokens.total,
+        total_capped: tokens.total_capped,
         page: tokens.page,
         page_size: tokens.page_size,
     }))

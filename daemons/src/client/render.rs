@@ -40,10 +40,11 @@ fn page_footer<T>(p: &Page<T>) -> String {
     let first = u64::from(p.page.saturating_sub(1)) * u64::from(p.page_size);
     if p.total > shown {
         format!(
-            "\n{}–{} of {} (page {}; --page for more)",
+            "\n{}–{} of {}{} (page {}; --page for more)",
             first + 1,
             first + shown,
             p.total,
+            if p.total_capped { "+" } else { "" },
             p.page
         )
     } else {

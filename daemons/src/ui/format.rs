@@ -138,7 +138,11 @@ impl Pager {
         page_size: u32,
         total: u64,
     ) -> Pager {
-        let pages = (total.div_ceil(u64::from(page_size.max(1))) as u32).max(1);
+        // No link past the deepest page a store serves.
+        let pages = (total
+            .div_ceil(u64::from(page_size.max(1)))
+            .min(u64::from(jobsched::MAX_PAGE)) as u32)
+            .max(1);
         let link = |p: u32| {
             let mut all = pairs.to_vec();
             all.push(("page", p.to_string()));

@@ -333,8 +333,7 @@ sql_impl! {
                     qb.push(" WHERE user_id = ").push_bind(u.to_owned());
                 }
             };
-            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM jobsched_tokens");
-            filter(&mut count);
+            let mut count = crate::reads::capped_count("jobsched_tokens", filter);
             let (total,): (i64,) = count.build_query_as().fetch_one(&s.read).await?;
             let mut qb =
                 QueryBuilder::<DB>::new(format!("SELECT {TOKEN_COLUMNS} FROM jobsched_tokens"));
@@ -409,8 +408,7 @@ sql_impl! {
     async fn list_audit(&self, q: &AuditQuery) -> Result<Page<AuditEntry>> {
         let s = self.inner();
         self.retry("list_audit", || async {
-            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM jobsched_audit");
-            push_audit_where(&mut count, q);
+            let mut count = crate::reads::capped_count("jobsched_audit", |qb| push_audit_where(qb, q));
             let (total,): (i64,) = count.build_query_as().fetch_one(&s.read).await?;
             let mut qb =
                 QueryBuilder::<DB>::new(format!("SELECT {AUDIT_COLUMNS} FROM jobsched_audit"));

@@ -499,13 +499,18 @@ impl Scheduler {
             };
             async move { st.list_executions(&q).await.map(|p| p.total) }
         };
-        let jobs = st
-            .list_jobs(&JobQuery {
-                page: one,
-                ..JobQuery::default()
-            })
-            .await?
-            .total;
+        // The active engine holds every job; elsewhere the store counts them (up to its cap).
+        let jobs = match self.engine_stats().await {
+            Some(e) => e.jobs,
+            None => {
+                st.list_jobs(&JobQuery {
+                    page: one,
+                    ..JobQuery::default()
+                })
+                .await?
+                .total
+            }
+        };
         let running = count(vec![TaskStatus::Dispatched, TaskStatus::Running]).await?;
         let queued = count(vec![TaskStatus::Queued]).await?;
         // Attempts that ended in the last hour, by status: a range of the end-time index (counting

@@ -23,7 +23,10 @@ pub use ids::{ExecutorId, JobId, TaskId};
 pub(crate) use job::check_type_name;
 pub use job::{Job, Params, SHELL, check_params, limits, param_env_name};
 pub use policy::{MisfirePolicy, OverlapPolicy, RetryBackoff, RoutingStrategy, ScheduleType};
-pub use query::{ExecutionQuery, JobOrder, JobQuery, OutcomeHour, Page, PageRequest, hour_of};
+pub use query::{
+    COUNT_CAP, ExecutionQuery, JobOrder, JobQuery, MAX_PAGE, MAX_PAGE_SIZE, OutcomeHour, Page,
+    PageRequest, hour_of,
+};
 pub use spec::{JobSpec, parse_time_zone};
 pub use status::{ExecutorStatus, TaskStatus};
 pub use task::{CancelReason, Control, OutputChunk, Task, TaskResult, Trigger};

@@ -9,8 +9,12 @@ use crate::error::{Error, Result};
 
 /// Largest page size a store returns.
 pub const MAX_PAGE_SIZE: u32 = 1000;
-/// Highest page number asked for.
-pub const MAX_PAGE: u32 = 1_000_000;
+/// Highest page number asked for: with [`MAX_PAGE_SIZE`], no query skips more than 999,000 rows (deeper
+/// history is reached by narrowing the filter, e.g. by time).
+pub const MAX_PAGE: u32 = 1000;
+/// Stores stop counting a query's matches past this many: a page's `total` is then this number and
+/// `total_capped` is set, so that listing a huge history never counts all of it.
+pub const COUNT_CAP: u64 = 100_000;
 
 /// Which page to return (1-based) and how large pages are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,8 +69,11 @@ impl PageRequest {
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
-    /// Items matching the query on all pages.
+    /// Items matching the query on all pages (at most [`COUNT_CAP`]; see `total_capped`).
     pub total: u64,
+    /// True if more than [`COUNT_CAP`] items match: `total` is then a lower bound.
+    #[serde(default)]
+    pub total_capped: bool,
     /// This page's number.
     pub page: u32,
     /// The page size asked for.
@@ -74,11 +81,29 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A page of `items` for `req`, of `counted` matches (counted up to past [`COUNT_CAP`]).
+    ///
+    /// ```
+    /// use jobsched::{COUNT_CAP, Page, PageRequest};
+    /// let p = Page::counted(vec![1, 2], COUNT_CAP + 1, PageRequest::new(1, 2).unwrap());
+    /// assert_eq!((p.total, p.total_capped), (COUNT_CAP, true));
+    /// ```
+    pub fn counted(items: Vec<T>, counted: u64, req: PageRequest) -> Page<T> {
+        Page {
+            items,
+            total: counted.min(COUNT_CAP),
+            total_capped: counted > COUNT_CAP,
+            page: req.page,
+            page_size: req.page_size,
+        }
+    }
+
     /// Maps the items.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             total: self.total,
+            total_capped: self.total_capped,
             page: self.page,
             page_size: self.page_size,
         }

@@ -199,12 +199,7 @@ fn page<T>(items: impl Iterator<Item = T>, req: crate::model::PageRequest) -> Pa
         }
         total += 1;
     }
-    Page {
-        items: out,
-        total,
-        page: req.page,
-        page_size: req.page_size,
-    }
+    Page::counted(out, total, req)
 }
 
 #[async_trait]
