@@ -92,7 +92,7 @@ enum Store {
     Mysql {
         admin: String,
         db: String,
-        kafka: jobsched_kafka::KafkaConfig,
+        kafka: Box<jobsched_kafka::KafkaConfig>,
         zk: jobsched_zk::ZkConfig,
     },
 }
@@ -192,7 +192,7 @@ impl Rig {
                 let store = Store::Mysql {
                     admin: spec.servers.mysql.clone(),
                     db,
-                    kafka,
+                    kafka: Box::new(kafka),
                     zk,
                 };
                 (store, None)
@@ -265,7 +265,7 @@ impl Rig {
                 Backends {
                     storage: Arc::new(s),
                     dispatcher: Arc::new(
-                        jobsched_kafka::KafkaDispatcher::connect(kafka.clone())
+                        jobsched_kafka::KafkaDispatcher::connect((**kafka).clone())
                             .await
                             .expect("Kafka"),
                     ),

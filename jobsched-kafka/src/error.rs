@@ -10,7 +10,10 @@ pub(crate) const BACKEND: &str = "kafka";
 pub(crate) fn kafka(e: KafkaError, doing: &str) -> Error {
     // A client librdkafka will not make is a configuration error (a `kafka_client` setting), not an
     // outage: say which, and what this build lacks.
-    if matches!(e, KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)) {
+    if matches!(
+        e,
+        KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)
+    ) {
         let why = e.to_string();
         let hint = if why.contains("not available at build time") {
             " (this build has no TLS or SCRAM support: build jobsched with `--features kafka-tls`, \
@@ -58,8 +61,13 @@ mod tests {
         ])
         .await
         .unwrap_err();
-        assert!(plain.is_retryable(), "made the client, found no broker: {plain}");
-        let bad = connect(&[("security.protocol", "carrier-pigeon")]).await.unwrap_err();
+        assert!(
+            plain.is_retryable(),
+            "made the client, found no broker: {plain}"
+        );
+        let bad = connect(&[("security.protocol", "carrier-pigeon")])
+            .await
+            .unwrap_err();
         assert!(
             !bad.is_retryable() && bad.to_string().contains("security.protocol"),
             "{bad}"

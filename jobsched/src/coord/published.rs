@@ -117,11 +117,9 @@ mod tests {
         }
     }
 
-    fn published(c: &LocalCoordinator) -> impl std::future::Future<Output = (u64, u32)> + '_ {
-        async move {
-            let got = decode(&c.get(CONFIG_KEY).await.unwrap().unwrap()).unwrap();
-            (got.version, got.value.kill_grace_secs)
-        }
+    async fn published(c: &LocalCoordinator) -> (u64, u32) {
+        let got = decode(&c.get(CONFIG_KEY).await.unwrap().unwrap()).unwrap();
+        (got.version, got.value.kill_grace_secs)
     }
 
     #[tokio::test]
