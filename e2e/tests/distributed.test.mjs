@@ -2,6 +2,7 @@
 // processes. The executors page shows both; a task on a remote executor streams its output through Kafka.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -29,8 +30,15 @@ before(async () => {
   dir = tempDir("cluster");
   const key = path.join(dir, "jwt.key");
   fs.writeFileSync(key, `e2e-signing-key-${tag}-${Math.random().toString(36).slice(2)}`, { mode: 0o600 });
+  // The cluster key Kafka records are signed with (what `jobsched keygen` writes), and the ZooKeeper
+  // identity every node is guarded by.
+  const clusterKey = path.join(dir, "cluster.key");
+  fs.writeFileSync(clusterKey, `${crypto.randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+  const zkAuth = path.join(dir, "zk.auth");
+  fs.writeFileSync(zkAuth, `jobsched:${crypto.randomBytes(16).toString("hex")}\n`, { mode: 0o600 });
   const common = ["--kafka", kafka, "--zookeeper", `${zookeeper}/jse2e-ui-${tag}`, "--kafka-prefix", `ui${tag}`,
-    "--jwt-secret-file", key, "--zk-session-timeout-secs", "4", "--shutdown-grace-secs", "2"];
+    "--jwt-secret-file", key, "--cluster-key-file", clusterKey, "--zk-auth-file", zkAuth,
+    "--zk-session-timeout-secs", "4", "--shutdown-grace-secs", "2"];
   const scheduler = await startJobsched("scheduler", ["scheduler", "--id", "ui-scheduler", "--store",
     freshDatabase(mysql, tag), "--data-dir", dir, ...common]);
   procs.push(scheduler);
