@@ -460,7 +460,7 @@ pub fn keygen(out: Option<&Path>) -> Result<(), DaemonError> {
     match out {
         None => print!("{text}"),
         Some(path) => {
-            crate::secrets::write_new_private(path, &text)
+            crate::secrets::write_private(path, &text, crate::secrets::Write::New)
                 .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
             println!(
                 "wrote a new cluster key to {}; give the same file to every scheduler and executor \

@@ -133,28 +133,27 @@ fn new_key_line() -> String {
     format!("{id} {}\n", B64.encode(raw))
 }
 
-/// Writes `text` to a file that must not exist yet, readable by its owner only.
-pub(crate) fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
+/// How [`write_private`] opens its file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// A file that must not exist yet.
+    New,
+    /// Created or truncated.
+    Replace,
+    /// Created or appended to.
+    Append,
 }
 
-/// Writes `text` to a new file readable by its owner only.
-fn write_private(path: &Path, text: &str, append: bool) -> std::io::Result<()> {
-    use std::io::Write;
+/// Writes `text` to a file readable by its owner only.
+pub(crate) fn write_private(path: &Path, text: &str, how: Write) -> std::io::Result<()> {
+    use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(append)
+        .create(how != Write::New)
+        .create_new(how == Write::New)
+        .append(how == Write::Append)
         .write(true)
-        .truncate(!append)
+        .truncate(how == Write::Replace)
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())?;
@@ -178,7 +177,7 @@ impl Keyring {
     /// Reads the keyring at `path`, creating it with one new key if it does not exist.
     pub fn open_or_create(path: &Path) -> Result<Keyring, String> {
         if !path.exists() {
-            write_private(path, &new_key_line(), false)
+            write_private(path, &new_key_line(), Write::Replace)
                 .map_err(|e| format!("cannot create the keyring {}: {e}", path.display()))?;
             tracing::info!(keyring = %path.display(), "generated the key for secret job params");
         }
@@ -188,7 +187,7 @@ impl Keyring {
     /// Appends a new key, which seals from then on; returns its id.
     pub fn add_key(&self) -> Result<String, String> {
         let line = new_key_line();
-        write_private(&self.path, &line, true)
+        write_private(&self.path, &line, Write::Append)
             .map_err(|e| format!("cannot write the keyring {}: {e}", self.path.display()))?;
         self.reload()?;
         Ok(line.split_whitespace().next().unwrap_or("").to_owned())

@@ -79,50 +79,48 @@ fn host_name() -> String {
 /// The variable that may hold the cluster key itself (instead of a file).
 pub const CLUSTER_KEY_VAR: &str = "JOBSCHED_CLUSTER_KEY";
 
-/// The cluster key: `JOBSCHED_CLUSTER_KEY`, else the configured file; without either the distributed
-/// roles refuse to start.
-fn cluster_key(config: &Config) -> Result<jobsched_kafka::ClusterKey, DaemonError> {
-    if let Ok(text) = std::env::var(CLUSTER_KEY_VAR) {
-        return jobsched_kafka::ClusterKey::parse(&text)
-            .map_err(|e| DaemonError::Config(format!("{CLUSTER_KEY_VAR}: {e}")));
-    }
-    match &config.cluster_key_file {
-        Some(path) => jobsched_kafka::ClusterKey::from_file(path)
-            .map_err(|e| DaemonError::Config(e.to_string())),
-        None => Err(DaemonError::Config(
-            "--kafka needs the cluster key every task, cancel and result is signed with: \
-             --cluster-key-file FILE (or JOBSCHED_CLUSTER_KEY_FILE, or the key itself in \
-             JOBSCHED_CLUSTER_KEY); make one with `jobsched keygen --out FILE` and give every \
-             scheduler and executor the same one"
-                .into(),
-        )),
-    }
-}
-
 /// The variable that may hold the ZooKeeper digest credentials themselves (instead of a file).
 pub const ZK_AUTH_VAR: &str = "JOBSCHED_ZK_AUTH";
 
-/// The ZooKeeper digest credentials: `JOBSCHED_ZK_AUTH`, else the configured file; without either the
-/// distributed roles refuse to start (nodes open to anyone would let anyone register a fake executor,
-/// delete election nodes or publish a configuration).
+/// A cluster secret's text: the variable `var` if set, else the file `file`; without either, `missing`
+/// (the distributed roles refuse to start).
+fn cluster_secret(
+    var: &str,
+    file: Option<&std::path::Path>,
+    missing: &str,
+) -> Result<String, DaemonError> {
+    match (std::env::var(var), file) {
+        (Ok(text), _) => Ok(text),
+        (Err(_), Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| DaemonError::Config(format!("cannot read {}: {e}", path.display()))),
+        (Err(_), None) => Err(DaemonError::Config(missing.to_owned())),
+    }
+}
+
+/// The cluster key: `JOBSCHED_CLUSTER_KEY`, else the configured file.
+fn cluster_key(config: &Config) -> Result<jobsched_kafka::ClusterKey, DaemonError> {
+    let text = cluster_secret(
+        CLUSTER_KEY_VAR,
+        config.cluster_key_file.as_deref(),
+        "--kafka needs the cluster key every task, cancel and result is signed with: \
+         --cluster-key-file FILE (or JOBSCHED_CLUSTER_KEY_FILE, or the key itself in \
+         JOBSCHED_CLUSTER_KEY); make one with `jobsched keygen --out FILE` and give every \
+         scheduler and executor the same one",
+    )?;
+    jobsched_kafka::ClusterKey::parse(&text)
+        .map_err(|e| DaemonError::Config(format!("the cluster key: {e}")))
+}
+
+/// The ZooKeeper digest credentials: `JOBSCHED_ZK_AUTH`, else the configured file (nodes open to anyone
+/// would let anyone register a fake executor, delete election nodes or publish a configuration).
 fn zk_digest(config: &Config) -> Result<jobsched_zk::ZkDigest, DaemonError> {
-    let text = match (std::env::var(ZK_AUTH_VAR), &config.zk_auth_file) {
-        (Ok(text), _) => text,
-        (Err(_), Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-            DaemonError::Config(format!(
-                "cannot read the ZooKeeper credentials {}: {e}",
-                path.display()
-            ))
-        })?,
-        (Err(_), None) => {
-            return Err(DaemonError::Config(
-                "--zookeeper needs digest credentials, user:password, that every node jobsched creates \
-                 is guarded by: --zk-auth-file FILE (or JOBSCHED_ZK_AUTH_FILE, or the credentials in \
-                 JOBSCHED_ZK_AUTH); every scheduler and executor of a cluster uses the same"
-                    .into(),
-            ));
-        }
-    };
+    let text = cluster_secret(
+        ZK_AUTH_VAR,
+        config.zk_auth_file.as_deref(),
+        "--zookeeper needs digest credentials, user:password, that every node jobsched creates \
+         is guarded by: --zk-auth-file FILE (or JOBSCHED_ZK_AUTH_FILE, or the credentials in \
+         JOBSCHED_ZK_AUTH); every scheduler and executor of a cluster uses the same",
+    )?;
     jobsched_zk::ZkDigest::parse(&text)
         .map_err(|e| DaemonError::Config(format!("ZooKeeper credentials: {e}")))
 }

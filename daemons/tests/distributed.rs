@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
-use support::cluster::{Cluster, create, execute, no_active_task, poison, scalar};
+use support::cluster::{Cluster, create, execute, no_active_task, poison, produce_raw, scalar};
 use support::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,25 +404,6 @@ async fn queued_high_priority_tasks_start_before_earlier_low_priority_ones() {
         ],
         "high priority first, whatever the order they were queued in"
     );
-}
-
-/// Writes `payload` onto `topic` with `mac` in the `jobsched-mac` header (none: unsigned), as anyone who
-/// can reach the broker could.
-async fn produce_raw(c: &Cluster, topic: &str, key: &str, payload: &[u8], mac: Option<String>) {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &c.kafka)
-        .create()
-        .unwrap();
-    let mut record = FutureRecord::to(topic).key(key).payload(payload);
-    if let Some(mac) = &mac {
-        record = record.headers(OwnedHeaders::new().insert(Header {
-            key: jobsched_kafka::MAC_HEADER,
-            value: Some(mac.as_bytes()),
-        }));
-    }
-    p.send(record, Duration::from_secs(10)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -376,17 +376,26 @@ pub async fn no_active_task(pool: &sqlx::MySqlPool) {
 /// Writes records that are not messages onto a topic: bytes that are not JSON, and JSON that is not a
 /// message.
 pub async fn poison(c: &Cluster, topic: &str) {
+    for g in [&b"garbage"[..], br#"{"task_id": 1}"#] {
+        produce_raw(c, topic, "x", g, None).await;
+    }
+}
+
+/// Writes `payload` onto `topic` with `mac` in the `jobsched-mac` header (none: unsigned), as anyone who
+/// can reach the broker could.
+pub async fn produce_raw(c: &Cluster, topic: &str, key: &str, payload: &[u8], mac: Option<String>) {
+    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let p: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &c.kafka)
         .create()
         .unwrap();
-    for g in [&b"garbage"[..], br#"{"task_id": 1}"#] {
-        p.send(
-            FutureRecord::to(topic).key("x").payload(g),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    let mut record = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(mac) = &mac {
+        record = record.headers(OwnedHeaders::new().insert(Header {
+            key: jobsched_kafka::MAC_HEADER,
+            value: Some(mac.as_bytes()),
+        }));
     }
+    p.send(record, Duration::from_secs(10)).await.unwrap();
 }
