@@ -69,6 +69,8 @@ test("the main actions are reached with the keyboard alone", async () => {
     const page = await newPage(ctx, []);
     await step(page, SUITE, "keyboard", async () => {
       await page.goto(server.base + "/login");
+      // Chromium applies `autofocus` in a rendering step that may come after the load event.
+      await page.waitForFunction(() => document.activeElement && document.activeElement.id === "name");
       await page.keyboard.type("admin");
       await page.keyboard.press("Tab");
       await page.keyboard.type(ADMIN_PASSWORD);
