@@ -84,6 +84,10 @@ pub struct Config {
     /// Default: a key generated on the first start and kept in the store, shared by every scheduler.
     /// Executors validate tokens only with this file.
     pub jwt_secret_file: Option<PathBuf>,
+    /// A file holding the token Prometheus sends to `/metrics` (`JOBSCHED_METRICS_TOKEN_FILE`, or the
+    /// token itself in `JOBSCHED_METRICS_TOKEN`; at least 32 characters). Without it a scheduler's
+    /// `/metrics` takes an administrator's or read-only user's token, and an executor's a login token.
+    pub metrics_token_file: Option<PathBuf>,
     /// A file holding the first administrator's password (`JOBSCHED_ADMIN_PASSWORD_FILE`), used when the
     /// store has no user yet. `JOBSCHED_ADMIN_PASSWORD` gives it directly; without either a random one
     /// is written to `admin-password` in the data directory.
@@ -154,6 +158,7 @@ impl Default for Config {
             server: "http://127.0.0.1:8080".to_owned(),
             session_ttl_secs: 12 * 3600,
             jwt_secret_file: None,
+            metrics_token_file: None,
             admin_password_file: None,
             tls_cert: None,
             tls_key: None,
@@ -217,6 +222,8 @@ pub struct Overrides {
     pub session_ttl_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_password_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]

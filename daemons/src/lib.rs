@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod exclusive;
 pub mod handlers;
+pub mod metrics;
 pub mod secrets;
 pub mod server;
 pub mod stores;

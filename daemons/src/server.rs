@@ -157,12 +157,18 @@ async fn distributed(
 }
 
 /// The store a role uses.
-async fn store(role: Role, config: &Config) -> Result<Arc<dyn Storage>, DaemonError> {
+async fn store(
+    role: Role,
+    config: &Config,
+    metrics: &jobsched::metrics::Metrics,
+) -> Result<Arc<dyn Storage>, DaemonError> {
     match (&config.store, role) {
-        (Some(url), _) => Ok(stores::open(url).await?),
-        (None, Role::Standalone) => {
-            Ok(stores::open_sqlite(&stores::data_dir_file(&config.data_dir)).await?)
-        }
+        (Some(url), _) => Ok(stores::open_metered(url, Some(metrics)).await?),
+        (None, Role::Standalone) => Ok(stores::open_sqlite(
+            &stores::data_dir_file(&config.data_dir),
+            Some(metrics),
+        )
+        .await?),
         (None, _) => Err(DaemonError::Config(format!(
             "jobsched {} needs a store: --store (or JOBSCHED_STORE) mysql://user:password@host:port/db",
             role.name()
@@ -375,7 +381,12 @@ pub async fn run(
                 .into(),
         ));
     }
-    let remote = distributed(&config).await?;
+    let telemetry = crate::metrics::Telemetry::new(
+        &config.data_dir,
+        crate::metrics::read_token(config.metrics_token_file.as_deref())?,
+    );
+    let metered = |d| jobsched::metrics::MeteredDispatcher::wrap(d, telemetry.metrics.clone());
+    let remote = distributed(&config).await?.map(|(d, c)| (metered(d), c));
     if role == Role::Executor {
         let Some((dispatcher, coordinator)) = remote else {
             return Err(DaemonError::Config(
@@ -400,7 +411,13 @@ pub async fn run(
             None => None,
         };
         tracing::info!(%addr, executor = %id, "jobsched executor is serving");
-        let app = api::executor_router(backends, executor.clone(), key);
+        let app = api::executor_router(
+            backends,
+            executor.clone(),
+            key,
+            telemetry.clone(),
+            config.capacity,
+        );
         let served = serve(&config, listener, app, shutdown).await;
         tracing::info!(
             "stopping: running tasks get {}s to finish",
@@ -432,7 +449,7 @@ pub async fn run(
             }
         }
     };
-    let storage = store(role, &config).await?;
+    let storage = store(role, &config, &telemetry.metrics).await?;
     let auth = authentication(&storage, &config, &host).await?;
     let (backends, builtin) = match remote {
         Some((dispatcher, coordinator)) => (
@@ -450,7 +467,9 @@ pub async fn run(
                     "no --kafka/--zookeeper: this scheduler runs tasks on its built-in executor only"
                 );
             }
-            (Backends::in_process(storage), true)
+            let mut b = Backends::in_process(storage);
+            b.dispatcher = metered(b.dispatcher);
+            (b, true)
         }
     };
     let scheduler = Scheduler::builder(backends.clone())
@@ -460,6 +479,7 @@ pub async fn run(
                 _ => format!("{}-{host}-{}", role.name(), addr.port()),
             }),
         )
+        .with_metrics(telemetry.metrics.clone())
         .start()
         .await?;
     let executor = if builtin {
@@ -495,6 +515,7 @@ pub async fn run(
         data_dir: config.data_dir.clone(),
         ui: crate::ui::UiState::default(),
         output: output.clone(),
+        telemetry,
     };
     let state = Arc::new(state);
     let warm = tokio::spawn(crate::ui::UiState::warm(state.clone()));

@@ -8,12 +8,22 @@ use jobsched::{Error, Result};
 
 /// Opens (and migrates) the store of `url`: `mysql://…` (or `mariadb://…`) or `sqlite://path`.
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>> {
+    open_metered(url, None).await
+}
+
+/// [`open`], recording every call into `metrics` if given.
+pub async fn open_metered(
+    url: &str,
+    metrics: Option<&jobsched::metrics::Metrics>,
+) -> Result<Arc<dyn Storage>> {
     if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        Ok(Arc::new(
-            jobsched_mysql::MysqlConfig::new(url).connect().await?,
-        ))
+        let store = jobsched_mysql::MysqlConfig::new(url).connect().await?;
+        if let Some(m) = metrics {
+            store.record_into(m.clone());
+        }
+        Ok(Arc::new(store))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
-        open_sqlite(Path::new(path)).await
+        open_sqlite(Path::new(path), metrics).await
     } else {
         Err(Error::invalid(
             "store",
@@ -28,7 +38,10 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>> {
 /// Opens (and migrates) an SQLite store at `path`. A new database file is made readable by its owner
 /// only (it keeps password hashes, token hashes and the signing key; SQLite gives its journal files the
 /// database file's permissions), in a directory only its owner can enter when it makes one.
-pub async fn open_sqlite(path: &Path) -> Result<Arc<dyn Storage>> {
+pub async fn open_sqlite(
+    path: &Path,
+    metrics: Option<&jobsched::metrics::Metrics>,
+) -> Result<Arc<dyn Storage>> {
     if !path.exists() {
         use std::os::unix::fs::OpenOptionsExt;
         let io = |e: std::io::Error| {
@@ -44,9 +57,11 @@ pub async fn open_sqlite(path: &Path) -> Result<Arc<dyn Storage>> {
             .open(path)
             .map_err(io)?;
     }
-    Ok(Arc::new(
-        jobsched_sqlite::SqliteConfig::new(path).connect().await?,
-    ))
+    let store = jobsched_sqlite::SqliteConfig::new(path).connect().await?;
+    if let Some(m) = metrics {
+        store.record_into(m.clone());
+    }
+    Ok(Arc::new(store))
 }
 
 /// The SQLite file of a data directory.

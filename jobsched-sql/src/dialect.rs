@@ -110,7 +110,8 @@ const SQLITE_JOB_SELECT: &str = "job_id, name, command, type, type_name, priorit
      cron_expression, `interval`, replace(start_time, ' ', 'T') || 'Z' AS start_time, time_zone, \
      timeout, retry_count, retry_interval, retry_backoff, retry_max_interval, enabled, owner, description, \
      params, executor_group, executor_labels, routing_strategy, misfire_policy, misfire_max_fires, \
-     overlap_policy, replace(create_time, ' ', 'T') || 'Z' AS create_time, \
+     overlap_policy, retention_days, retention_runs, metrics, \
+     replace(create_time, ' ', 'T') || 'Z' AS create_time, \
      replace(update_time, ' ', 'T') || 'Z' AS update_time, version, revision, deleted";
 
 /// The kind of a MySQL/MariaDB error number.

@@ -320,7 +320,9 @@ sql_methods! {
         let mut tx = self.begin().await?;
         let done = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM job_logs WHERE id IN (SELECT id FROM (SELECT id FROM job_logs \
-             WHERE status IN ({}) AND end_time < ? ORDER BY end_time LIMIT ?) AS victims)",
+             WHERE status IN ({}) AND end_time < ? \
+             AND job_id NOT IN (SELECT job_id FROM jobs WHERE retention_days > 0) \
+             ORDER BY end_time LIMIT ?) AS victims)",
             terminal_status_list()
         )))
         .bind(naive(before))
@@ -329,5 +331,51 @@ sql_methods! {
         .await?;
         tx.commit().await?;
         Ok((self.rows_affected)(&done))
+    }
+
+    /// See [`Storage::purge_job_executions`](jobsched::storage::Storage::purge_job_executions): the
+    /// records past the job's newest `keep` (a seek of the job's id index, newest first), then those
+    /// that ended before `before`, in one transaction of at most `limit` deletions.
+    pub(crate) async fn purge_job_executions(
+        &self,
+        job: &jobsched::JobId,
+        before: Option<DateTime<Utc>>,
+        keep: u32,
+        limit: usize,
+    ) -> Result<u64, DbError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+        let mut deleted = 0;
+        if keep > 0 {
+            let done = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM job_logs WHERE id IN (SELECT id FROM (SELECT id FROM job_logs \
+                 WHERE job_id = ? AND status IN ({}) ORDER BY id DESC LIMIT ? OFFSET ?) AS victims)",
+                terminal_status_list()
+            )))
+            .bind(job.as_str().to_owned())
+            .bind(limit)
+            .bind(i64::from(keep))
+            .execute(&mut *tx)
+            .await?;
+            deleted += (self.rows_affected)(&done);
+        }
+        let left = limit - i64::try_from(deleted).unwrap_or(i64::MAX);
+        if let Some(before) = before
+            && left > 0
+        {
+            let done = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM job_logs WHERE id IN (SELECT id FROM (SELECT id FROM job_logs \
+                 WHERE job_id = ? AND status IN ({}) AND end_time < ? ORDER BY id LIMIT ?) AS victims)",
+                terminal_status_list()
+            )))
+            .bind(job.as_str().to_owned())
+            .bind(naive(before))
+            .bind(left)
+            .execute(&mut *tx)
+            .await?;
+            deleted += (self.rows_affected)(&done);
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 }

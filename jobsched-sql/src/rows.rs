@@ -62,7 +62,8 @@ fn unsigned(v: i64) -> u32 {
 pub const JOB_COLUMNS: &str = "job_id, name, command, type, type_name, priority, schedule_type, cron_expression, \
      `interval`, start_time, time_zone, timeout, retry_count, retry_interval, retry_backoff, retry_max_interval, \
      enabled, owner, description, params, executor_group, executor_labels, routing_strategy, misfire_policy, \
-     misfire_max_fires, overlap_policy, create_time, update_time, version, revision, deleted";
+     misfire_max_fires, overlap_policy, retention_days, retention_runs, metrics, create_time, update_time, \
+     version, revision, deleted";
 
 /// A `jobs` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -95,6 +96,9 @@ pub struct JobRow {
     pub misfire_policy: String,
     pub misfire_max_fires: i32,
     pub overlap_policy: String,
+    pub retention_days: i32,
+    pub retention_runs: i32,
+    pub metrics: bool,
     pub create_time: NaiveDateTime,
     pub update_time: NaiveDateTime,
     pub version: i64,
@@ -132,6 +136,9 @@ impl JobRow {
             misfire_policy: j.misfire_policy.as_str().to_owned(),
             misfire_max_fires: j.misfire_max_fires as i32,
             overlap_policy: j.overlap_policy.as_str().to_owned(),
+            retention_days: j.retention_days as i32,
+            retention_runs: j.retention_runs as i32,
+            metrics: j.metrics,
             create_time: naive(j.create_time),
             update_time: naive(j.update_time),
             version: j.version as i64,
@@ -192,6 +199,9 @@ impl JobRow {
                 "overlap_policy",
                 OverlapPolicy::parse(&self.overlap_policy),
             )?,
+            retention_days: unsigned(i64::from(self.retention_days)),
+            retention_runs: unsigned(i64::from(self.retention_runs)),
+            metrics: self.metrics,
             create_time: utc(self.create_time),
             update_time: utc(self.update_time),
             version: self.version.max(0) as u64,

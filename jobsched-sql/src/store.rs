@@ -53,6 +53,7 @@ pub(crate) struct Inner<DB: Database> {
     pub rows_affected: fn(&DB::QueryResult) -> u64,
     migrator: &'static Migrator,
     description: String,
+    metrics: std::sync::OnceLock<jobsched::metrics::Metrics>,
 }
 
 impl<DB: Database> Inner<DB> {
@@ -112,8 +113,15 @@ impl<DB: Database> SqlStore<DB> {
                 rows_affected: parts.rows_affected,
                 migrator: parts.migrator,
                 description: parts.description,
+                metrics: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Records every call from now on into `metrics` (`jobsched_store_call_seconds` and
+    /// `jobsched_store_errors` by operation). Only the first call takes effect.
+    pub fn record_into(&self, metrics: jobsched::metrics::Metrics) {
+        let _ = self.inner.metrics.set(metrics);
     }
 
     /// The pool writes go to (for tools and tests that need plain SQL on the same database).
@@ -147,13 +155,18 @@ impl<DB: Database> SqlStore<DB> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
-        retrying(
+        let t0 = std::time::Instant::now();
+        let r = retrying(
             self.backend_name(),
             self.inner.dialect.kind_of,
             operation,
             run,
         )
-        .await
+        .await;
+        if let Some(m) = self.inner.metrics.get() {
+            m.store_call(operation, t0.elapsed(), r.is_ok());
+        }
+        r
     }
 }
 
@@ -297,6 +310,19 @@ sql_impl! {
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
         self.retry("purge_executions", || {
             self.inner.purge_executions(before, limit)
+        })
+        .await
+    }
+
+    async fn purge_job_executions(
+        &self,
+        job: &JobId,
+        before: Option<DateTime<Utc>>,
+        keep: u32,
+        limit: usize,
+    ) -> Result<u64> {
+        self.retry("purge_job_executions", || {
+            self.inner.purge_job_executions(job, before, keep, limit)
         })
         .await
     }

@@ -40,6 +40,7 @@ mod executor;
 mod fastmap;
 mod guard;
 pub mod handler;
+pub mod metrics;
 mod model;
 mod output;
 mod schedule;
@@ -61,4 +62,7 @@ pub use error::{Error, Result};
 pub use executor::{Executor, ExecutorBackends, ExecutorBuilder};
 pub use model::*;
 pub use output::{LiveRead, OutputBuffers};
+/// The metrics crate [`metrics`] records into (its registry and encoder), re-exported so that daemons
+/// use the same version.
+pub use prometheus_client;
 pub use schedule::{CronSchedule, Schedule};

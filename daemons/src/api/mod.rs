@@ -65,6 +65,8 @@ pub struct AppState {
     pub ui: crate::ui::UiState,
     /// The live output of running tasks, collected from the executors.
     pub output: Arc<jobsched::OutputBuffers>,
+    /// The metrics registry `/metrics` answers from.
+    pub telemetry: Arc<crate::metrics::Telemetry>,
 }
 
 impl AppState {
@@ -148,18 +150,39 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 /// The router of an `executor` process: `/healthz` (alive), `/readyz` (its dispatch and coordination
-/// answer) and `/api/executor` (who it is, its registration epoch, running tasks and the version of the
-/// central configuration it applies; needs a login token, checked with `--jwt-secret-file`). Jobs and
-/// tasks are managed through the schedulers' API.
+/// answer), `/api/executor` (who it is, its registration epoch, running tasks and the version of the
+/// central configuration it applies; needs a login token, checked with `--jwt-secret-file`) and
+/// `/metrics` (the metrics token, or a login token). Jobs and tasks are managed through the schedulers'
+/// API.
 pub fn executor_router(
     backends: jobsched::ExecutorBackends,
     executor: Arc<jobsched::Executor>,
     key: Option<crate::auth::jwt::SigningKey>,
+    telemetry: Arc<crate::metrics::Telemetry>,
+    capacity: u32,
 ) -> Router {
     use axum::Json;
     use axum::routing::get;
     let ready = backends.clone();
     let key = Arc::new(key);
+    let scrape = {
+        let (executor, key, t) = (executor.clone(), key.clone(), telemetry.clone());
+        move |headers: axum::http::HeaderMap| {
+            let (executor, key, t) = (executor.clone(), key.clone(), t.clone());
+            async move {
+                if !t.is_scrape(&headers) {
+                    if let Err(e) =
+                        crate::auth::guard::executor_token(key.as_ref().as_ref(), &headers)
+                    {
+                        return e.into_response();
+                    }
+                }
+                t.metrics.observe_executor(executor.running(), capacity);
+                t.metrics.observe_dispatch(executor.dispatch_stats());
+                t.answer()
+            }
+        }
+    };
     let info = Router::new()
         .route(
             "/api/executor",
@@ -210,6 +233,7 @@ pub fn executor_router(
             }),
         )
         .merge(info)
+        .route(crate::metrics::PATH, get(scrape))
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,
@@ -217,6 +241,10 @@ pub fn executor_router(
                 message: "an executor serves /healthz, /readyz and /api/executor; jobs are managed through a scheduler".to_owned(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry,
+            crate::metrics::track,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
 }
@@ -237,6 +265,7 @@ pub fn router(state: SharedState, max_body_bytes: usize, max_bulk_body_bytes: us
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route(crate::metrics::PATH, axum::routing::get(system::metrics))
         .merge(crate::ui::routes())
         .fallback(
             |headers: axum::http::HeaderMap, uri: axum::http::Uri| async move {
@@ -263,6 +292,10 @@ pub fn router(state: SharedState, max_body_bytes: usize, max_bulk_body_bytes: us
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::guard::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.telemetry.clone(),
+            crate::metrics::track,
         ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -132,3 +132,35 @@ pub async fn readyz(State(s): State<SharedState>) -> (StatusCode, Json<Health>) 
         ),
     }
 }
+
+/// `GET /metrics`: every series in the Prometheus text format, for the metrics token or an
+/// administrator's or read-only user's credential (a `user` sees only its own jobs, and the series
+/// cover every job).
+pub async fn metrics(
+    State(s): State<SharedState>,
+    scrape: Option<Extension<crate::metrics::Scrape>>,
+    caller: Option<Extension<Caller>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if scrape.is_none() {
+        match caller {
+            Some(Extension(c)) if c.owner_scope().is_none() => {}
+            Some(Extension(c)) => {
+                return ApiError::forbidden(format!(
+                    "user '{}' sees only its own jobs; /metrics covers all of them: use the metrics \
+                     token, or an administrator's or read-only user's token",
+                    c.user
+                ))
+                .into_response();
+            }
+            None => {
+                return ApiError::unauthorized("unauthenticated", "/metrics needs a token")
+                    .into_response();
+            }
+        }
+    }
+    let m = &s.telemetry.metrics;
+    m.observe_engine(s.scheduler.engine_stats().await.as_ref());
+    m.observe_dispatch(s.scheduler.dispatch_stats());
+    s.telemetry.answer()
+}

@@ -115,7 +115,7 @@ fn check_csrf(auth: &Auth, caller: &Caller, headers: &HeaderMap) -> Result<(), A
 /// A page of the Web UI asked for without a valid session is sent to the login page instead of being
 /// answered 401.
 pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
-    match admit(&state.auth, &mut req).await {
+    match admit(&state.auth, &state.telemetry, &mut req).await {
         Ok(()) => next.run(req).await,
         Err(refusal)
             if refusal.status() == StatusCode::UNAUTHORIZED
@@ -132,7 +132,11 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
     }
 }
 
-async fn admit(auth: &Auth, req: &mut Request) -> Result<(), Response> {
+async fn admit(
+    auth: &Auth,
+    telemetry: &crate::metrics::Telemetry,
+    req: &mut Request,
+) -> Result<(), Response> {
     let host = auth
         .settings
         .hosts
@@ -160,6 +164,10 @@ async fn admit(auth: &Auth, req: &mut Request) -> Result<(), Response> {
     }
     check_content_type(req).map_err(IntoResponse::into_response)?;
     if PUBLIC_PATHS.contains(&req.uri().path()) || crate::ui::is_public(req.uri().path()) {
+        return Ok(());
+    }
+    if req.uri().path() == crate::metrics::PATH && telemetry.is_scrape(req.headers()) {
+        req.extensions_mut().insert(crate::metrics::Scrape);
         return Ok(());
     }
     let Some((credential, via_cookie)) =

@@ -111,6 +111,10 @@ pub struct KeyArgs {
     /// A file with the key tokens are signed with (default: generated, kept in the store).
     #[arg(long, env = "JOBSCHED_JWT_SECRET_FILE")]
     pub jwt_secret_file: Option<PathBuf>,
+    /// A file with the token Prometheus sends to /metrics (or the token itself in
+    /// JOBSCHED_METRICS_TOKEN).
+    #[arg(long, env = "JOBSCHED_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Sign-in, browsers and limits of the HTTP API (`standalone`, `scheduler`).
@@ -259,6 +263,7 @@ impl Apply for RunArgs {
 impl Apply for KeyArgs {
     fn apply(&self, o: &mut Overrides) {
         o.jwt_secret_file.clone_from(&self.jwt_secret_file);
+        o.metrics_token_file.clone_from(&self.metrics_token_file);
     }
 }
 

@@ -37,6 +37,7 @@ pub fn is_page(method: &axum::http::Method, path: &str) -> bool {
         && !path.starts_with("/api/")
         && path != "/healthz"
         && path != "/readyz"
+        && path != crate::metrics::PATH
 }
 
 /// The answer to an unauthenticated page request: the login page, coming back here afterwards.

@@ -53,7 +53,7 @@ pub async fn login(http: &reqwest::Client, base: &str, name: &str, password: &st
 /// `jobsched standalone` running in this process.
 pub struct Server {
     pub base: String,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     /// The administrator's login token, sent with every call of [`Server::call`].
     pub token: String,
     stop: Option<oneshot::Sender<()>>,

@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     pub clock: SharedClock,
     pub config: SchedulerConfig,
     pub events: broadcast::Sender<Event>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Requests from [`Scheduler`](super::Scheduler) handles to the engine of this process.

@@ -255,6 +255,7 @@ impl Engine {
             waiting: active.saturating_sub(ready + in_flight),
             executors_online: self.execs.online_count() as u64,
             job_revision: self.job_cursor,
+            ready_by_priority: self.tasks.ready_by_priority(),
         }
     }
 

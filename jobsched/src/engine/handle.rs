@@ -72,6 +72,7 @@ pub struct SchedulerBuilder {
     coordinator: Arc<dyn Coordinator>,
     config: SchedulerConfig,
     clock: SharedClock,
+    metrics: crate::metrics::Metrics,
 }
 
 impl SchedulerBuilder {
@@ -84,6 +85,13 @@ impl SchedulerBuilder {
     /// Uses another clock (tests use [`TokioClock`](crate::clock::TokioClock)).
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Records into `metrics` (outcomes, waits, durations, fire lag, retries, leadership); without it
+    /// the scheduler records into a set of its own that nothing reads.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -100,6 +108,7 @@ impl SchedulerBuilder {
             clock: self.clock,
             config: self.config,
             events,
+            metrics: self.metrics,
         });
         let slot: EngineSlot = Arc::new(Mutex::new(None));
         let (active_tx, active) = watch::channel(false);
@@ -180,6 +189,7 @@ impl Scheduler {
             coordinator: backends.coordinator,
             config: SchedulerConfig::default(),
             clock: Arc::new(SystemClock),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -558,6 +568,11 @@ impl Scheduler {
         })
         .await
         .and_then(|r| r.ok())
+    }
+
+    /// The counters of this process's dispatcher (poison and redelivered messages).
+    pub fn dispatch_stats(&self) -> crate::dispatch::DispatchStats {
+        self.sh().dispatcher.stats()
     }
 
     /// What the engine holds in memory, if this process is the active scheduler.

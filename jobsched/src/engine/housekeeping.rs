@@ -1,15 +1,12 @@
-//! Housekeeping on timers: executor liveness, the fire watermark, and the purge of old history.
+//! Housekeeping on timers: executor liveness, the fire watermark, and starting the purge of old history
+//! (`purge.rs`).
 
 use chrono::TimeDelta;
 use tokio::time::Instant;
-use tracing::{info, warn};
 
 use super::actor::Engine;
 use crate::model::{ExecutorHeartbeat, ExecutorStatus};
 use crate::storage::keys;
-
-/// Ended records deleted per purge call.
-const PURGE_BATCH: usize = 10_000;
 
 impl Engine {
     /// Writes executor liveness, the fire watermark, and purges old history, when due.
@@ -44,25 +41,6 @@ impl Engine {
             self.ticks.purge = now_i + self.sh.config.purge_interval;
             self.start_purge();
         }
-    }
-
-    /// Purges ended records older than the retention, as a task of its own (a large purge must not hold up
-    /// fires). One at a time.
-    fn start_purge(&mut self) {
-        if self.sys.history_retention_days == 0
-            || self.purge.as_ref().is_some_and(|p| !p.is_finished())
-        {
-            return;
-        }
-        let before = self.now() - TimeDelta::days(i64::from(self.sys.history_retention_days));
-        let storage = self.sh.storage.clone();
-        self.purge = Some(tokio::spawn(async move {
-            match storage.purge_executions(before, PURGE_BATCH).await {
-                Ok(0) => {}
-                Ok(n) => info!(purged = n, before = %before, "purged old execution records"),
-                Err(e) => warn!(error = %e, "purging old execution records failed"),
-            }
-        }));
     }
 
     /// Records that every fire before the next pending one has been handled.

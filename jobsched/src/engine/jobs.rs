@@ -161,6 +161,21 @@ impl JobTable {
     }
 
     /// Jobs with a next fire time.
+    /// Jobs that keep their history by their own retention: `(job, days, runs)`.
+    pub fn own_retention(&self) -> Vec<(JobId, u32, u32)> {
+        self.jobs
+            .values()
+            .filter(|s| s.job.retention_days > 0 || s.job.retention_runs > 0)
+            .map(|s| {
+                (
+                    s.job.job_id.clone(),
+                    s.job.retention_days,
+                    s.job.retention_runs,
+                )
+            })
+            .collect()
+    }
+
     pub fn scheduled(&self) -> usize {
         self.scheduled
     }

@@ -97,6 +97,11 @@ impl Engine {
                 "attempt did not succeed");
         }
         let job_id = t.rec.job_id.clone();
+        self.sh.metrics.tasks().attempt_ended(
+            &t.rec,
+            t.job.as_deref(),
+            update.next_attempt.as_ref().map(|n| n.trigger),
+        );
         let link = JobLink {
             job: t.job,
             tracked: t.tracked,

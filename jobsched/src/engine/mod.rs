@@ -30,6 +30,7 @@ mod housekeeping;
 mod jobs;
 mod lifecycle;
 mod membership;
+mod purge;
 mod records;
 mod results;
 mod run;
@@ -304,6 +305,9 @@ pub struct EngineStats {
     pub executors_online: u64,
     /// The last job revision read from storage.
     pub job_revision: u64,
+    /// The queue length by priority, highest first (`ready` split up).
+    #[serde(default)]
+    pub ready_by_priority: Vec<(i32, u64)>,
 }
 
 /// Ended attempts by outcome.

@@ -113,9 +113,11 @@ pub(crate) async fn supervise(
                 token,
             });
             info!(token, "active scheduler");
+            sh.metrics.leadership(Some(token));
             let exit = engine.run(rx, shutdown.clone(), lost).await;
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
             active.send_replace(false);
+            sh.metrics.leadership(None);
             let _ = sh.events.send(Event::Leadership {
                 active: false,
                 token,

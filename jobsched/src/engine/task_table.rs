@@ -148,6 +148,11 @@ impl TaskTable {
         self.ready.len()
     }
 
+    /// Entries in the ready queue by priority, highest first.
+    pub fn ready_by_priority(&self) -> Vec<(i32, u64)> {
+        self.ready.by_priority()
+    }
+
     /// Sets a timer for the attempt's current generation.
     pub fn set_timer(&mut self, id: &TaskId, kind: TimerKind, at: DateTime<Utc>) {
         if let Some(t) = self.tasks.get(id) {

@@ -90,6 +90,14 @@ impl ReadyQueue {
             .push_front((t.generation, t.rec.task_id.clone()));
     }
 
+    /// Entries by priority, highest first (a few may be stale).
+    pub fn by_priority(&self) -> Vec<(i32, u64)> {
+        self.levels
+            .iter()
+            .map(|(p, q)| (p.0, q.len() as u64))
+            .collect()
+    }
+
     /// Pops the best entry that is still ready.
     pub fn pop(&mut self, tasks: &FastMap<TaskId, Box<ActiveTask>>) -> Option<TaskId> {
         loop {

@@ -36,6 +36,10 @@ pub mod limits {
     pub const MAX_RETRIES: u32 = 100;
     /// Most fires `misfire_policy = fire_all` may catch up at once.
     pub const MAX_MISFIRE_FIRES: u32 = 1_000;
+    /// Most days a job may keep its ended runs (100 years).
+    pub const MAX_RETENTION_DAYS: u32 = 36_500;
+    /// Most ended runs a job may keep by count.
+    pub const MAX_RETENTION_RUNS: u32 = 1_000_000;
 }
 
 /// The handler type of the built-in shell handler.
@@ -137,6 +141,16 @@ pub struct Job {
     /// What happens when it fires while an earlier task is still active.
     #[serde(default)]
     pub overlap_policy: OverlapPolicy,
+    /// Days its ended runs are kept (`0`: the system's `history_retention_days`).
+    #[serde(default)]
+    pub retention_days: u32,
+    /// Most ended runs kept, the newest (`0`: no limit by count).
+    #[serde(default)]
+    pub retention_runs: u32,
+    /// Whether it gets its own metrics series (`jobsched_job_*`, labelled with its id; at most
+    /// [`MAX_JOB_SERIES`](crate::metrics::MAX_JOB_SERIES) jobs per process).
+    #[serde(default)]
+    pub metrics: bool,
     /// When it was created.
     pub create_time: DateTime<Utc>,
     /// When it was last changed.
@@ -325,6 +339,26 @@ impl Job {
                     "must be between 1 and {}, got {}",
                     limits::MAX_MISFIRE_FIRES,
                     self.misfire_max_fires
+                ),
+            ));
+        }
+        if self.retention_days > limits::MAX_RETENTION_DAYS {
+            return Err(Error::invalid(
+                "retention_days",
+                format!(
+                    "must be at most {} days (0: the system's history_retention_days), got {}",
+                    limits::MAX_RETENTION_DAYS,
+                    self.retention_days
+                ),
+            ));
+        }
+        if self.retention_runs > limits::MAX_RETENTION_RUNS {
+            return Err(Error::invalid(
+                "retention_runs",
+                format!(
+                    "must be at most {} runs (0: no limit by count), got {}",
+                    limits::MAX_RETENTION_RUNS,
+                    self.retention_runs
                 ),
             ));
         }

@@ -98,6 +98,14 @@ pub struct JobSpec {
     pub misfire_max_fires: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overlap_policy: Option<OverlapPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 36500))]
+    pub retention_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000000))]
+    pub retention_runs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
     /// On a change: the version the caller read; the change fails with a conflict if the job moved on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
@@ -133,6 +141,9 @@ impl From<&Job> for JobSpec {
             misfire_policy: Some(j.misfire_policy),
             misfire_max_fires: Some(j.misfire_max_fires),
             overlap_policy: Some(j.overlap_policy),
+            retention_days: Some(j.retention_days),
+            retention_runs: Some(j.retention_runs),
+            metrics: Some(j.metrics),
             version: None,
         }
     }
@@ -351,6 +362,9 @@ impl JobSpec {
             misfire_policy: MisfirePolicy::default(),
             misfire_max_fires: 100,
             overlap_policy: OverlapPolicy::default(),
+            retention_days: 0,
+            retention_runs: 0,
+            metrics: false,
             create_time: now,
             update_time: now,
             version: 0,
@@ -407,7 +421,10 @@ impl JobSpec {
             routing_strategy,
             misfire_policy,
             misfire_max_fires,
-            overlap_policy
+            overlap_policy,
+            retention_days,
+            retention_runs,
+            metrics
         );
         if let Some(expr) = self.cron_expression {
             job.cron_expression = Some(expr);

@@ -390,8 +390,21 @@ pub trait Storage: Accounts + Send + Sync + fmt::Debug + 'static {
     /// elected it lost its data or restarted its counters.
     async fn claim_fence(&self, scope: &str, candidate: u64) -> Result<u64>;
 
-    /// Deletes up to `limit` ended records whose `end_time` is before `before`; returns how many.
+    /// Deletes up to `limit` ended records whose `end_time` is before `before`, except those of jobs
+    /// with their own `retention_days` (see [`purge_job_executions`](Self::purge_job_executions));
+    /// returns how many.
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64>;
+
+    /// Deletes up to `limit` ended records of job `job`: those whose `end_time` is before `before` (if
+    /// given) and those beyond its newest `keep` ended records (if `keep > 0`; newest by record id).
+    /// Returns how many. Records not ended are never deleted.
+    async fn purge_job_executions(
+        &self,
+        job: &JobId,
+        before: Option<DateTime<Utc>>,
+        keep: u32,
+        limit: usize,
+    ) -> Result<u64>;
 
     /// Inserts an executor or updates it. Updates every field except `enabled`, which keeps its stored
     /// value (an operator's choice survives re-registration); on insert the given `enabled` is stored.

@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             executions_filter_and_page,
             active_executions_are_listed_for_takeover,
             purge_removes_only_old_ended_records,
+            jobs_keep_history_by_their_own_retention,
             executors_keep_enabled_across_upserts,
             settings_are_versioned,
             text_is_stored_verbatim,

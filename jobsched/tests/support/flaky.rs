@@ -134,6 +134,18 @@ impl Storage for Flaky {
         self.check()?;
         self.inner.purge_executions(before, limit).await
     }
+    async fn purge_job_executions(
+        &self,
+        job: &JobId,
+        before: Option<DateTime<Utc>>,
+        keep: u32,
+        limit: usize,
+    ) -> Result<u64> {
+        self.check()?;
+        self.inner
+            .purge_job_executions(job, before, keep, limit)
+            .await
+    }
     async fn upsert_executor(&self, r: &ExecutorRecord) -> Result<ExecutorRecord> {
         self.check()?;
         self.inner.upsert_executor(r).await

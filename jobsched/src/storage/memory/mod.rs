@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod accounts;
+mod purge;
 mod records;
 mod stats;
 
@@ -433,19 +434,17 @@ impl Storage for MemoryStorage {
     }
 
     async fn purge_executions(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
-        let mut g = self.lock();
-        let victims: Vec<i64> = g
-            .records
-            .iter()
-            .filter(|r| r.status.is_terminal() && r.end_time.is_some_and(|e| e < before))
-            .take(limit)
-            .map(|r| r.id)
-            .collect();
-        for id in &victims {
-            let rec = g.records.get(*id).cloned().expect("listed above");
-            g.remove_record(*id, &rec);
-        }
-        Ok(victims.len() as u64)
+        Ok(self.lock().purge(before, limit))
+    }
+
+    async fn purge_job_executions(
+        &self,
+        job: &JobId,
+        before: Option<DateTime<Utc>>,
+        keep: u32,
+        limit: usize,
+    ) -> Result<u64> {
+        Ok(self.lock().purge_job(job, before, keep, limit))
     }
 
     async fn upsert_executor(&self, record: &ExecutorRecord) -> Result<ExecutorRecord> {

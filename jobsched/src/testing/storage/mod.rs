@@ -5,6 +5,7 @@
 mod fences;
 mod jobs;
 mod records;
+mod retention;
 mod stats;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 pub use fences::*;
 pub use jobs::*;
 pub use records::*;
+pub use retention::*;
 pub use stats::*;
 
 use crate::model::{ExecutorId, TaskStatus};
@@ -66,6 +68,7 @@ pub fn behaviours() -> Vec<&'static str> {
     let mut all = super::behaviours_in(include_str!("jobs.rs"));
     all.extend(super::behaviours_in(include_str!("records.rs")));
     all.extend(super::behaviours_in(include_str!("stats.rs")));
+    all.extend(super::behaviours_in(include_str!("retention.rs")));
     all.extend(super::behaviours_in(include_str!("fences.rs")));
     all
 }
