@@ -10,7 +10,7 @@
 # faults.rs at CI size, as scripts/faults.sh runs them), the security suites (permission matrix, audit,
 # secrets, TLS, backups), doc examples, the embedded example), then the Web UI in a real headless Chromium
 # (scripts/e2e.sh: installs Chromium and the harness), then the API against its OpenAPI document
-# (scripts/schemathesis.sh), then a smoke-sized run of each benchmark workload in each mode
+# (scripts/schemathesis.sh), the deployment files (scripts/deploy-check.sh), then a smoke-sized run of each benchmark workload in each mode
 # (scripts/bench.sh smoke) so the benchmark never rots.
 #
 # Tests that need a server read it from the environment that `scripts/services.sh env` prints
@@ -38,6 +38,9 @@ step "tests"
 # The failure-recovery suite (daemons/tests/faults.rs) also stops and restarts each server of
 # scripts/services.sh for 10 s; test binaries run one at a time, so no other test sees it.
 JOBSCHED_FAULTS_SERVERS=1 cargo test --workspace
+
+step "deployment files (compose, systemd units, secrets.sh; no Docker engine needed)"
+scripts/deploy-check.sh
 
 step "the Web UI in a real browser (headless Chromium, e2e/)"
 scripts/e2e.sh

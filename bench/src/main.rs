@@ -12,6 +12,7 @@
 
 mod api;
 mod measure;
+mod purge;
 mod rig;
 mod store;
 mod suite;
@@ -160,6 +161,29 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
+    /// The history purge: ended records deleted per second in batches of 1,000, each batch's time, and
+    /// a concurrent writer's latency.
+    Purge {
+        /// `sqlite` (files under `--dir`) or `mysql` (a fresh database of `--mysql`).
+        #[arg(long, default_value = "sqlite")]
+        backend: String,
+        /// MySQL server, without a database.
+        #[arg(
+            long,
+            env = "JOBSCHED_TEST_MYSQL",
+            default_value = "mysql://jobsched:jobsched@127.0.0.1:3306"
+        )]
+        mysql: String,
+        /// Directory for SQLite files.
+        #[arg(long, default_value_os_t = std::env::temp_dir())]
+        dir: std::path::PathBuf,
+        /// Jobs the records belong to.
+        #[arg(long, default_value_t = 1000)]
+        jobs: usize,
+        /// Ended records in the store (half of them past the retention).
+        #[arg(long, default_value_t = 1_000_000)]
+        history: usize,
+    },
     /// Jobs registered per second through the HTTP API: 10,000 per bulk request, and one per request
     /// (sequential and concurrent), against a `jobsched` daemon process.
     Api {
@@ -304,6 +328,31 @@ fn main() {
                     requests,
                 };
                 ui::ui(cli.runs, p).await
+            }
+            Workload::Purge {
+                backend,
+                mysql,
+                dir,
+                jobs,
+                history,
+            } => {
+                let target = match backend.as_str() {
+                    "mysql" => store::Target::Mysql(mysql),
+                    "sqlite" => store::Target::Sqlite(dir),
+                    other => {
+                        eprintln!("unknown --backend '{other}': expected mysql or sqlite");
+                        std::process::exit(2);
+                    }
+                };
+                purge::purge(
+                    cli.runs,
+                    purge::PurgeBench {
+                        target,
+                        jobs,
+                        history,
+                    },
+                )
+                .await
             }
             Workload::Api {
                 store,

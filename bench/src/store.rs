@@ -204,7 +204,7 @@ async fn store_finish(
 }
 
 /// A fresh, migrated store for one figure.
-enum Fresh {
+pub(crate) enum Fresh {
     Mysql {
         store: jobsched_mysql::MysqlStore,
         admin: String,
@@ -217,7 +217,7 @@ enum Fresh {
 }
 
 impl Fresh {
-    async fn open(target: &Target, writers: usize, batch: usize) -> Fresh {
+    pub(crate) async fn open(target: &Target, writers: usize, batch: usize) -> Fresh {
         let name = format!("jobsched_bench_{:08x}", fastrand::u32(..));
         match target {
             Target::Mysql(server) => {
@@ -252,7 +252,7 @@ impl Fresh {
         }
     }
 
-    fn storage(&self) -> Arc<dyn Storage> {
+    pub(crate) fn storage(&self) -> Arc<dyn Storage> {
         match self {
             Fresh::Mysql { store, .. } => Arc::new(store.clone()),
             Fresh::Sqlite { store, .. } => Arc::new(store.clone()),
@@ -296,7 +296,7 @@ impl Fresh {
         }
     }
 
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         match self {
             Fresh::Mysql { store, admin, db } => {
                 store.close().await;

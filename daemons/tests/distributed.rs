@@ -501,4 +501,50 @@ async fn forged_tasks_do_not_run_and_forged_results_do_not_count() {
         st["poison_messages"].as_u64() == Some(2)
     })
     .await;
+    // The same counts in both processes' metrics, with the Kafka sends timed.
+    let series = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    let text = c.metrics(&e).await;
+    assert_eq!(
+        series(&text, "jobsched_poison_messages_total"),
+        Some(forged as f64),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "jobsched_executor_capacity"),
+        Some(4.0),
+        "{text}"
+    );
+    assert!(
+        series(
+            &text,
+            "jobsched_dispatch_call_seconds_count{operation=\"send_results\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    let text = c.metrics(&s).await;
+    assert_eq!(
+        series(&text, "jobsched_poison_messages_total"),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        series(
+            &text,
+            "jobsched_dispatch_call_seconds_count{operation=\"send_tasks\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        series(
+            &text,
+            "jobsched_store_call_seconds_count{operation=\"update_executions\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
 }

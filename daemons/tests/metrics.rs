@@ -24,7 +24,10 @@ async fn scrape(s: &Server, token: &str) -> (StatusCode, String) {
     let code = r.status();
     if code == StatusCode::OK {
         let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        assert!(
+            ct.starts_with("application/openmetrics-text; version=1.0.0"),
+            "{ct}"
+        );
     }
     (code, r.text().await.unwrap())
 }
@@ -150,6 +153,56 @@ async fn metrics_are_for_authorised_scrapers_and_count_what_happened() {
         Some(2.0),
         "{text}"
     );
+
+    // Every series is documented, and the Grafana dashboard uses only series that are.
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    assert!(families.len() >= 35, "{families:?}");
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/OPERATIONS.md"
+    ))
+    .unwrap();
+    for f in &families {
+        assert!(
+            guide.contains(&format!("`{f}")),
+            "docs/OPERATIONS.md does not list {f}"
+        );
+    }
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/jobsched.json"
+    ))
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !(word.starts_with("jobsched_")
+                    || word.starts_with("process_")
+                    || word.starts_with("host_"))
+                {
+                    continue;
+                }
+                let base = ["_bucket", "_count", "_sum", "_total"]
+                    .iter()
+                    .find_map(|s| word.strip_suffix(s))
+                    .unwrap_or(word);
+                // Reported now, or documented (families without a sample yet, such as errors, are not
+                // written).
+                assert!(
+                    families.contains(&base) || guide.contains(&format!("`{base}")),
+                    "the dashboard's '{expr}' uses {word}, which is neither reported nor documented"
+                );
+                used += 1;
+            }
+        }
+    }
+    assert!(used >= 20, "{used}");
 
     // The queue by priority: with the executor disabled, a run waits.
     let (_, list) = s.call(Method::GET, "/api/executors", None).await;

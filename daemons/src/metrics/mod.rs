@@ -1,4 +1,4 @@
-//! `/metrics`: every daemon's series in the Prometheus text format — the engine's, the backends' and
+//! `/metrics`: every daemon's series in the OpenMetrics text format (which Prometheus reads) — the engine's, the backends' and
 //! the executor's from [`jobsched::metrics`], HTTP requests by route and status with their latency, and
 //! the process's and the host's resources ([`system`]).
 //!
@@ -139,7 +139,9 @@ impl Telemetry {
         (
             [(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             )],
             body,
         )

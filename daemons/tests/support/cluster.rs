@@ -14,6 +14,9 @@ use jobsched_testkit::env_or;
 use super::{ADMIN_PASSWORD, jobsched, wait_for};
 
 /// One `jobsched` process.
+/// The token every process of a test cluster takes for `/metrics`.
+pub const METRICS_TOKEN: &str = "test-cluster-metrics-token-0123456789abcdef";
+
 pub struct Proc {
     pub base: String,
     pub id: String,
@@ -140,6 +143,7 @@ impl Cluster {
             .arg("--zk-auth-file")
             .arg(&self.zk_auth)
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("JOBSCHED_METRICS_TOKEN", METRICS_TOKEN)
             .env("JOBSCHED_LOG", "info")
             .stderr(Stdio::from(log));
         let what = format!("{name} (its log is in {})", self.logs.display());
@@ -288,6 +292,20 @@ impl Cluster {
     }
 
     /// A call to a process's API, as the administrator.
+    /// `GET /metrics` of `p` with the metrics token: the text (empty if it does not answer 200).
+    pub async fn metrics(&self, p: &Proc) -> String {
+        match self
+            .http
+            .get(format!("{}/metrics", p.base))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == StatusCode::OK => r.text().await.unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
     pub async fn call(
         &self,
         p: &Proc,

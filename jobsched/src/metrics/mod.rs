@@ -330,8 +330,8 @@ impl Metrics {
     }
 }
 
-/// The registry's series in the Prometheus text format (version 0.0.4, with the `# EOF` line of
-/// OpenMetrics, which Prometheus accepts).
+/// The registry's series in the OpenMetrics text format (`application/openmetrics-text;
+/// version=1.0.0`), which Prometheus reads.
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::with_capacity(16 * 1024);
     // Writing to a String cannot fail.
