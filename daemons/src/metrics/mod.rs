@@ -1,6 +1,6 @@
 //! `/metrics`: every daemon's series in the OpenMetrics text format (which Prometheus reads) — the engine's, the backends' and
 //! the executor's from [`jobsched::metrics`], HTTP requests by route and status with their latency, and
-//! the process's and the host's resources ([`system`]).
+//! the process's and the host's resources (`system.rs`).
 //!
 //! Who may scrape: the bearer token of `--metrics-token-file` (or `JOBSCHED_METRICS_TOKEN`) on every
 //! daemon; on a scheduler also any administrator's or read-only user's token (an API token made for
