@@ -130,6 +130,9 @@ pub struct Config {
     /// `https://jobs.example.com`): its origin is the server's own, its host one of its names, and an
     /// `https` one makes the session cookie `Secure`.
     pub public_url: Option<String>,
+    /// Milliseconds between evaluations of the alert rules by the active scheduler
+    /// (`JOBSCHED_ALERT_INTERVAL_MS`, default 5000).
+    pub alert_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -174,6 +177,7 @@ impl Default for Config {
             ca_cert: None,
             task_user: None,
             public_url: None,
+            alert_interval_ms: 5000,
         }
     }
 }
@@ -254,6 +258,8 @@ pub struct Overrides {
     pub task_user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_interval_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for Config {

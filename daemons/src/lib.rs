@@ -5,6 +5,7 @@
 //! parses the command line, sets up logging and calls [`server::run`] or a client command; tests call
 //! the same functions (a router directly, or `run` on a listener bound to port 0).
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod backup;

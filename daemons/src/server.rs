@@ -511,19 +511,27 @@ pub async fn run(
         started: Instant::now(),
         executor_id: executor.as_ref().map(|(_, id)| id.clone()),
         auth: auth.clone(),
-        keyring,
+        keyring: keyring.clone(),
         data_dir: config.data_dir.clone(),
         ui: crate::ui::UiState::default(),
         output: output.clone(),
         telemetry,
     };
+    let alert_keyring = keyring;
     let state = Arc::new(state);
     let warm = tokio::spawn(crate::ui::UiState::warm(state.clone()));
     let app = api::router(state, config.max_body_bytes, config.max_bulk_body_bytes);
     let housekeeping = tokio::spawn(maintain(scheduler.clone(), auth));
+    let alerting = tokio::spawn(crate::alerts::run(Arc::new(crate::alerts::Alerting {
+        scheduler: scheduler.clone(),
+        keyring: alert_keyring,
+        http: reqwest::Client::new(),
+        interval: Duration::from_millis(config.alert_interval_ms.clamp(50, 3_600_000)),
+    })));
     tracing::info!(%addr, role = role.name(), "jobsched is serving");
     let served = serve(&config, listener, app, shutdown).await;
     housekeeping.abort();
+    alerting.abort();
     collector.abort();
     warm.abort();
     tracing::info!(

@@ -29,7 +29,8 @@ use crate::auth::guard::PUBLIC_PATHS;
         (name = "auth", description = "Logging in and out, who you are, your password"),
         (name = "users", description = "Users (administrators)"),
         (name = "tokens", description = "API tokens for scripts and CI"),
-        (name = "audit", description = "The audit log (administrators)")
+        (name = "audit", description = "The audit log (administrators)"),
+        (name = "alerts", description = "Alert rules, channels, silences; alerts firing; notifications sent")
     )
 )]
 struct ApiDoc;

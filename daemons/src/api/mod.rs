@@ -4,6 +4,7 @@
 //! Every request passes one middleware ([`crate::auth::guard`]) that decides who the caller is; handlers
 //! consult the [`Caller`] for what it may see and change, and record what they change in the audit log.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod bulk;
@@ -120,6 +121,9 @@ fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(users::reset_password))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(alerts::get_config, alerts::put_config))
+        .routes(routes!(alerts::firing))
+        .routes(routes!(alerts::history))
         .routes(routes!(audit::list))
 }
 

@@ -147,6 +147,9 @@ pub struct ApiArgs {
     /// The URL users reach the API at behind a TLS proxy (`https://jobs.example.com`).
     #[arg(long, env = "JOBSCHED_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Milliseconds between evaluations of the alert rules (default 5000).
+    #[arg(long, env = "JOBSCHED_ALERT_INTERVAL_MS")]
+    pub alert_interval_ms: Option<u64>,
 }
 
 /// `jobsched standalone`.
@@ -278,6 +281,7 @@ impl Apply for ApiArgs {
         o.rate_limit_client = self.rate_limit_client;
         o.login_failures_per_minute = self.login_failures_per_minute;
         o.public_url.clone_from(&self.public_url);
+        o.alert_interval_ms = self.alert_interval_ms;
     }
 }
 

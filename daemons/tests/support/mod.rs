@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod mysql;
+pub mod receivers;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

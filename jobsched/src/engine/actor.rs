@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub config: SchedulerConfig,
     pub events: broadcast::Sender<Event>,
     pub metrics: crate::metrics::Metrics,
+    /// The fencing token of this process's leadership while it leads (0 otherwise).
+    pub term: std::sync::atomic::AtomicU64,
 }
 
 /// Requests from [`Scheduler`](super::Scheduler) handles to the engine of this process.

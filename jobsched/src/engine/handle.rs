@@ -109,6 +109,7 @@ impl SchedulerBuilder {
             config: self.config,
             events,
             metrics: self.metrics,
+            term: Default::default(),
         });
         let slot: EngineSlot = Arc::new(Mutex::new(None));
         let (active_tx, active) = watch::channel(false);
@@ -200,6 +201,18 @@ impl Scheduler {
     /// The storage this scheduler uses.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.sh.storage
+    }
+
+    /// The fencing token of this scheduler's leadership while it is the active one (it grows with every
+    /// takeover), else `None`.
+    pub fn leader_term(&self) -> Option<u64> {
+        let t = self.sh().term.load(std::sync::atomic::Ordering::Acquire);
+        (t != 0 && self.is_active()).then_some(t)
+    }
+
+    /// The dispatcher this scheduler uses.
+    pub fn dispatcher(&self) -> &Arc<dyn Dispatcher> {
+        &self.inner.sh.dispatcher
     }
 
     /// The clock this scheduler uses.

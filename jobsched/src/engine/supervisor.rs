@@ -114,10 +114,12 @@ pub(crate) async fn supervise(
             });
             info!(token, "active scheduler");
             sh.metrics.leadership(Some(token));
+            sh.term.store(token, std::sync::atomic::Ordering::Release);
             let exit = engine.run(rx, shutdown.clone(), lost).await;
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
             active.send_replace(false);
             sh.metrics.leadership(None);
+            sh.term.store(0, std::sync::atomic::Ordering::Release);
             let _ = sh.events.send(Event::Leadership {
                 active: false,
                 token,
