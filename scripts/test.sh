@@ -25,6 +25,11 @@ step "services"
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
+step "test receivers (aiosmtpd, the SMTP server of the alert tests)"
+# shellcheck source=apt.sh
+source scripts/apt.sh
+apt_install python3-aiosmtpd
+
 step "format"
 cargo fmt --all -- --check
 

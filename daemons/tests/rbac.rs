@@ -92,6 +92,10 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ("POST", "/api/tokens", [401, 201, 201, 201, 201]),
     ("DELETE", "/api/tokens/{tokenId}", [401, 404, 200, 404, 200]),
     ("GET", "/api/audit", [401, 403, 403, 403, 200]),
+    ("GET", "/api/alerts/config", [401, 200, 403, 403, 200]),
+    ("PUT", "/api/alerts/config", [401, 403, 403, 403, 200]),
+    ("GET", "/api/alerts/firing", [401, 200, 403, 403, 200]),
+    ("GET", "/api/alerts/history", [401, 200, 403, 403, 200]),
 ];
 
 /// The table as docs/SECURITY.md shows it.
@@ -205,6 +209,7 @@ impl Fixture {
                 "name": "bulk", "command": "true", "schedule_type": "manual"}]})),
             ("PUT", "/api/jobs/{jobId}") => Some(json!({"description": "changed"})),
             ("PUT", "/api/system/config") => Some(json!({})),
+            ("PUT", "/api/alerts/config") => Some(json!({})),
             ("POST", "/api/users") => Some(json!({"name": format!("new-user-{n}"), "role": "user",
                 "password": "a new password 1"})),
             ("PUT", "/api/users/{name}") => Some(json!({"role": "read_only"})),

@@ -53,7 +53,9 @@ export async function startJobsched(name, args, env = {}) {
 /** `jobsched standalone` on a fresh data directory (removed when it stops). */
 export async function standalone(tag) {
   const dir = tempDir(tag);
-  const p = await startJobsched(`standalone-${tag}`, ["standalone", "--data-dir", dir, "--capacity", "4"]);
+  // Alert rules are evaluated every 200 ms, so a test sees an alert fire without waiting.
+  const p = await startJobsched(`standalone-${tag}`, ["standalone", "--data-dir", dir, "--capacity", "4"],
+    { JOBSCHED_ALERT_INTERVAL_MS: "200" });
   const stop = p.stop;
   p.stop = async () => {
     await stop();

@@ -41,7 +41,7 @@ for (const scheme of ["light", "dark"]) {
       const page = await newPage(ctx, errors);
       await uiLogin(page, server.base, "admin", ADMIN_PASSWORD);
       const pages = ["/", "/jobs", "/jobs/new", "/jobs/a11y-job", `/tasks/${server.task}`, "/executors", "/system",
-        "/system/audit", "/system/users"];
+        "/system/audit", "/system/users", "/system/alerts"];
       const found = {};
       for (const path of pages) {
         await step(page, SUITE, `${scheme}${path.replace(/\W+/g, "-")}`, async () => {

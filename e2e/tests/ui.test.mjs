@@ -182,6 +182,32 @@ test("the configuration is edited with the server's validation", async () => {
   noScriptErrors();
 });
 
+test("the alerts page shows an alert firing for a failing job, and its rule", async () => {
+  let r = await api(server.base, server.token, "PUT", "/api/alerts/config", {
+    rules: [{ id: "etl-failures", name: "ETL failures", condition: { kind: "task_failure", job_id: "etl-broken" } }],
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  await createJob(server.base, server.token, { job_id: "etl-broken", name: "etl-broken", command: "exit 4" });
+  r = await api(server.base, server.token, "POST", "/api/jobs/etl-broken/execute");
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  await waitFor("the alert to fire", async () => {
+    const f = await api(server.base, server.token, "GET", "/api/alerts/firing");
+    return f.body.items.length === 1;
+  });
+  await step(page, SUITE, "alerts", async () => {
+    await page.goto(server.base + "/system/alerts");
+    const firing = page.locator("section", { has: page.getByRole("heading", { name: "Firing now" }) });
+    await firing.getByText("job=etl-broken").waitFor();
+    assert.match(await firing.innerText(), /etl-failures[\s\S]*job 'etl-broken' failed/);
+    const rules = page.locator("section", { has: page.getByRole("heading", { name: "Rules" }) });
+    assert.match(await rules.innerText(), /task failure of job etl-broken/);
+    // The notification is recorded, quiet: the rule has no channel.
+    await page.getByText("no channel").first().waitFor();
+    await shot(page, SUITE, "alerts");
+  });
+  noScriptErrors();
+});
+
 test("values from users and tasks are shown as text, never run", async () => {
   const evil = "<img src=x onerror=alert(1)>";
   await createJob(server.base, server.token, { job_id: "evil", name: evil, command: `echo '${evil}'` });

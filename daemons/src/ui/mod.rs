@@ -4,6 +4,7 @@
 //! sent by `assets/app.js` to the JSON API with the session's CSRF token, so the server checks them
 //! the same way it checks the CLI's. Every page is a plain URL: back, bookmarks and reload work.
 
+mod alerts;
 mod assets;
 mod chart;
 mod dashboard;
@@ -74,6 +75,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/system", get(system::page))
         .route("/system/audit", get(system::audit))
         .route("/system/users", get(system::users))
+        .route("/system/alerts", get(alerts::page))
         .route("/assets/{file}", get(assets::serve))
 }
 
