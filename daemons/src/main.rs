@@ -71,6 +71,7 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         Command::Tasks { command, .. } => client()?.tasks(command).await,
         Command::Executors { command, .. } => client()?.executors(command).await,
         Command::System { command, .. } => client()?.system(command).await,
+        Command::Alerts { command, .. } => client()?.alerts(command).await,
         Command::Login { args, .. } => client()?.login(args).await,
         Command::Logout { .. } => client()?.logout().await,
         Command::Users { command, .. } => client()?.users(command).await,

@@ -8,7 +8,7 @@ use hmac::{KeyInit, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::receivers::{Smtp, Webhook};
-use support::{Server, TempDir, task_status, test_config, wait_for};
+use support::{Server, TempDir, cli_as, cli_stdin, task_status, test_config, wait_for};
 
 async fn server(dir: &std::path::Path) -> Server {
     let mut config = test_config(dir);
@@ -279,6 +279,39 @@ async fn silences_mutes_thresholds_and_bad_configurations() {
             .any(|e| e["rule_id"] == "queue" && e["transition"] == "resolved")
     })
     .await;
+    // The command-line client: what `get` prints can be given back to `set`; the version guards it.
+    let got = cli_as(&s.base, &s.token, &["alerts", "get"]).await;
+    assert!(got.ok, "{}", got.stderr);
+    let mut doc = got.json();
+    assert_eq!(doc["rules"].as_array().unwrap().len(), 5, "{doc}");
+    doc["rules"].as_array_mut().unwrap().truncate(1);
+    let set = cli_stdin(&s.base, &s.token, &["alerts", "set", "-"], &doc.to_string()).await;
+    assert!(set.ok, "{}", set.stderr);
+    assert!(
+        set.stdout.contains("1 rules, 1 channels, 1 silences"),
+        "{}",
+        set.stdout
+    );
+    let stale = cli_stdin(&s.base, &s.token, &["alerts", "set", "-"], &doc.to_string()).await;
+    assert!(
+        !stale.ok && stale.stderr.contains("version"),
+        "{}",
+        stale.stderr
+    );
+    let firing = cli_as(&s.base, &s.token, &["alerts", "firing"]).await;
+    assert!(
+        firing.ok && firing.stdout.contains("RULE"),
+        "{}",
+        firing.stderr
+    );
+    let history = cli_as(&s.base, &s.token, &["alerts", "history", "--rule", "rate"]).await;
+    assert!(
+        history.ok && history.stdout.contains("rate"),
+        "{} {}",
+        history.stdout,
+        history.stderr
+    );
+
     // A user whose role shows only its own jobs cannot read alerts; a read-only user can.
     let user = s.user("alert-user", "user").await;
     let (code, _) = s

@@ -123,6 +123,14 @@ pub enum Command {
         #[command(subcommand)]
         command: SystemCommand,
     },
+    /// Alerts: the rules, channels and silences (as JSON), the alerts firing, the notifications sent.
+    Alerts {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Logs in: asks for the password and keeps the token for the next commands (in a file only you
     /// can read, under ~/.config/jobsched).
     Login {
@@ -420,6 +428,30 @@ pub enum SystemCommand {
     },
 }
 
+/// `jobsched alerts …`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Prints the configuration as JSON (secrets as `***`), with its version.
+    Get,
+    /// Replaces the configuration with a JSON file (`-`: standard input) of `rules`, `channels` and
+    /// `silences`; a `version` in it (as `get` prints) makes the change fail if someone changed it since.
+    Set {
+        /// The file.
+        file: std::path::PathBuf,
+    },
+    /// The alerts firing now.
+    Firing,
+    /// The newest notifications.
+    History {
+        /// Only this rule's.
+        #[arg(long)]
+        rule: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
 /// `jobsched system config …`
 #[derive(Debug, Subcommand)]
 pub enum SystemConfigCommand {
@@ -461,6 +493,7 @@ impl Cli {
             | Command::Tasks { client, .. }
             | Command::Executors { client, .. }
             | Command::System { client, .. }
+            | Command::Alerts { client, .. }
             | Command::Login { client, .. }
             | Command::Logout { client }
             | Command::Users { client, .. }

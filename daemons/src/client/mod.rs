@@ -2,6 +2,7 @@
 //! table or as the server's JSON.
 
 mod accounts;
+mod alerts;
 mod bulk;
 mod follow;
 mod render;

@@ -63,9 +63,19 @@ fn condition(c: &Condition) -> String {
             retries_exhausted,
         } => format!(
             "task failure of {}{}{}",
-            job_id.as_deref().map_or("any job".to_owned(), |j| format!("job {j}")),
-            if *consecutive > 1 { format!(", {consecutive} in a row") } else { String::new() },
-            if *retries_exhausted { ", retries exhausted" } else { "" }
+            job_id
+                .as_deref()
+                .map_or("any job".to_owned(), |j| format!("job {j}")),
+            if *consecutive > 1 {
+                format!(", {consecutive} in a row")
+            } else {
+                String::new()
+            },
+            if *retries_exhausted {
+                ", retries exhausted"
+            } else {
+                ""
+            }
         ),
         Condition::Threshold {
             metric,
@@ -75,7 +85,9 @@ fn condition(c: &Condition) -> String {
             window_secs,
         } => format!(
             "{metric:?}{} {op:?} {value} over {window_secs} s",
-            job_id.as_deref().map_or(String::new(), |j| format!(" of job {j}"))
+            job_id
+                .as_deref()
+                .map_or(String::new(), |j| format!(" of job {j}"))
         ),
         Condition::Exception { event, for_secs } => {
             format!("{} ({for_secs} s)", crate::alerts::eval::event_name(*event))
@@ -84,9 +96,14 @@ fn condition(c: &Condition) -> String {
 }
 
 /// `GET /system/alerts`.
-pub async fn page(State(s): State<SharedState>, Extension(caller): Extension<Caller>) -> PageResult {
-    let axum::Json(cfg) = crate::api::alerts::get_config(State(s.clone()), Extension(caller.clone())).await?;
-    let axum::Json(firing) = crate::api::alerts::firing(State(s.clone()), Extension(caller.clone())).await?;
+pub async fn page(
+    State(s): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+) -> PageResult {
+    let axum::Json(cfg) =
+        crate::api::alerts::get_config(State(s.clone()), Extension(caller.clone())).await?;
+    let axum::Json(firing) =
+        crate::api::alerts::firing(State(s.clone()), Extension(caller.clone())).await?;
     let axum::Json(history) = crate::api::alerts::history(
         State(s.clone()),
         Extension(caller.clone()),
@@ -140,7 +157,11 @@ pub async fn page(State(s): State<SharedState>, Extension(caller): Extension<Cal
             .map(|si| {
                 (
                     si.id.clone(),
-                    labels(&si.matchers) + &si.matchers.get("rule").map_or(String::new(), |r| format!(" rule={r}")),
+                    labels(&si.matchers)
+                        + &si
+                            .matchers
+                            .get("rule")
+                            .map_or(String::new(), |r| format!(" rule={r}")),
                     format!("{} – {}", format::time(si.starts), format::time(si.ends)),
                     si.comment.clone(),
                 )
