@@ -23,8 +23,8 @@ pub struct Inputs {
     pub queue: Option<u64>,
     /// Executors online (`None`: unknown).
     pub executors_online: Option<u64>,
-    /// Every registered executor and whether it is online.
-    pub executors: Vec<(String, bool)>,
+    /// Every registered executor, whether it is online, and its last heartbeat.
+    pub executors: Vec<(String, bool, DateTime<Utc>)>,
     /// The store answered.
     pub storage_ok: bool,
     /// The transport answered.
@@ -76,8 +76,6 @@ pub struct Evaluator {
     since: HashMap<String, DateTime<Utc>>,
     /// One-shot events: when each last happened, how often, and what.
     occurred: HashMap<ExceptionEvent, (DateTime<Utc>, u64, String)>,
-    /// Executors seen online.
-    seen_online: HashSet<String>,
     last_poison: Option<u64>,
 }
 
@@ -200,14 +198,6 @@ impl Evaluator {
                         e.summary.clone_from(&f.summary);
                     }
                 }
-                Condition::Exception {
-                    event: ExceptionEvent::ExecutorLost,
-                    ..
-                } => {
-                    if let Some(e) = f.labels.get("executor") {
-                        self.seen_online.insert(e.clone());
-                    }
-                }
                 _ => {}
             }
         }
@@ -249,11 +239,6 @@ impl Evaluator {
                     format!("{poison_delta} poison message(s) skipped since the last evaluation"),
                 ),
             );
-        }
-        for (e, online) in &i.executors {
-            if *online {
-                self.seen_online.insert(e.clone());
-            }
         }
         let mut put = |rule: &str, l: BTreeMap<String, String>, summary: String, count: u64| {
             out.insert(
@@ -357,8 +342,10 @@ impl Evaluator {
                 }
                 Condition::Exception { event, for_secs } => match event {
                     ExceptionEvent::ExecutorLost => {
-                        for (e, online) in &i.executors {
-                            if !online && self.seen_online.contains(e) {
+                        // Offline, and heard from within `for_secs`: an executor retired long ago
+                        // does not stay an alert.
+                        for (e, online, beat) in &i.executors {
+                            if !online && i.now - *beat < TimeDelta::seconds(*for_secs as i64) {
                                 put(
                                     &r.id,
                                     labels(&r.id, &[("executor", e)]),

@@ -117,6 +117,7 @@ async fn evaluate(
                 (
                     e.executor_id.to_string(),
                     e.status == jobsched::ExecutorStatus::Online,
+                    e.last_heartbeat_time,
                 )
             })
             .collect(),

@@ -126,7 +126,8 @@ pub enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExceptionEvent {
-    /// An executor went offline (one alert per executor; resolved when it is back).
+    /// An executor went offline within `for_secs` (one alert per executor; resolved when it is back,
+    /// or `for_secs` after its last heartbeat).
     ExecutorLost,
     /// Another scheduler took over (this one became the leader after another).
     SchedulerFailover,

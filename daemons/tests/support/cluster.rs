@@ -144,6 +144,7 @@ impl Cluster {
             .arg(&self.zk_auth)
             .env("JOBSCHED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JOBSCHED_METRICS_TOKEN", METRICS_TOKEN)
+            .env("JOBSCHED_ALERT_INTERVAL_MS", "200")
             .env("JOBSCHED_LOG", "info")
             .stderr(Stdio::from(log));
         let what = format!("{name} (its log is in {})", self.logs.display());

@@ -83,7 +83,8 @@ impl Engine {
             },
             purge: None,
         };
-        for rec in e.sh.storage.list_executors().await? {
+        let records = e.sh.storage.list_executors().await?;
+        for rec in &records {
             let info = crate::model::ExecutorInfo {
                 executor_id: rec.executor_id.clone(),
                 host: rec.host.clone(),
@@ -97,6 +98,25 @@ impl Engine {
             e.execs.set_enabled(&info, rec.enabled);
         }
         e.apply_members().await;
+        // Executors that left while no scheduler led (their registration ended before this one looked)
+        // are still online in storage: record them offline, as of their last heartbeat.
+        let gone: Vec<_> = records
+            .iter()
+            .filter(|r| r.status == crate::model::ExecutorStatus::Online)
+            .filter(|r| !e.execs.get(&r.executor_id).is_some_and(|x| x.online))
+            .map(|r| crate::model::ExecutorHeartbeat {
+                executor_id: r.executor_id.clone(),
+                status: crate::model::ExecutorStatus::Offline,
+                at: r.last_heartbeat_time,
+                running: 0,
+            })
+            .collect();
+        if !gone.is_empty() {
+            info!(executors = gone.len(), "executors that left before this takeover recorded offline");
+            if let Err(err) = e.sh.storage.record_heartbeats(&gone).await {
+                tracing::warn!(error = %err, "recording executors offline failed");
+            }
+        }
         let started = std::time::Instant::now();
         e.sync_jobs(JobLoad::Initial(watermark)).await?;
         e.scan_active(true).await?;
