@@ -13,6 +13,8 @@ pub mod config;
 pub mod eval;
 pub mod model;
 pub mod notify;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

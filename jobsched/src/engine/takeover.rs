@@ -112,7 +112,10 @@ impl Engine {
             })
             .collect();
         if !gone.is_empty() {
-            info!(executors = gone.len(), "executors that left before this takeover recorded offline");
+            info!(
+                executors = gone.len(),
+                "executors that left before this takeover recorded offline"
+            );
             if let Err(err) = e.sh.storage.record_heartbeats(&gone).await {
                 tracing::warn!(error = %err, "recording executors offline failed");
             }
