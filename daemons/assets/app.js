@@ -149,6 +149,11 @@
       try { p = JSON.parse(raw); } catch (e) { throw { message: "invalid params: not JSON: " + e.message }; }
       return { params: p };
     }
+    if (kind === "document") {
+      // The whole body is the JSON of the form's one text area (the alert configuration).
+      const raw = form.querySelector("textarea").value;
+      try { return JSON.parse(raw); } catch (e) { throw { message: "invalid document: not JSON: " + e.message }; }
+    }
     const body = {};
     const type = kind === "job" ? form.querySelector('[name="schedule_type"]').value : "";
     for (const input of form.querySelectorAll("input[name], select[name], textarea[name]")) {

@@ -204,6 +204,20 @@ test("the alerts page shows an alert firing for a failing job, and its rule", as
     // The notification is recorded, quiet: the rule has no channel.
     await page.getByText("no channel").first().waitFor();
     await shot(page, SUITE, "alerts");
+    // Edited on the page: the server's message for a rule naming a missing channel, then a good change.
+    const doc = JSON.parse(await page.inputValue("#alerts-document"));
+    doc.rules[0].channels = ["nowhere"];
+    await page.fill("#alerts-document", JSON.stringify(doc, null, 2));
+    await page.getByRole("button", { name: "Save alert configuration" }).click();
+    const err = page.locator("#alerts-form .form-error");
+    await err.waitFor({ state: "visible" });
+    assert.match(await err.innerText(), /rules\.etl-failures\.channels: no channel 'nowhere'/);
+    doc.rules[0].channels = [];
+    doc.rules[0].muted = true;
+    await page.fill("#alerts-document", JSON.stringify(doc, null, 2));
+    await page.getByRole("button", { name: "Save alert configuration" }).click();
+    await page.getByText("Configuration version 2").waitFor();
+    await page.locator(".badge", { hasText: "muted" }).first().waitFor();
   });
   noScriptErrors();
 });

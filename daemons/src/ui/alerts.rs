@@ -1,6 +1,6 @@
 //! `GET /system/alerts`: the alerts firing now, the rules, channels and silences, and the newest
-//! notifications (administrators and read-only users; changes go through `PUT /api/alerts/config` or
-//! `jobsched alerts set`).
+//! notifications (administrators and read-only users); administrators edit the configuration there as
+//! JSON (the same document as `PUT /api/alerts/config` and `jobsched alerts set`), checked by the server.
 
 use askama::Template;
 use axum::extract::{Extension, State};
@@ -45,6 +45,8 @@ struct AlertsPage {
     silences: Vec<(String, String, String, String)>,
     events: Vec<EventRow>,
     version: u64,
+    /// The configuration as JSON (secrets as `***`), for administrators to edit.
+    document: String,
 }
 
 fn labels(l: &std::collections::BTreeMap<String, String>) -> String {
@@ -114,6 +116,7 @@ pub async fn page(
     )
     .await?;
     let c = cfg.config;
+    let document = serde_json::to_string_pretty(&c).unwrap_or_default();
     Html::of(&AlertsPage {
         chrome: Chrome::new(&caller, "system", "Alerts"),
         firing: firing
@@ -197,5 +200,6 @@ pub async fn page(
             })
             .collect(),
         version: cfg.version,
+        document,
     })
 }
