@@ -517,6 +517,11 @@ async fn forged_tasks_do_not_run_and_forged_results_do_not_count() {
         Some(4.0),
         "{text}"
     );
+    assert_eq!(
+        series(&text, "jobsched_backend_up{backend=\"coordinator\"}"),
+        Some(1.0),
+        "the ZooKeeper session: {text}"
+    );
     assert!(
         series(
             &text,

@@ -119,6 +119,13 @@ async fn metrics_are_for_authorised_scrapers_and_count_what_happened() {
     assert!(!text.contains("job=\"plain\""), "{text}");
     assert_eq!(v("jobsched_task_run_seconds_count"), 3.0);
     assert_eq!(v("jobsched_leader"), 1.0);
+    for b in ["store", "dispatch", "coordinator"] {
+        assert_eq!(
+            v(&format!("jobsched_backend_up{{backend=\"{b}\"}}")),
+            1.0,
+            "{b}"
+        );
+    }
     assert_eq!(v("jobsched_executors_online"), 1.0);
     assert_eq!(v("jobsched_jobs"), 2.0);
     assert!(v("jobsched_store_call_seconds_count{operation=\"update_executions\"}") >= 1.0);

@@ -171,8 +171,9 @@ pub fn executor_router(
     let key = Arc::new(key);
     let scrape = {
         let (executor, key, t) = (executor.clone(), key.clone(), telemetry.clone());
+        let b = backends.clone();
         move |headers: axum::http::HeaderMap| {
-            let (executor, key, t) = (executor.clone(), key.clone(), t.clone());
+            let (executor, key, t, b) = (executor.clone(), key.clone(), t.clone(), b.clone());
             async move {
                 if !t.is_scrape(&headers) {
                     if let Err(e) =
@@ -181,6 +182,15 @@ pub fn executor_router(
                         return e.into_response();
                     }
                 }
+                let m = &t.metrics;
+                m.observe_backend(
+                    "dispatch",
+                    crate::metrics::answers(b.dispatcher.ping()).await,
+                );
+                m.observe_backend(
+                    "coordinator",
+                    crate::metrics::answers(b.coordinator.ping()).await,
+                );
                 t.metrics.observe_executor(executor.running(), capacity);
                 t.metrics.observe_dispatch(executor.dispatch_stats());
                 t.answer()

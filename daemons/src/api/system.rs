@@ -160,6 +160,16 @@ pub async fn metrics(
         }
     }
     let m = &s.telemetry.metrics;
+    let sch = &s.scheduler;
+    m.observe_backend("store", crate::metrics::answers(sch.storage().ping()).await);
+    m.observe_backend(
+        "dispatch",
+        crate::metrics::answers(sch.dispatcher().ping()).await,
+    );
+    m.observe_backend(
+        "coordinator",
+        crate::metrics::answers(sch.coordinator().ping()).await,
+    );
     m.observe_engine(s.scheduler.engine_stats().await.as_ref());
     m.observe_dispatch(s.scheduler.dispatch_stats());
     s.telemetry.answer()

@@ -149,6 +149,14 @@ impl Telemetry {
     }
 }
 
+/// Whether `ping` answers within 2 s.
+pub async fn answers<F: std::future::Future<Output = jobsched::Result<()>>>(ping: F) -> bool {
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+        Ok(Ok(()))
+    )
+}
+
 /// The middleware counting and timing every request by its route (the pattern, such as
 /// `/api/jobs/{job_id}`, so that ids do not become series; `unmatched` for unknown paths).
 pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) -> Response {

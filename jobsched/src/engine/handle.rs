@@ -210,6 +210,11 @@ impl Scheduler {
         (t != 0 && self.is_active()).then_some(t)
     }
 
+    /// The coordinator this scheduler uses.
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.inner.sh.coordinator
+    }
+
     /// The dispatcher this scheduler uses.
     pub fn dispatcher(&self) -> &Arc<dyn Dispatcher> {
         &self.inner.sh.dispatcher

@@ -96,6 +96,7 @@ struct Inner {
     seen: std::sync::Mutex<DispatchStats>,
     executor_running: Gauge,
     executor_capacity: Gauge,
+    backend_up: Family<Label, Gauge>,
 }
 
 impl Default for Inner {
@@ -122,6 +123,7 @@ impl Default for Inner {
             seen: Default::default(),
             executor_running: Gauge::default(),
             executor_capacity: Gauge::default(),
+            backend_up: Family::default(),
         }
     }
 }
@@ -224,6 +226,12 @@ impl Metrics {
             i.executor_running.clone(),
         );
         r.register(
+            "backend_up",
+            "1 if the backend answered its ping at the scrape, else 0: `store`, `dispatch` (Kafka), \
+             `coordinator` (ZooKeeper: the session is connected)",
+            i.backend_up.clone(),
+        );
+        r.register(
             "executor_capacity",
             "Tasks this executor runs at once at most",
             i.executor_capacity.clone(),
@@ -301,6 +309,14 @@ impl Metrics {
             .redelivered
             .inc_by(stats.redelivered.saturating_sub(seen.redelivered));
         *seen = stats;
+    }
+
+    /// Sets whether `backend` (`store`, `dispatch`, `coordinator`) answered.
+    pub fn observe_backend(&self, backend: &'static str, up: bool) {
+        self.inner
+            .backend_up
+            .get_or_create(&[("backend", backend)])
+            .set(i64::from(up));
     }
 
     /// Sets an executor's gauges.
