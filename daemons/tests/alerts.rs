@@ -39,7 +39,7 @@ async fn run(s: &Server, id: &str) {
         .await;
     let task = r["task_id"].as_str().unwrap().to_owned();
     wait_for("the run to end", || async {
-        matches!(task_status(&s, &task).await, 1 | 2)
+        matches!(task_status(s, &task).await, 1 | 2)
     })
     .await;
 }

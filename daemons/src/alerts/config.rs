@@ -77,15 +77,15 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
                     && url.parse::<reqwest::Url>().is_ok();
                 if !ok {
                     return Err(Error::invalid(
-                        &field("url"),
+                        field("url"),
                         format!("'{url}' is not an http(s) URL"),
                     ));
                 }
                 if !(1..=120).contains(timeout_secs) {
-                    return Err(Error::invalid(&field("timeout_secs"), "must be 1–120"));
+                    return Err(Error::invalid(field("timeout_secs"), "must be 1–120"));
                 }
                 if !(1..=10).contains(max_attempts) {
-                    return Err(Error::invalid(&field("max_attempts"), "must be 1–10"));
+                    return Err(Error::invalid(field("max_attempts"), "must be 1–10"));
                 }
             }
             Target::Email {
@@ -96,21 +96,21 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
                 ..
             } => {
                 if host.is_empty() {
-                    return Err(Error::invalid(&field("host"), "must not be empty"));
+                    return Err(Error::invalid(field("host"), "must not be empty"));
                 }
                 for a in std::iter::once(from).chain(to) {
                     if a.parse::<lettre::message::Mailbox>().is_err() {
                         return Err(Error::invalid(
-                            &field(if a == from { "from" } else { "to" }),
+                            field(if a == from { "from" } else { "to" }),
                             format!("'{a}' is not an email address"),
                         ));
                     }
                 }
                 if to.is_empty() {
-                    return Err(Error::invalid(&field("to"), "needs a recipient"));
+                    return Err(Error::invalid(field("to"), "needs a recipient"));
                 }
                 if !(1..=120).contains(timeout_secs) {
-                    return Err(Error::invalid(&field("timeout_secs"), "must be 1–120"));
+                    return Err(Error::invalid(field("timeout_secs"), "must be 1–120"));
                 }
             }
         }
@@ -122,7 +122,7 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
         for ch in &r.channels {
             if !channels.contains(ch.as_str()) {
                 return Err(Error::invalid(
-                    &field("channels"),
+                    field("channels"),
                     format!("no channel '{ch}'"),
                 ));
             }
@@ -130,7 +130,7 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
         match &r.condition {
             Condition::TaskFailure { consecutive, .. } => {
                 if !(1..=1000).contains(consecutive) {
-                    return Err(Error::invalid(&field("consecutive"), "must be 1–1000"));
+                    return Err(Error::invalid(field("consecutive"), "must be 1–1000"));
                 }
             }
             Condition::Threshold {
@@ -141,7 +141,7 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
             } => {
                 if !(1..=7 * 86_400).contains(window_secs) {
                     return Err(Error::invalid(
-                        &field("window_secs"),
+                        field("window_secs"),
                         "must be 1 s to 7 days",
                     ));
                 }
@@ -151,20 +151,20 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
                 };
                 if !value.is_finite() || !range.contains(value) {
                     return Err(Error::invalid(
-                        &field("value"),
+                        field("value"),
                         format!("{value} is out of range for {metric:?} (a success rate is 0–100)"),
                     ));
                 }
             }
             Condition::Exception { for_secs, .. } => {
                 if *for_secs > 7 * 86_400 {
-                    return Err(Error::invalid(&field("for_secs"), "must be at most 7 days"));
+                    return Err(Error::invalid(field("for_secs"), "must be at most 7 days"));
                 }
             }
         }
         if r.repeat_interval_secs != 0 && r.repeat_interval_secs < 60 {
             return Err(Error::invalid(
-                &field("repeat_interval_secs"),
+                field("repeat_interval_secs"),
                 "must be 0 (no repeat) or at least 60",
             ));
         }
@@ -173,13 +173,13 @@ pub fn validate(c: &AlertsConfig) -> Result<(), Error> {
         check_id("silences.id", &s.id)?;
         if s.ends <= s.starts {
             return Err(Error::invalid(
-                &format!("silences.{}.ends", s.id),
+                format!("silences.{}.ends", s.id),
                 "must be after starts",
             ));
         }
         if s.matchers.is_empty() {
             return Err(Error::invalid(
-                &format!("silences.{}.matchers", s.id),
+                format!("silences.{}.matchers", s.id),
                 "needs at least one label (rule, job, executor, event)",
             ));
         }
@@ -221,7 +221,7 @@ pub fn seal(
             Some(clear) => {
                 let k = keyring.ok_or_else(|| {
                     Error::invalid(
-                        &format!("channels.{id}"),
+                        format!("channels.{id}"),
                         "a channel secret needs the params keyring (`jobsched secrets init`, \
                          --secret-key-file)",
                     )

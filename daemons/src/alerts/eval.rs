@@ -188,17 +188,14 @@ impl Evaluator {
             let Some(rule) = rules.iter().find(|r| r.id == f.rule_id) else {
                 continue;
             };
-            match &rule.condition {
-                Condition::TaskFailure { consecutive, .. } => {
-                    if let Some(job) = f.labels.get("job") {
-                        let e = self.failing.entry(job.clone()).or_default();
-                        e.consecutive = e.consecutive.max(*consecutive);
-                        e.exhausted = e.exhausted.max(*consecutive);
-                        e.count = e.count.max(f.count);
-                        e.summary.clone_from(&f.summary);
-                    }
-                }
-                _ => {}
+            if let Condition::TaskFailure { consecutive, .. } = &rule.condition
+                && let Some(job) = f.labels.get("job")
+            {
+                let e = self.failing.entry(job.clone()).or_default();
+                e.consecutive = e.consecutive.max(*consecutive);
+                e.exhausted = e.exhausted.max(*consecutive);
+                e.count = e.count.max(f.count);
+                e.summary.clone_from(&f.summary);
             }
         }
     }
@@ -455,8 +452,8 @@ pub fn transitions(
         .firing
         .iter()
         .filter(|(k, f)| {
-            !active.contains_key(*k)
-                && !(unknown.contains(&f.rule_id) && rule(&f.rule_id).is_some())
+            let kept = unknown.contains(&f.rule_id) && rule(&f.rule_id).is_some();
+            !(active.contains_key(*k) || kept)
         })
         .map(|(k, _)| k.clone())
         .collect();
