@@ -80,6 +80,13 @@ fn calls(
             "config".into(),
         ),
         (
+            "PUT",
+            "/api/alerts/config".into(),
+            json!({"rules": [{"id": "failures", "condition": {"kind": "task_failure"}}]}),
+            "alerts.update",
+            "alerts".into(),
+        ),
+        (
             "POST",
             "/api/users".into(),
             json!({"name": "carol", "role": "user", "password": "carol password 1"}),
