@@ -68,12 +68,17 @@ pub async fn run(a: Arc<Alerting>) {
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                // A new term (this process took over, or took over again): start afresh from the store.
+                // A new term (this process took over, or took over again): start again from the
+                // store. What the evaluator learned is kept when this process had not been leading:
+                // only the active engine emits runs, so those are this term's (they may have ended
+                // before this tick noticed the term).
                 let term = a.scheduler.leader_term();
                 if term != leading {
+                    if leading.is_some() {
+                        eval = Evaluator::default();
+                    }
                     leading = term;
                     seeded = false;
-                    eval = Evaluator::default();
                 }
                 let Some(term) = term else { continue };
                 let storage = a.scheduler.storage().clone();
