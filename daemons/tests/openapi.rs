@@ -51,6 +51,10 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/api/tokens"),
         ("delete", "/api/tokens/{tokenId}"),
         ("get", "/api/audit"),
+        ("get", "/api/alerts/config"),
+        ("put", "/api/alerts/config"),
+        ("get", "/api/alerts/firing"),
+        ("get", "/api/alerts/history"),
         // Last: it ends the session the other calls use.
         ("post", "/api/auth/logout"),
     ];

@@ -111,6 +111,11 @@ async fn evaluate(
     let s = &a.scheduler;
     let storage = s.storage().clone();
     let now = Utc::now();
+    let mut state = config::load_state(&storage).await?;
+    // Nothing to judge and nothing to resolve: no call to any backend.
+    if config.rules.is_empty() && state.value.firing.is_empty() {
+        return Ok(());
+    }
     let stats = s.engine_stats().await;
     let storage_ok = storage.ping().await.is_ok();
     let executors = s.executors().await.unwrap_or_default();
@@ -132,7 +137,6 @@ async fn evaluate(
         broker_ok: s.dispatcher().ping().await.is_ok(),
         poison: s.dispatch_stats().poison,
     };
-    let mut state = config::load_state(&storage).await?;
     let mut redeliver = Vec::new();
     if !*seeded {
         eval.seed(&state.value, &config.rules);
