@@ -19,9 +19,24 @@ use crate::alerts::model::{AlertEvent, AlertsConfig, Firing};
 pub struct AlertsConfigView {
     /// Increases with every change (0: never set).
     pub version: u64,
-    /// Rules, channels and silences.
-    #[serde(flatten)]
-    pub config: AlertsConfig,
+    /// The rules.
+    pub rules: Vec<crate::alerts::model::AlertRule>,
+    /// Where notifications go (secrets as `***`).
+    pub channels: Vec<crate::alerts::model::Channel>,
+    /// The silences.
+    pub silences: Vec<crate::alerts::model::Silence>,
+}
+
+impl AlertsConfigView {
+    fn of(version: u64, c: AlertsConfig) -> Self {
+        let c = config::redacted(c);
+        AlertsConfigView {
+            version,
+            rules: c.rules,
+            channels: c.channels,
+            silences: c.silences,
+        }
+    }
 }
 
 /// Alerts firing now.
@@ -46,8 +61,8 @@ pub struct HistoryQuery {
     /// Only this rule's.
     #[param(nullable = false)]
     pub rule_id: Option<String>,
-    /// At most this many (default 100, at most 1000).
-    #[param(nullable = false, maximum = 1000)]
+    /// At most this many (default 100, 1–1000).
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -70,10 +85,7 @@ pub async fn get_config(
 ) -> Result<Json<AlertsConfigView>, ApiError> {
     may_read(&caller)?;
     let v = config::load(s.scheduler.storage()).await?;
-    Ok(Json(AlertsConfigView {
-        version: v.version,
-        config: config::redacted(v.value),
-    }))
+    Ok(Json(AlertsConfigView::of(v.version, v.value)))
 }
 
 /// Replace the alerting configuration. A channel secret given as `***` keeps the stored one.
@@ -104,10 +116,7 @@ pub async fn put_config(
     }
     .await;
     audit::on_failure(&s, &entry, &result).await;
-    Ok(Json(AlertsConfigView {
-        version: result?,
-        config: config::redacted(new),
-    }))
+    Ok(Json(AlertsConfigView::of(result?, new)))
 }
 
 /// Alerts firing now.
@@ -134,7 +143,13 @@ pub async fn history(
 ) -> Result<Json<HistoryView>, ApiError> {
     may_read(&caller)?;
     let state = config::load_state(s.scheduler.storage()).await?;
-    let limit = q.limit.unwrap_or(100).min(1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be 1–1000, got {limit}"),
+        ));
+    }
     let items = state
         .value
         .history

@@ -115,7 +115,11 @@ pub async fn page(
         }),
     )
     .await?;
-    let c = cfg.config;
+    let c = crate::alerts::model::AlertsConfig {
+        rules: cfg.rules,
+        channels: cfg.channels,
+        silences: cfg.silences,
+    };
     let document = serde_json::to_string_pretty(&c).unwrap_or_default();
     Html::of(&AlertsPage {
         chrome: Chrome::new(&caller, "system", "Alerts"),
