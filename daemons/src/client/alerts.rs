@@ -3,19 +3,12 @@
 
 use std::path::Path;
 
-use comfy_table::{Table, presets};
 use serde_json::Value;
 
 use super::Client;
+use super::render::table;
 use crate::cli::AlertsCommand;
 use crate::error::DaemonError;
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(presets::NOTHING);
-    t.set_header(header.iter().map(|h| h.to_uppercase()));
-    t
-}
 
 fn labels(v: &Value) -> String {
     v.as_object()

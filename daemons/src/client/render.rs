@@ -5,7 +5,7 @@ use comfy_table::{Table, presets};
 use jobsched::{ExecutionRecord, ExecutorRecord, Job, Page, ScheduleType};
 use serde_json::Value;
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
     t.set_header(header.iter().map(|h| h.to_uppercase()));
