@@ -45,31 +45,32 @@ impl PurgePlan {
     pub async fn run(self, storage: Arc<dyn Storage>) -> crate::Result<u64> {
         let mut total = 0;
         if let Some(before) = self.before {
-            loop {
-                let n = storage.purge_executions(before, PURGE_BATCH).await?;
-                total += n;
-                if (n as usize) < PURGE_BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+            total += drain(|| storage.purge_executions(before, PURGE_BATCH)).await?;
         }
         for (job, before, keep) in self.jobs {
-            if before.is_none() && keep == 0 {
-                continue;
-            }
-            loop {
-                let n = storage
-                    .purge_job_executions(&job, before, keep, PURGE_BATCH)
-                    .await?;
-                total += n;
-                if (n as usize) < PURGE_BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
+            if before.is_some() || keep > 0 {
+                total +=
+                    drain(|| storage.purge_job_executions(&job, before, keep, PURGE_BATCH)).await?;
             }
         }
         Ok(total)
+    }
+}
+
+/// Calls `batch` until it deletes fewer than a full batch; the total.
+async fn drain<F, Fut>(mut batch: F) -> crate::Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
+        if (n as usize) < PURGE_BATCH {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
     }
 }
 
